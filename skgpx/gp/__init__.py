@@ -1,0 +1,8 @@
+"""Pure GP inference: posteriors and marginal likelihoods for each solver back-end."""
+
+from ._abstract import AbstractInference as AbstractInference, AbstractPosterior as AbstractPosterior
+from ._registry import (
+    available_solvers as available_solvers,
+    make_inference as make_inference,
+    register_solver as register_solver,
+)

@@ -1,0 +1,68 @@
+"""The seam between the scikit-learn layer and the numerical GP back-ends.
+
+An *inference method* (``AbstractInference``) turns a kernel, training inputs,
+targets and the per-sample noise into a fitted *posterior* (``AbstractPosterior``)
+and evaluates the log marginal likelihood. Each back-end (exact Cholesky,
+preconditioned CG, random features / Nystrom with Woodbury) is one final
+subclass pair. Everything here is a pure function of its arguments, so the
+estimator can ``eqx.filter_jit`` it once and reuse the compiled code.
+
+Conventions shared by every back-end:
+
+* ``X`` is ``(n, d)``, ``Y`` is ``(n, t)`` (already normalised by the estimator),
+  ``noise`` is ``(n,)``: scikit-learn's ``alpha`` broadcast to one value per
+  sample, added to the diagonal of ``kernel.gram(X)``.
+* Prior terms use ``kernel.gram`` / ``kernel.diag`` on the test inputs and
+  ``kernel.cross`` between test and training inputs, so a ``White`` term adds
+  to predictive variances exactly as in scikit-learn.
+* ``log_marginal_likelihood`` sums over the ``t`` target columns (as scikit-learn
+  does) and is differentiable with ``jax.grad`` with respect to the floating
+  leaves of ``kernel`` (stochastic back-ends return an unbiased gradient
+  estimate through a surrogate, see their docs).
+* ``key`` is a ``jax.random`` key; deterministic back-ends ignore it.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+
+__all__ = ["AbstractInference", "AbstractPosterior"]
+
+
+class AbstractPosterior(eqx.Module):
+    """A fitted GP posterior over latent function values (targets normalised)."""
+
+    @abc.abstractmethod
+    def mean(self, Xs):
+        """Posterior mean at ``Xs`` ``(m, d)``, shape ``(m, t)``."""
+
+    @abc.abstractmethod
+    def var(self, Xs):
+        """Posterior variance at ``Xs``, shape ``(m,)`` (the same for every target)."""
+
+    @abc.abstractmethod
+    def cov(self, Xs):
+        """Posterior covariance at ``Xs``, shape ``(m, m)``."""
+
+    @property
+    @abc.abstractmethod
+    def log_marginal_likelihood_value(self):
+        """Log marginal likelihood of the training data (scalar)."""
+
+    def diagnostics(self) -> dict:
+        """What the back-end did (jitter, iterations, residuals...), as host-side numbers."""
+        return {}
+
+
+class AbstractInference(eqx.Module):
+    """A GP inference strategy: its own options are fields (tolerances, ranks...)."""
+
+    @abc.abstractmethod
+    def condition(self, kernel, X, Y, noise, key) -> AbstractPosterior:
+        """Condition the GP prior ``(kernel, noise)`` on ``(X, Y)``."""
+
+    @abc.abstractmethod
+    def log_marginal_likelihood(self, kernel, X, Y, noise, key):
+        """``log p(Y | X, kernel, noise)`` summed over target columns (differentiable)."""

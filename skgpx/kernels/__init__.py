@@ -1,0 +1,29 @@
+"""Kernels: small immutable Equinox modules, composable and batchable.
+
+``from skgpx.kernels import RBF, Matern, White``; ``2.0 * RBF(0.3) + White(0.1)``.
+"""
+
+from ._base import AbstractKernel as AbstractKernel, resolve_mask as resolve_mask
+from ._basic import (
+    Constant as Constant,
+    DotProduct as DotProduct,
+    Linear as Linear,
+    Polynomial as Polynomial,
+    White as White,
+)
+from ._composite import Exponentiation as Exponentiation, Product as Product, Sum as Sum, as_kernel as as_kernel
+from ._params import (
+    Hyperparameter as Hyperparameter,
+    get_bounds as get_bounds,
+    get_theta as get_theta,
+    hyperparameter_list as hyperparameter_list,
+    set_theta as set_theta,
+)
+from ._stationary import (
+    RBF as RBF,
+    AbstractStationaryKernel as AbstractStationaryKernel,
+    ExpSineSquared as ExpSineSquared,
+    Matern as Matern,
+    RationalQuadratic as RationalQuadratic,
+    sq_dist as sq_dist,
+)

@@ -1,0 +1,101 @@
+"""Kernel algebra: sums, products and integer powers, nestable to any depth."""
+
+from __future__ import annotations
+
+import numbers
+
+import equinox as eqx
+
+from ._base import AbstractKernel
+from ._basic import Constant
+
+__all__ = ["Sum", "Product", "Exponentiation", "as_kernel"]
+
+
+def as_kernel(obj) -> AbstractKernel:
+    """A kernel as is; a positive number as ``Constant(number)``."""
+    if isinstance(obj, AbstractKernel):
+        return obj
+    if isinstance(obj, numbers.Real) and not isinstance(obj, bool):
+        return Constant(float(obj))
+    raise TypeError(
+        f"Cannot combine a kernel with {type(obj).__name__}; use another skgpx kernel or a number "
+        "(scikit-learn kernels are converted with `skgpx.kernels.from_sklearn`)."
+    )
+
+
+class Sum(AbstractKernel):
+    """``k1 + k2``."""
+
+    k1: AbstractKernel
+    k2: AbstractKernel
+
+    def pairwise(self, x1, x2):
+        return self.k1.pairwise(x1, x2) + self.k2.pairwise(x1, x2)
+
+    def _cross(self, X1, X2):
+        return self.k1._cross(X1, X2) + self.k2._cross(X1, X2)
+
+    def _gram(self, X):
+        return self.k1._gram(X) + self.k2._gram(X)
+
+    def _diag(self, X):
+        return self.k1._diag(X) + self.k2._diag(X)
+
+    def __repr__(self):
+        return f"{self.k1!r} + {self.k2!r}"
+
+
+class Product(AbstractKernel):
+    """``k1 * k2`` (elementwise product of covariances)."""
+
+    k1: AbstractKernel
+    k2: AbstractKernel
+
+    def pairwise(self, x1, x2):
+        return self.k1.pairwise(x1, x2) * self.k2.pairwise(x1, x2)
+
+    def _cross(self, X1, X2):
+        return self.k1._cross(X1, X2) * self.k2._cross(X1, X2)
+
+    def _gram(self, X):
+        return self.k1._gram(X) * self.k2._gram(X)
+
+    def _diag(self, X):
+        return self.k1._diag(X) * self.k2._diag(X)
+
+    def __repr__(self):
+        return f"{_paren(self.k1)} * {_paren(self.k2)}"
+
+
+class Exponentiation(AbstractKernel):
+    """``kernel ** exponent`` for a positive integer exponent (static)."""
+
+    kernel: AbstractKernel
+    exponent: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        if not (isinstance(self.exponent, numbers.Integral) and self.exponent >= 1):
+            raise ValueError(
+                f"Exponentiation needs a positive integer exponent, got {self.exponent!r}: a "
+                "non-integer power of a kernel is not positive definite in general."
+            )
+
+    def pairwise(self, x1, x2):
+        return self.kernel.pairwise(x1, x2) ** self.exponent
+
+    def _cross(self, X1, X2):
+        return self.kernel._cross(X1, X2) ** self.exponent
+
+    def _gram(self, X):
+        return self.kernel._gram(X) ** self.exponent
+
+    def _diag(self, X):
+        return self.kernel._diag(X) ** self.exponent
+
+    def __repr__(self):
+        return f"{_paren(self.kernel)} ** {self.exponent}"
+
+
+def _paren(k):
+    return f"({k!r})" if isinstance(k, Sum) else repr(k)

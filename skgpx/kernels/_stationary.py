@@ -1,0 +1,158 @@
+"""Stationary kernels: RBF, Matérn, RationalQuadratic, ExpSineSquared.
+
+All share one vectorised path: inputs are divided by the (scalar or ARD)
+length scale, squared distances come from direct differences (exact, used for
+few features) or from the matmul identity ``|a|^2 + |b|^2 - 2 a.b`` (a GEMM,
+used for many features), and each kernel maps the squared distance to a value.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from ._base import AbstractKernel, bounds_field, hyperparameter_field
+
+__all__ = ["AbstractStationaryKernel", "RBF", "Matern", "RationalQuadratic", "ExpSineSquared", "sq_dist"]
+
+# Up to this many features the broadcast difference is as fast as the GEMM form and exact.
+_DIRECT_MAX_FEATURES = 2
+
+
+def sq_dist(A, B, *, same=False):
+    """Squared Euclidean distances between rows of ``A`` (n, d) and ``B`` (m, d).
+
+    ``same=True`` states that ``A is B``: the diagonal is then exactly zero.
+    """
+    if A.shape[-1] <= _DIRECT_MAX_FEATURES:
+        diff = A[:, None, :] - B[None, :, :]
+        return jnp.sum(diff * diff, axis=-1)
+    a2 = jnp.sum(A * A, axis=-1)
+    b2 = a2 if same else jnp.sum(B * B, axis=-1)
+    r2 = jnp.maximum(a2[:, None] + b2[None, :] - 2.0 * (A @ B.T), 0.0)
+    if same:
+        n = A.shape[0]
+        r2 = jnp.where(jnp.eye(n, dtype=bool), 0.0, r2)
+    return r2
+
+
+def safe_sqrt(r2):
+    """``sqrt`` with a finite derivative at zero (the derivative there is set to 0)."""
+    pos = r2 > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, r2, 1.0)), 0.0)
+
+
+class AbstractStationaryKernel(AbstractKernel):
+    """A kernel ``k(x, x') = f(|(x - x') / length_scale|^2)``.
+
+    Subclasses have a ``length_scale`` field (scalar, or one per feature for ARD)
+    and implement :meth:`from_sq_dist`.
+    """
+
+    def from_sq_dist(self, r2):
+        raise NotImplementedError
+
+    def _scaled(self, X):
+        return X / self.length_scale
+
+    def pairwise(self, x1, x2):
+        d = (x1 - x2) / self.length_scale
+        return self.from_sq_dist(jnp.sum(d * d))
+
+    def _cross(self, X1, X2):
+        return self.from_sq_dist(sq_dist(self._scaled(X1), self._scaled(X2)))
+
+    def _gram(self, X):
+        A = self._scaled(X)
+        return self.from_sq_dist(sq_dist(A, A, same=True))
+
+    def _diag(self, X):
+        return jnp.broadcast_to(self.from_sq_dist(jnp.zeros((), X.dtype)), X.shape[:1])
+
+    @property
+    def anisotropic(self) -> bool:
+        return jnp.ndim(self.length_scale) > 0
+
+
+class RBF(AbstractStationaryKernel):
+    """Squared exponential: ``exp(-r^2 / 2)`` with ``r = |x - x'| / length_scale``."""
+
+    length_scale: object = hyperparameter_field(default=1.0)
+    length_scale_bounds: object = bounds_field()
+    hyperparameters = ("length_scale",)
+
+    def from_sq_dist(self, r2):
+        return jnp.exp(-0.5 * r2)
+
+
+class Matern(AbstractStationaryKernel):
+    """Matérn kernel with smoothness ``nu`` in {0.5, 1.5, 2.5} (static) or ``inf`` (RBF)."""
+
+    length_scale: object = hyperparameter_field(default=1.0)
+    length_scale_bounds: object = bounds_field()
+    nu: float = eqx.field(static=True, default=1.5)
+    hyperparameters = ("length_scale",)
+
+    def __check_init__(self):
+        if self.nu not in (0.5, 1.5, 2.5, math.inf):
+            raise ValueError(
+                f"Matern(nu={self.nu!r}) is not supported: use nu in {{0.5, 1.5, 2.5}} "
+                "(or nu=inf, which is the RBF kernel)."
+            )
+
+    def from_sq_dist(self, r2):
+        if self.nu == math.inf:
+            return jnp.exp(-0.5 * r2)
+        r = safe_sqrt(r2)
+        if self.nu == 0.5:
+            return jnp.exp(-r)
+        if self.nu == 1.5:
+            s = math.sqrt(3.0) * r
+            return (1.0 + s) * jnp.exp(-s)
+        s = math.sqrt(5.0) * r
+        return (1.0 + s + s * s / 3.0) * jnp.exp(-s)
+
+    def _repr_extra(self):
+        return (("nu", self.nu),)
+
+
+class RationalQuadratic(AbstractStationaryKernel):
+    """``(1 + r^2 / (2 alpha))^(-alpha)`` with ``r = |x - x'| / length_scale``."""
+
+    length_scale: object = hyperparameter_field(default=1.0)
+    alpha: object = hyperparameter_field(default=1.0)
+    length_scale_bounds: object = bounds_field()
+    alpha_bounds: object = bounds_field()
+    hyperparameters = ("alpha", "length_scale")
+
+    def from_sq_dist(self, r2):
+        return (1.0 + r2 / (2.0 * self.alpha)) ** (-self.alpha)
+
+
+class ExpSineSquared(AbstractKernel):
+    """Periodic kernel ``exp(-2 sin^2(pi d / periodicity) / length_scale^2)``, ``d = |x - x'|``."""
+
+    length_scale: object = hyperparameter_field(default=1.0)
+    periodicity: object = hyperparameter_field(default=1.0)
+    length_scale_bounds: object = bounds_field()
+    periodicity_bounds: object = bounds_field()
+    hyperparameters = ("length_scale", "periodicity")
+
+    def _from_dist(self, d):
+        s = jnp.sin(jnp.pi * d / self.periodicity)
+        return jnp.exp(-2.0 * s * s / self.length_scale**2)
+
+    def pairwise(self, x1, x2):
+        d = x1 - x2
+        return self._from_dist(safe_sqrt(jnp.sum(d * d)))
+
+    def _cross(self, X1, X2):
+        return self._from_dist(safe_sqrt(sq_dist(X1, X2)))
+
+    def _gram(self, X):
+        return self._from_dist(safe_sqrt(sq_dist(X, X, same=True)))
+
+    def _diag(self, X):
+        return jnp.ones(X.shape[:1], X.dtype)
