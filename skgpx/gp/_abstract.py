@@ -46,6 +46,13 @@ class AbstractPosterior(eqx.Module):
     def cov(self, Xs):
         """Posterior covariance at ``Xs``, shape ``(m, m)``."""
 
+    @abc.abstractmethod
+    def solve_train(self, R):
+        """``(K(X, X) + diag(noise))^{-1} R`` for ``R`` of shape ``(n, k)`` with the back-end's own solver.
+
+        Used by pathwise (Matheron) sampling for the data-driven correction.
+        """
+
     @property
     @abc.abstractmethod
     def log_marginal_likelihood_value(self):
