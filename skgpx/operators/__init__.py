@@ -1,0 +1,19 @@
+"""Linear operators (lineax) for GP covariance matrices: dense, matrix-free tiled, low-rank."""
+
+from ._common import (
+    auto_tile_size as auto_tile_size,
+    cross_diagonal as cross_diagonal,
+    noise_diagonal as noise_diagonal,
+    tiled_cross_mm as tiled_cross_mm,
+)
+from ._factory import (
+    available_memory_bytes as available_memory_bytes,
+    dense_fits as dense_fits,
+    dense_memory_budget as dense_memory_budget,
+    kernel_operator as kernel_operator,
+)
+from ._kernel_operator import (
+    AbstractKernelOperator as AbstractKernelOperator,
+    DenseKernelOperator as DenseKernelOperator,
+    MatrixFreeKernelOperator as MatrixFreeKernelOperator,
+)
