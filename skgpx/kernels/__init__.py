@@ -27,3 +27,15 @@ from ._stationary import (
     RationalQuadratic as RationalQuadratic,
     sq_dist as sq_dist,
 )
+from ._sklearn import (
+    SUPPORTED_SKLEARN_KERNELS as SUPPORTED_SKLEARN_KERNELS,
+    as_skgpx_kernel as as_skgpx_kernel,
+    from_sklearn as from_sklearn,
+    to_sklearn as to_sklearn,
+)
+from ._spectral import (
+    RandomFourierFeatures as RandomFourierFeatures,
+    draw_random_fourier_features as draw_random_fourier_features,
+    sample_base_frequencies as sample_base_frequencies,
+    spectral_density as spectral_density,
+)
