@@ -1,0 +1,262 @@
+"""Spectral densities and random Fourier features (Bochner's theorem).
+
+A stationary kernel with ``k(0) = 1`` is the characteristic function of a
+probability density ``p`` on frequencies, ``k(x - x') = E_p[cos(omega . (x - x'))]``
+(Bochner; Rahimi & Recht 2007, eq. 2). Drawing ``m`` frequencies gives the feature map
+
+    phi(x) = sqrt(c / m) [cos(omega_j . x), sin(omega_j . x)]_{j=1..m}        (2m columns)
+
+with ``phi(x) . phi(x') = (c / m) sum_j cos(omega_j . (x - x'))``, an unbiased
+estimate of ``c k(x - x')``. Paired sin/cos features are used rather than
+``sqrt(2/r) cos(omega x + b)`` with random phases: they have lower variance
+(Sutherland & Schneider 2015) and ``phi(x) . phi(x) = c`` exactly, so prior
+variances are exact.
+
+Spectral densities (normalised to probability densities, length scale ``l``,
+one per feature for ARD, ``Sigma = diag(l)^-2``):
+
+* RBF: ``omega ~ N(0, Sigma)``.
+* Matérn ``nu``: multivariate Student-t with ``2 nu`` degrees of freedom and scale
+  ``Sigma``, i.e. ``omega = z / sqrt(u / (2 nu)) / l`` with ``z ~ N(0, I_d)`` and ONE
+  ``u ~ chi^2_{2 nu}`` shared by all coordinates of a frequency. Drawing the
+  coordinates as independent 1-D Student-t variables would give the product of
+  1-D Matérn kernels, a different (non-isotropic) kernel when ``d > 1``.
+
+Kernel trees: ``Sum`` -> concatenated feature blocks; ``Product`` with
+``Constant`` -> amplitude; a product of stationary factors -> frequencies add
+(the spectral measure of a product is the convolution of the factors' measures;
+on disjoint ``ActiveDims`` this is the concatenated frequency vector);
+``Exponentiation(k, p)`` -> ``p`` independent factors. ``White`` terms have zero
+cross-covariance and carry no features (the low-rank model adds them to its
+diagonal). Anything else raises a ``ValueError`` pointing to ``solver="nystrom"``.
+
+Base frequencies (``z`` and ``u`` above) are drawn once from a key and divided by
+the current length scale when features are formed, so features are
+differentiable with respect to every hyperparameter.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._base import AbstractKernel
+from ._basic import Constant, White
+from ._composite import Exponentiation, Product, Sum
+from ._stationary import RBF, Matern
+
+__all__ = [
+    "spectral_density",
+    "sample_base_frequencies",
+    "RandomFourierFeatures",
+    "draw_random_fourier_features",
+    "spectral_terms",
+]
+
+_NYSTROM_HINT = "use solver='nystrom', which needs only kernel evaluations"
+
+
+# -- single stationary kernels --------------------------------------------------------
+def _check_spectral(kernel):
+    if isinstance(kernel, RBF) or (isinstance(kernel, Matern) and kernel.nu in (0.5, 1.5, 2.5, math.inf)):
+        return
+    raise ValueError(
+        f"Random Fourier features need a spectral density; {kernel!r} has none implemented "
+        f"(supported: RBF, Matern(nu in 0.5, 1.5, 2.5)). {_NYSTROM_HINT}."
+    )
+
+
+def _dof(kernel):
+    """Student-t degrees of freedom ``2 nu`` of a Matérn kernel (``None`` for Gaussian)."""
+    if isinstance(kernel, Matern) and kernel.nu != math.inf:
+        return 2.0 * kernel.nu
+    return None
+
+
+def sample_base_frequencies(kernel, n_dims: int, n_frequencies: int, key, dtype=None):
+    """Length-scale-free frequencies ``(n_frequencies, n_dims)`` of ``kernel`` (RBF or Matérn).
+
+    Divide by the length scale to get draws from the spectral density:
+    ``omega = base / length_scale``.
+    """
+    _check_spectral(kernel)
+    dtype = dtype or jnp.result_type(float)
+    kz, ku = jax.random.split(key)
+    z = jax.random.normal(kz, (n_frequencies, n_dims), dtype)
+    df = _dof(kernel)
+    if df is None:
+        return z
+    # One chi^2_{2 nu} scale per frequency shared by all coordinates (multivariate t).
+    u = 2.0 * jax.random.gamma(ku, df / 2.0, (n_frequencies, 1), dtype)
+    return z / jnp.sqrt(u / df)
+
+
+def spectral_density(kernel, omega):
+    """Spectral density ``p(omega)`` of a unit-variance RBF / Matérn kernel (a probability density).
+
+    ``omega`` has shape ``(..., d)``; ``k(tau) = integral p(omega) cos(omega . tau) d omega``.
+    """
+    _check_spectral(kernel)
+    omega = jnp.asarray(omega)
+    d = omega.shape[-1]
+    ls = jnp.broadcast_to(jnp.asarray(kernel.length_scale, omega.dtype), (d,))
+    q = jnp.sum((omega * ls) ** 2, axis=-1)  # omega^T Sigma^-1 omega
+    log_det = jnp.sum(jnp.log(ls))  # -1/2 log|Sigma|
+    df = _dof(kernel)
+    if df is None:
+        return jnp.exp(log_det - 0.5 * d * math.log(2 * math.pi) - 0.5 * q)
+    # Multivariate Student-t density with df = 2 nu and scale Sigma.
+    log_c = math.lgamma((df + d) / 2) - math.lgamma(df / 2) - 0.5 * d * math.log(df * math.pi)
+    return jnp.exp(log_c + log_det - 0.5 * (df + d) * jnp.log1p(q / df))
+
+
+# -- kernel trees -----------------------------------------------------------------------
+class SpectralFactor(NamedTuple):
+    kernel: AbstractKernel  # RBF or Matern
+    dims: tuple | None  # active input dimensions (None = all)
+
+
+class SpectralTerm(NamedTuple):
+    amplitude: object  # traced scalar (product of Constant factors)
+    factors: tuple  # SpectralFactor, ...; empty for a constant term
+
+
+def _active_dims(kernel):
+    """``(inner, dims)`` for an active-dimension wrapper (duck-typed), else ``None``."""
+    inner = getattr(kernel, "kernel", None)
+    for name in ("dims", "active_dims"):
+        dims = getattr(kernel, name, None)
+        if dims is not None and isinstance(inner, AbstractKernel):
+            return inner, tuple(int(i) for i in np.atleast_1d(np.asarray(dims)))
+    return None
+
+
+def _factors(kernel, dims):
+    """Flatten a product into ``(amplitude, [SpectralFactor], has_white)``."""
+    if isinstance(kernel, Product):
+        a1, f1, w1 = _factors(kernel.k1, dims)
+        a2, f2, w2 = _factors(kernel.k2, dims)
+        return a1 * a2, f1 + f2, w1 or w2
+    if isinstance(kernel, Exponentiation):
+        a, f, w = _factors(kernel.kernel, dims)
+        return a**kernel.exponent, f * kernel.exponent, w
+    if isinstance(kernel, Constant):
+        return kernel.constant_value, [], False
+    if isinstance(kernel, White):
+        return 1.0, [], True
+    if isinstance(kernel, (RBF, Matern)):
+        return 1.0, [SpectralFactor(kernel, dims)], False
+    wrapped = _active_dims(kernel)
+    if wrapped is not None:
+        inner, sub = wrapped
+        if dims is not None:
+            sub = tuple(dims[i] for i in sub)
+        return _factors(inner, sub)
+    if isinstance(kernel, Sum):
+        raise ValueError(
+            f"Random Fourier features cannot represent the product/power of a sum {kernel!r}; expand "
+            f"the kernel into a sum of products, or {_NYSTROM_HINT}."
+        )
+    raise ValueError(
+        f"Random Fourier features are not available for {kernel!r} (no spectral density implemented; "
+        f"supported: RBF, Matern(nu in 0.5, 1.5, 2.5), Constant, White, sums and products of these). "
+        f"{_NYSTROM_HINT}."
+    )
+
+
+def spectral_terms(kernel, dims=None) -> list[SpectralTerm]:
+    """Split ``kernel`` into a sum of ``amplitude * prod(stationary factors)`` terms.
+
+    ``White`` terms (zero cross-covariance) are dropped. Raises ``ValueError`` for
+    kernels random Fourier features cannot represent.
+    """
+    if isinstance(kernel, Sum):
+        return spectral_terms(kernel.k1, dims) + spectral_terms(kernel.k2, dims)
+    wrapped = _active_dims(kernel)
+    if wrapped is not None and isinstance(wrapped[0], Sum):
+        inner, sub = wrapped
+        if dims is not None:
+            sub = tuple(dims[i] for i in sub)
+        return spectral_terms(inner, sub)
+    amplitude, factors, white = _factors(kernel, dims)
+    if white:
+        return []
+    return [SpectralTerm(amplitude, tuple(factors))]
+
+
+class RandomFourierFeatures(eqx.Module):
+    """Feature map ``phi(X)`` of shape ``(n, n_features)`` with ``phi phi^T ~ K`` (White parts excluded).
+
+    Built by :func:`draw_random_fourier_features`. Holds the kernel (traced
+    hyperparameters) and the fixed base frequencies, so ``phi`` is differentiable
+    with respect to the kernel's leaves.
+    """
+
+    kernel: AbstractKernel
+    base: tuple  # per term: tuple of (m_t, len(dims)) arrays, one per factor
+    n_frequencies: tuple[int, ...] = eqx.field(static=True)
+
+    @property
+    def n_features(self) -> int:
+        return sum(2 * m if m > 0 else 1 for m in self.n_frequencies)
+
+    def __call__(self, X):
+        X = jnp.asarray(X)
+        blocks = []
+        for term, base, m in zip(spectral_terms(self.kernel), self.base, self.n_frequencies):
+            amp = jnp.asarray(term.amplitude, X.dtype)
+            if m == 0:  # constant term: one exact feature sqrt(c)
+                blocks.append(jnp.broadcast_to(jnp.sqrt(amp), (X.shape[0], 1)))
+                continue
+            # omega . x = sum over factors of x[dims] . (base / length_scale): frequencies of a
+            # product add (convolution of spectral measures).
+            proj = jnp.zeros((X.shape[0], m), X.dtype)
+            for factor, b in zip(term.factors, base):
+                Xf = X if factor.dims is None else X[:, list(factor.dims)]
+                proj = proj + (Xf / jnp.asarray(factor.kernel.length_scale, X.dtype)) @ b.T.astype(X.dtype)
+            scale = jnp.sqrt(amp / m)
+            blocks.append(scale * jnp.concatenate([jnp.cos(proj), jnp.sin(proj)], axis=1))
+        return jnp.concatenate(blocks, axis=1)
+
+
+def draw_random_fourier_features(kernel, n_dims: int, n_components: int, key) -> RandomFourierFeatures:
+    """Draw the random Fourier feature map of ``kernel`` with at most ``n_components`` columns.
+
+    Each constant-only term gets one exact column; the remaining columns are split
+    equally between the stationary terms (``m = (n_components - n_const) // (2 T)``
+    sin/cos frequency pairs each), independent of the current amplitudes so shapes
+    stay static during hyperparameter optimisation.
+    """
+    terms = spectral_terms(kernel)
+    if not terms:
+        raise ValueError(
+            f"kernel {kernel!r} has no part other than White noise: there is nothing for random "
+            "features to approximate; use solver='cholesky'."
+        )
+    n_const = sum(1 for t in terms if not t.factors)
+    n_spec = len(terms) - n_const
+    m = (int(n_components) - n_const) // (2 * n_spec) if n_spec else 0
+    if n_spec and m < 1:
+        raise ValueError(
+            f"n_components={n_components} is too small for a kernel with {n_spec} stationary terms; "
+            f"use n_components >= {2 * n_spec + n_const}."
+        )
+    bases, sizes = [], []
+    for i, term in enumerate(terms):
+        if not term.factors:
+            bases.append(())
+            sizes.append(0)
+            continue
+        kt = jax.random.fold_in(key, i)
+        fb = []
+        for j, factor in enumerate(term.factors):
+            nd = n_dims if factor.dims is None else len(factor.dims)
+            fb.append(sample_base_frequencies(factor.kernel, nd, m, jax.random.fold_in(kt, j)))
+        bases.append(tuple(fb))
+        sizes.append(m)
+    return RandomFourierFeatures(kernel, tuple(bases), tuple(sizes))
