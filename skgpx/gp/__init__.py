@@ -6,3 +6,4 @@ from ._registry import (
     make_inference as make_inference,
     register_solver as register_solver,
 )
+from ._exact import ExactInference as ExactInference, ExactPosterior as ExactPosterior
