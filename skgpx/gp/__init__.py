@@ -7,3 +7,4 @@ from ._registry import (
     register_solver as register_solver,
 )
 from ._exact import ExactInference as ExactInference, ExactPosterior as ExactPosterior
+from ._cg import CGInference as CGInference, CGPosterior as CGPosterior, warn_if_not_converged as warn_if_not_converged

@@ -7,3 +7,10 @@ from ._cholesky import (
     jittered_cholesky as jittered_cholesky,
     solve_lower as solve_lower,
 )
+from ._love import LoveCache as LoveCache, love_cache as love_cache
+from ._pcg import PCGResult as PCGResult, pcg as pcg
+from ._pivoted_cholesky import (
+    PivotedCholeskyPreconditioner as PivotedCholeskyPreconditioner,
+    pivoted_cholesky as pivoted_cholesky,
+)
+from ._slq import cg_tridiagonal as cg_tridiagonal, slq_quadratures as slq_quadratures
