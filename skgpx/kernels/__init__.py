@@ -39,3 +39,7 @@ from ._spectral import (
     sample_base_frequencies as sample_base_frequencies,
     spectral_density as spectral_density,
 )
+from ._active_dims import ActiveDims as ActiveDims
+from ._batched import Batched as Batched
+from ._chordal import Chordal as Chordal
+from ._io import load as load, save as save

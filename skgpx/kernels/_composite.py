@@ -24,11 +24,24 @@ def as_kernel(obj) -> AbstractKernel:
     )
 
 
+def _check_unbatched(*kernels):
+    from ._batched import Batched
+
+    if any(isinstance(k, Batched) for k in kernels):
+        raise TypeError(
+            "A Batched kernel only has batched entry points (gram, cross, diag); batch the whole "
+            "expression instead, e.g. Batched(k1 + k2, batch_size) rather than Batched(k1, B) + k2."
+        )
+
+
 class Sum(AbstractKernel):
     """``k1 + k2``."""
 
     k1: AbstractKernel
     k2: AbstractKernel
+
+    def __check_init__(self):
+        _check_unbatched(self.k1, self.k2)
 
     def pairwise(self, x1, x2):
         return self.k1.pairwise(x1, x2) + self.k2.pairwise(x1, x2)
@@ -51,6 +64,9 @@ class Product(AbstractKernel):
 
     k1: AbstractKernel
     k2: AbstractKernel
+
+    def __check_init__(self):
+        _check_unbatched(self.k1, self.k2)
 
     def pairwise(self, x1, x2):
         return self.k1.pairwise(x1, x2) * self.k2.pairwise(x1, x2)
@@ -75,6 +91,7 @@ class Exponentiation(AbstractKernel):
     exponent: int = eqx.field(static=True)
 
     def __check_init__(self):
+        _check_unbatched(self.kernel)
         if not (isinstance(self.exponent, numbers.Integral) and self.exponent >= 1):
             raise ValueError(
                 f"Exponentiation needs a positive integer exponent, got {self.exponent!r}: a "

@@ -90,6 +90,10 @@ def get_bounds(kernel: AbstractKernel) -> np.ndarray:
         b = np.asarray(h.bounds, dtype=np.float64).reshape(-1, 2)
         if b.shape[0] == 1:
             b = np.repeat(b, h.n_elements, axis=0)
+        elif len(h.shape) > 1 and b.shape[0] == h.shape[-1] and b.shape[0] != h.n_elements:
+            # Per-feature bounds of a leaf with leading batch axes (Batched, distinct ARD):
+            # theta ravels in C order, so the feature axis varies fastest.
+            b = np.tile(b, (h.n_elements // b.shape[0], 1))
         elif b.shape[0] != h.n_elements:
             raise ValueError(
                 f"hyperparameter {h.name!r} has {h.n_elements} elements but {b.shape[0]} bounds; "
