@@ -1,5 +1,6 @@
 """skgpx: scalable Gaussian processes for scikit-learn users, on JAX, Equinox and lineax."""
 
 from . import kernels as kernels
+from .estimators import ScalableGPRegressor as ScalableGPRegressor
 
 __version__ = "0.1.0"

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["check_random_state", "key_from_rng", "KeyStream"]
+__all__ = ["check_random_state", "key_from_rng", "key_from_random_state", "KeyStream"]
 
 
 def key_from_rng(rng: np.random.RandomState):
@@ -31,3 +31,15 @@ class KeyStream:
     def next(self):
         self._key, sub = jax.random.split(self._key)
         return sub
+
+
+def key_from_random_state(rng: np.random.RandomState, stream: int = 0):
+    """A JAX key derived from ``rng``'s current state *without advancing* ``rng``.
+
+    The estimator uses its ``RandomState`` for exactly the draws scikit-learn makes
+    (restart points), so those stay identical to scikit-learn's; JAX-side keys come
+    from a copy of the state, folded with ``stream`` to separate their uses.
+    """
+    copy = np.random.RandomState()
+    copy.set_state(rng.get_state())
+    return jax.random.fold_in(key_from_rng(copy), stream)

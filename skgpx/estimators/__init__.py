@@ -1,0 +1,3 @@
+"""scikit-learn estimators: the thin layer over the pure GP back-ends."""
+
+from ._gpr import ScalableGPRegressor as ScalableGPRegressor

@@ -1,0 +1,490 @@
+"""``ScalableGPRegressor``: scikit-learn's ``GaussianProcessRegressor`` API on skgpx back-ends.
+
+A thin scikit-learn layer: validation and bookkeeping here, numerics in the
+pure, compiled functions of :mod:`skgpx.gp` (the back-end chosen by ``solver``),
+:mod:`._optimize` (hyperparameters) and :mod:`._predict` (predictions).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
+from sklearn.gaussian_process.kernels import Kernel as SkKernel
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._config import precision_scope, resolve_dtype
+from .._device import describe_device, resolve_device
+from .._random import key_from_random_state
+from ..gp import make_inference
+from ..gp._auto import select_solver
+from ..kernels import AbstractKernel, to_sklearn
+from . import _predict
+from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
+from ._state import kernel_deep_params, split_kernel_params, to_host
+from ._validation import (
+    GPR_PARAMETER_CONSTRAINTS,
+    fit_kernel,
+    noise_vector,
+    normalise_targets,
+    prior_kernel,
+    to_skgpx,
+)
+
+__all__ = ["ScalableGPRegressor"]
+
+# sample_y(method="auto") draws exactly (a dense m x m covariance) up to this many points.
+EXACT_SAMPLING_MAX_POINTS = 2000
+
+_OPTION_NAMES = (
+    "n_components",
+    "landmark_method",
+    "tol",
+    "max_iter",
+    "preconditioner_rank",
+    "n_probes",
+    "lanczos_order",
+    "variance_method",
+    "random_state",
+    "jitter",
+)
+
+
+class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Gaussian process regression, a drop-in for scikit-learn's ``GaussianProcessRegressor``.
+
+    The first eight parameters, the methods and the fitted attributes are
+    scikit-learn's, with the same meaning and defaults; with ``solver="cholesky"``
+    (what ``"auto"`` picks for moderate ``n``) the numbers are scikit-learn's to
+    rounding.
+
+    **Parameters** (scikit-learn's)
+
+    - `kernel`: a scikit-learn kernel, an skgpx kernel, or None (``ConstantKernel() *
+      RBF()``, optimised, as scikit-learn; prior predictions use the fixed
+      ``C(1.0, "fixed") * RBF(1.0, "fixed")``).
+    - `alpha`: value(s) added to the diagonal of the training Gram matrix (noise
+      variance), scalar or one per sample. Default 1e-10.
+    - `optimizer`: ``"fmin_l_bfgs_b"`` (scipy's L-BFGS-B, as scikit-learn), a callable
+      ``optimizer(obj_func, initial_theta, bounds) -> (theta_opt, func_min)`` where
+      ``obj_func(theta, eval_gradient=True)`` returns the *negative* log marginal
+      likelihood and its gradient, or None (keep the kernel's hyperparameters).
+    - `n_restarts_optimizer`: extra optimiser runs from points drawn uniformly in the
+      log bounds with ``random_state``.
+    - `normalize_y`, `copy_X_train`, `n_targets`, `random_state`: as scikit-learn.
+
+    **Parameters** (skgpx's)
+
+    - `solver`: ``"auto"`` (see ``skgpx.gp._auto.select_solver``), ``"cholesky"``
+      (exact), ``"cg"``, ``"rff"``, ``"nystrom"`` (when installed back-ends register
+      them), or an ``skgpx.gp.AbstractInference`` instance.
+    - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
+      ``jax.Device``; arrays are placed and computations run there.
+    - `dtype`: ``"float64"`` (default; matches scikit-learn) or ``"float32"``.
+    - `jitter`: ``"auto"`` (adaptive: none unless the factorisation fails, then the
+      smallest of ``1e-10 ... 1e-6`` times the mean diagonal that works; reported in
+      ``jitter_`` and warned about) or a fixed value always added (``0.0``: never).
+    - `verbose`: 0 silent, 1 one line per optimiser run, 2 also every iteration.
+    - `n_components`, `landmark_method` (low-rank back-ends), `tol`, `max_iter`,
+      `preconditioner_rank`, `n_probes`, `lanczos_order`, `variance_method` (CG back-end):
+      passed to the back-end in its ``options`` dict.
+
+    **Fitted attributes**: scikit-learn's ``X_train_``, ``y_train_``, ``kernel_`` (a
+    scikit-learn kernel when a scikit-learn kernel or None was given, else the skgpx
+    kernel), ``L_``, ``alpha_``, ``log_marginal_likelihood_value_``,
+    ``n_features_in_``, ``feature_names_in_``; and skgpx's ``kernel_skgpx_`` (the
+    fitted skgpx kernel), ``solver_`` (resolved name), ``posterior_`` (the fitted
+    posterior module), ``jitter_``, ``n_iter_`` (iterations of the best optimiser
+    run), ``optimizer_runs_`` (one dict per run), ``device_`` (a string).
+    """
+
+    _parameter_constraints: dict = GPR_PARAMETER_CONSTRAINTS
+
+    def __init__(
+        self,
+        kernel=None,
+        *,
+        alpha=1e-10,
+        optimizer="fmin_l_bfgs_b",
+        n_restarts_optimizer=0,
+        normalize_y=False,
+        copy_X_train=True,
+        n_targets=None,
+        random_state=None,
+        solver="auto",
+        device=None,
+        dtype="float64",
+        jitter="auto",
+        verbose=0,
+        n_components=1024,
+        landmark_method="rpcholesky",
+        tol=1e-6,
+        max_iter=1000,
+        preconditioner_rank="auto",
+        n_probes=16,
+        lanczos_order=100,
+        variance_method="auto",
+    ):
+        self.kernel = kernel
+        self.alpha = alpha
+        self.optimizer = optimizer
+        self.n_restarts_optimizer = n_restarts_optimizer
+        self.normalize_y = normalize_y
+        self.copy_X_train = copy_X_train
+        self.n_targets = n_targets
+        self.random_state = random_state
+        self.solver = solver
+        self.device = device
+        self.dtype = dtype
+        self.jitter = jitter
+        self.verbose = verbose
+        self.n_components = n_components
+        self.landmark_method = landmark_method
+        self.tol = tol
+        self.max_iter = max_iter
+        self.preconditioner_rank = preconditioner_rank
+        self.n_probes = n_probes
+        self.lanczos_order = lanczos_order
+        self.variance_method = variance_method
+
+    # -- scikit-learn plumbing ----------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        if deep:
+            params.update(kernel_deep_params(self.kernel))
+        return params
+
+    def set_params(self, **params):
+        """As scikit-learn; ``kernel__<name>`` also works for skgpx kernels (via ``kernel.replace``)."""
+        rest, kernel_updates = split_kernel_params(params, params.get("kernel", self.kernel))
+        super().set_params(**rest)
+        if kernel_updates:
+            self.kernel = self.kernel.replace(**kernel_updates)
+        return self
+
+    def __getstate__(self):
+        # JAX arrays (posterior, kernels) are stored as NumPy so pickles load anywhere,
+        # without a device and without depending on the x64 flag at load time.
+        return to_host(super().__getstate__())
+
+    def _context(self):
+        dtype = resolve_dtype(self.dtype)
+        device = resolve_device(self.device)
+        return dtype, device
+
+    def _options(self) -> dict:
+        return {name: getattr(self, name) for name in _OPTION_NAMES}
+
+    # -- fit -------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Fit the GP: optimise the kernel hyperparameters (unless ``optimizer=None``) and condition.
+
+        **Arguments:** `X` ``(n_samples, n_features)``; `y` ``(n_samples,)`` or
+        ``(n_samples, n_targets)``. **Returns:** ``self``.
+        """
+        self._validate_params()
+        dtype, device = self._context()
+        kernel = fit_kernel(self.kernel)
+        kernel = clone(kernel) if isinstance(kernel, SkKernel) else kernel
+        self._sklearn_kernel = isinstance(kernel, SkKernel)
+        kernel_skgpx = to_skgpx(kernel)
+        self._rng = check_random_state(self.random_state)
+
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, ensure_2d=True, dtype="numeric")
+        n_targets_seen = y.shape[1] if y.ndim > 1 else 1
+        if self.n_targets is not None and n_targets_seen != self.n_targets:
+            raise ValueError(
+                "The number of targets seen in `y` is different from the parameter "
+                f"`n_targets`. Got {n_targets_seen} != {self.n_targets}."
+            )
+        y, self._y_train_mean, self._y_train_std = normalise_targets(y, self.normalize_y)
+        noise = noise_vector(self.alpha, y.shape[0])
+        self.X_train_ = np.copy(X) if self.copy_X_train else X
+        self.y_train_ = np.copy(y) if self.copy_X_train else y
+
+        n, d = X.shape
+        self.solver_ = select_solver(n, d, dtype.itemsize) if self.solver == "auto" else self.solver
+        if not isinstance(self.solver_, str):
+            self.solver_ = type(self.solver_).__name__
+        inference = make_inference(self.solver if self.solver != "auto" else self.solver_, self._options())
+        self.inference_ = inference
+        self.device_ = describe_device(device)
+
+        with precision_scope(dtype), jax.default_device(device):
+            Xj = jax.device_put(jnp.asarray(X, dtype), device)
+            Yj = jax.device_put(jnp.asarray(y.reshape(n, -1), dtype), device)
+            noise_j = jax.device_put(jnp.asarray(noise, dtype), device)
+            key = key_from_random_state(self._rng)
+            self.optimizer_runs_, self.n_iter_ = [], 0
+            if self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0:
+                obj = NegativeLML(kernel_skgpx, inference, Xj, Yj, noise_j, key, dtype, self.verbose)
+                bounds = kernel_skgpx.bounds
+                theta, func_min, runs, best = optimize_hyperparameters(
+                    self.optimizer,
+                    obj,
+                    np.asarray(kernel_skgpx.theta, dtype=np.float64),
+                    bounds,
+                    self.n_restarts_optimizer,
+                    self._rng,
+                    self.verbose,
+                )
+                kernel_skgpx = _host_kernel(kernel_skgpx.with_theta(theta))
+                warn_if_near_bounds(kernel_skgpx, theta, bounds)
+                self.optimizer_runs_, self.n_iter_ = runs, runs[best]["n_iter"]
+                lml_value = -func_min
+            else:
+                lml_value = None
+            posterior = inference.condition(kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
+        self.kernel_skgpx_ = kernel_skgpx
+        self.kernel_ = to_sklearn(kernel_skgpx) if self._sklearn_kernel else kernel_skgpx
+        self._check_posterior(posterior)
+        self.posterior_ = posterior
+        self.log_marginal_likelihood_value_ = (
+            float(posterior.log_marginal_likelihood_value) if lml_value is None else float(lml_value)
+        )
+        return self
+
+    def _check_posterior(self, posterior):
+        diag = posterior.diagnostics()
+        if not bool(getattr(posterior, "ok", True)):
+            raise np.linalg.LinAlgError(
+                f"The kernel, {self.kernel_}, is not returning a positive definite matrix. Try gradually "
+                "increasing the 'alpha' parameter of your ScalableGPRegressor estimator (adaptive jitter "
+                f"up to {diag.get('jitter', 0.0):.3g} on the diagonal did not help)."
+            )
+        self.jitter_ = float(diag.get("jitter", 0.0))
+        if self.jitter_ > 0:
+            warnings.warn(
+                f"K + alpha was not numerically positive definite; added jitter {self.jitter_:.3g} to its "
+                "diagonal (stored in `jitter_`). Increase `alpha` (or add a WhiteKernel) to model the noise "
+                "explicitly.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    # -- fitted-state views (scikit-learn's names) --------------------------------------
+    @property
+    def L_(self):
+        """Lower Cholesky factor of ``K(X_train_, X_train_) + alpha`` (exact solver only)."""
+        check_is_fitted(self, "posterior_")
+        L = getattr(self.posterior_, "L", None)
+        if L is None:
+            raise AttributeError(f"`L_` is only available with solver='cholesky' (this model used {self.solver_!r}).")
+        return np.asarray(L)
+
+    @property
+    def alpha_(self):
+        """``(K + alpha)^{-1} y_train_`` on the normalised scale, shaped like ``y_train_``."""
+        check_is_fitted(self, "posterior_")
+        a = getattr(self.posterior_, "alpha", None)
+        if a is None:
+            raise AttributeError(f"`alpha_` is not stored by the {self.solver_!r} solver.")
+        a = np.asarray(a)
+        return a.reshape(self.y_train_.shape)
+
+    # -- predict -----------------------------------------------------------------------
+    def predict(self, X, return_std=False, return_cov=False):
+        """Predictive mean, and optionally standard deviation or covariance, as scikit-learn.
+
+        Before ``fit`` the GP prior is used. Shapes: mean ``(m,)`` or ``(m, n_targets)``;
+        std likewise; cov ``(m, m)`` or ``(m, m, n_targets)``.
+        """
+        if return_std and return_cov:
+            raise RuntimeError("At most one of return_std or return_cov can be requested.")
+        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        dtype, device = self._context()
+        with precision_scope(dtype), jax.default_device(device):
+            Xs = jax.device_put(jnp.asarray(X, dtype), device)
+            if not hasattr(self, "X_train_"):
+                return self._predict_prior(Xs, return_std, return_cov)
+            std_y = self._y_train_std
+            if return_cov:
+                mean, cov = _predict.posterior_mean_cov(self.posterior_, Xs)
+            elif return_std:
+                mean, var = _predict.posterior_mean_var(self.posterior_, Xs)
+            else:
+                mean = _predict.posterior_mean(self.posterior_, Xs)
+        y_mean = std_y * np.asarray(mean) + self._y_train_mean
+        if y_mean.ndim > 1 and y_mean.shape[1] == 1:
+            y_mean = np.squeeze(y_mean, axis=1)
+        if return_cov:
+            y_cov = np.asarray(cov)
+            y_cov = np.outer(y_cov, std_y**2).reshape(*y_cov.shape, -1)
+            return y_mean, (np.squeeze(y_cov, axis=2) if y_cov.shape[2] == 1 else y_cov)
+        if return_std:
+            y_var = np.array(var)
+            negative = y_var < 0
+            if np.any(negative):
+                warnings.warn("Predicted variances smaller than 0. Setting those variances to 0.")
+                y_var[negative] = 0.0
+            y_var = np.outer(y_var, std_y**2).reshape(*y_var.shape, -1)
+            if y_var.shape[1] == 1:
+                y_var = np.squeeze(y_var, axis=1)
+            return y_mean, np.sqrt(y_var)
+        return y_mean
+
+    def _predict_prior(self, Xs, return_std, return_cov):
+        kernel = to_skgpx(prior_kernel(self.kernel))
+        n_targets = self.n_targets if self.n_targets is not None else 1
+        y_mean = np.zeros(shape=(Xs.shape[0], n_targets)).squeeze()
+        if return_cov:
+            y_cov = np.asarray(_predict.prior_cov(kernel, Xs))
+            if n_targets > 1:
+                y_cov = np.repeat(np.expand_dims(y_cov, -1), repeats=n_targets, axis=-1)
+            return y_mean, y_cov
+        if return_std:
+            y_var = np.asarray(_predict.prior_var(kernel, Xs))
+            if n_targets > 1:
+                y_var = np.repeat(np.expand_dims(y_var, -1), repeats=n_targets, axis=-1)
+            return y_mean, np.sqrt(y_var)
+        return y_mean
+
+    # -- sampling --------------------------------------------------------------------------
+    def sample_y(self, X, n_samples=1, random_state=0, method="auto"):
+        """Draw samples of the GP (posterior after ``fit``, prior before) at ``X``.
+
+        **Arguments:**
+
+        - `n_samples`, `random_state`: as scikit-learn.
+        - `method`: ``"exact"`` draws from the dense predictive covariance with
+          ``rng.multivariate_normal`` exactly as scikit-learn (identical numbers for the
+          same ``random_state``); ``"pathwise"`` uses pathwise (Matheron) conditioning
+          of a random-feature prior draw, ``O(m)`` memory in the number of query points
+          (``skgpx.gp._pathwise``); ``"auto"`` is exact for at most
+          ``EXACT_SAMPLING_MAX_POINTS = 2000`` query points (or before ``fit``) and
+          pathwise beyond.
+
+        **Returns:** ``(m, n_samples)``, or ``(m, n_targets, n_samples)`` for multi-output.
+        """
+        if method not in ("auto", "exact", "pathwise"):
+            raise ValueError(f"`method` must be 'auto', 'exact' or 'pathwise', got {method!r}.")
+        rng = check_random_state(random_state)
+        fitted = hasattr(self, "X_train_")
+        if method == "auto":
+            m = len(X) if hasattr(X, "__len__") else np.shape(X)[0]
+            method = "exact" if (not fitted or m <= EXACT_SAMPLING_MAX_POINTS) else "pathwise"
+        if method == "pathwise":
+            if not fitted:
+                raise ValueError("sample_y(method='pathwise') needs a fitted model; use method='exact' for the prior.")
+            return self._sample_pathwise(X, n_samples, rng)
+        y_mean, y_cov = self.predict(X, return_cov=True)
+        if y_mean.ndim == 1:
+            return rng.multivariate_normal(y_mean, y_cov, n_samples).T
+        samples = [
+            rng.multivariate_normal(y_mean[:, t], y_cov[..., t], n_samples).T[:, np.newaxis]
+            for t in range(y_mean.shape[1])
+        ]
+        return np.hstack(samples)
+
+    def _sample_pathwise(self, X, n_samples, rng):
+        from ..gp._pathwise import pathwise_sample
+
+        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        dtype, device = self._context()
+        n = self.X_train_.shape[0]
+        with precision_scope(dtype), jax.default_device(device):
+            key = key_from_random_state(rng, stream=2)
+            rng.randint(0, 2**31 - 1)  # advance a user-supplied RandomState, as exact sampling would
+            samples = pathwise_sample(
+                self.inference_,
+                self.posterior_,
+                self.kernel_skgpx_,
+                jnp.asarray(self.X_train_, dtype),
+                jnp.asarray(self.y_train_.reshape(n, -1), dtype),
+                jnp.asarray(noise_vector(self.alpha, n), dtype),
+                jnp.asarray(X, dtype),
+                int(n_samples),
+                key,
+            )
+        s = np.asarray(samples)  # (n_samples, m, t), normalised scale
+        s = s * np.reshape(self._y_train_std, (1, 1, -1)) + np.reshape(self._y_train_mean, (1, 1, -1))
+        if self.y_train_.ndim == 1:
+            return s[:, :, 0].T
+        return np.transpose(s, (1, 2, 0))
+
+    # -- marginal likelihood -------------------------------------------------------------
+    def log_marginal_likelihood(self, theta=None, eval_gradient=False, clone_kernel=True):
+        """Log marginal likelihood of ``theta`` (log hyperparameters) on the training data.
+
+        As scikit-learn: ``theta=None`` returns ``log_marginal_likelihood_value_``;
+        ``eval_gradient=True`` also returns the gradient (by JAX autodiff);
+        ``clone_kernel=False`` sets ``kernel_``'s hyperparameters to ``theta``.
+        """
+        if theta is None:
+            if eval_gradient:
+                raise ValueError("Gradient can only be evaluated for theta!=None")
+            return self.log_marginal_likelihood_value_
+        check_is_fitted(self, "posterior_")
+        theta = np.asarray(theta, dtype=np.float64)
+        if not clone_kernel:
+            self.kernel_skgpx_ = _host_kernel(self.kernel_skgpx_.with_theta(theta))
+            if isinstance(self.kernel_, SkKernel):
+                self.kernel_.theta = theta
+            else:
+                self.kernel_ = self.kernel_skgpx_
+        dtype, device = self._context()
+        n = self.X_train_.shape[0]
+        with precision_scope(dtype), jax.default_device(device):
+            obj = NegativeLML(
+                self.kernel_skgpx_,
+                self.inference_,
+                jnp.asarray(self.X_train_, dtype),
+                jnp.asarray(self.y_train_.reshape(n, -1), dtype),
+                jnp.asarray(noise_vector(self.alpha, n), dtype),
+                key_from_random_state(self._rng),
+                dtype,
+            )
+            if eval_gradient:
+                value, grad = obj(theta, eval_gradient=True)
+                return -value, -grad
+            return -obj(theta, eval_gradient=False)
+
+    # -- reporting ---------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A readable multi-line report of the fitted model."""
+        check_is_fitted(self, "posterior_")
+        n, d = self.X_train_.shape
+        t = 1 if self.y_train_.ndim == 1 else self.y_train_.shape[1]
+        resolved = f"{self.solver_}" + (" (chosen by solver='auto')" if self.solver == "auto" else "")
+        lines = [
+            "ScalableGPRegressor",
+            f"  kernel             : {self.kernel_}",
+            f"  solver             : {resolved}",
+            f"  device / dtype     : {self.device_} / {resolve_dtype(self.dtype).name}",
+            f"  training data      : n={n}, d={d}, targets={t}, normalize_y={self.normalize_y}",
+            f"  log marginal lik.  : {self.log_marginal_likelihood_value_:.6g}",
+        ]
+        if self.optimizer_runs_:
+            best = max(self.optimizer_runs_, key=lambda r: r["log_marginal_likelihood"])
+            conv = {True: "converged", False: "did NOT converge", None: "callable optimizer"}[best["converged"]]
+            lines.append(
+                f"  optimiser          : {self.optimizer if isinstance(self.optimizer, str) else 'callable'}, "
+                f"{len(self.optimizer_runs_)} run(s); best: {best['n_iter']} iterations, {conv}"
+            )
+        else:
+            lines.append("  optimiser          : none (hyperparameters kept as given)")
+        lines.append(f"  jitter             : {self.jitter_:.3g}" + ("" if self.jitter_ > 0 else " (none needed)"))
+        diag = {k: v for k, v in self.posterior_.diagnostics().items() if k not in ("jitter", "solver")}
+        if diag:
+            lines.append("  back-end           : " + ", ".join(f"{k}={_fmt(v)}" for k, v in diag.items()))
+        return "\n".join(lines)
+
+
+def _host_kernel(kernel):
+    """Kernel hyperparameters as float64 NumPy arrays (as stored before tracing)."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float64) if isinstance(x, jax.Array) else x, kernel)
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

@@ -1,0 +1,44 @@
+"""Estimator state helpers: nested ``kernel__...`` parameters for skgpx kernels, pickling."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from ..kernels import AbstractKernel
+
+__all__ = ["kernel_deep_params", "split_kernel_params", "to_host"]
+
+
+def kernel_deep_params(kernel) -> dict:
+    """``kernel__<name>`` entries for ``get_params(deep=True)`` when ``kernel`` is an skgpx kernel.
+
+    (scikit-learn kernels have their own ``get_params``, which ``BaseEstimator``
+    already expands.)
+    """
+    if not isinstance(kernel, AbstractKernel):
+        return {}
+    return {f"kernel__{name}": value for name, value in kernel.parameters().items()}
+
+
+def split_kernel_params(params: dict, kernel):
+    """Split ``set_params`` arguments into the ordinary ones and the skgpx kernel's nested ones.
+
+    Nested parameters of a scikit-learn kernel stay with the ordinary ones
+    (``BaseEstimator.set_params`` forwards them to ``kernel.set_params``); those of an
+    skgpx kernel are returned separately, to be applied with ``kernel.replace(**...)``.
+    """
+    if not isinstance(kernel, AbstractKernel):
+        return dict(params), {}
+    rest, nested = {}, {}
+    for key, value in params.items():
+        if key.startswith("kernel__"):
+            nested[key[len("kernel__") :]] = value
+        else:
+            rest[key] = value
+    return rest, nested
+
+
+def to_host(tree):
+    """Replace every JAX array in ``tree`` (dicts, lists, Equinox modules) by a NumPy array."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, tree)
