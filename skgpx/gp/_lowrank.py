@@ -1,0 +1,369 @@
+"""Low-rank GP inference: random Fourier features (``solver="rff"``) and Nyström (``solver="nystrom"``).
+
+Both replace the kernel by ``k~(x, x') = phi(x) . phi(x')`` plus its ``White``
+part, and do *exact* GP inference for that approximate kernel: the noisy Gram
+matrix is the :class:`~skgpx.operators.LowRankPlusDiagonal` operator
+``Phi Phi^T + diag(noise + white)``, solved by Woodbury with the determinant
+lemma (:mod:`skgpx.solvers._woodbury`). Equivalently the model is Bayesian
+linear regression on the features, ``f = phi(x) . w``, ``w ~ N(0, I_r)``, whose
+posterior is ``w | Y ~ N(A^{-1} Phi^T D^{-1} Y, A^{-1})`` with ``A = I + Phi^T D^{-1} Phi``
+(Rasmussen & Williams 2006, Eq. 2.11 in weight space). Posterior mean, variance,
+covariance, the log marginal likelihood and pathwise samples are all those of
+this one approximate GP, so they are mutually consistent; they are NOT the exact
+GP's (``diagnostics()`` reports the kernel approximation error).
+
+Nyström additionally keeps the exact prior variance: its approximate kernel is
+``phi(x) . phi(x') + [x = x'] (k(x, x) - |phi(x)|^2)``, the diagonal residual
+acting like a heteroscedastic ``White`` term (FITC, Snelson & Ghahramani 2006;
+Quiñonero-Candela & Rasmussen 2005, Eq. 23). It is still low rank plus diagonal,
+and with all training points as landmarks it reproduces the exact posterior
+(mean, variance and LML), also at new test points, which the plain
+subset-of-regressors kernel ``phi . phi`` does not. For random Fourier features
+``|phi(x)|^2 = k(x, x)`` exactly (sin/cos pairs), so the residual is zero and is
+not computed.
+
+Random features (``phi`` from :mod:`skgpx.kernels._spectral`): base frequencies
+are drawn from ``key`` and rescaled by the traced length scales, so the LML is a
+deterministic, differentiable function of the hyperparameters for a fixed key.
+
+Nyström: ``phi(x) = L^{-1} k(Z, x)`` with ``L L^T = K(Z, Z) (+ jitter)`` for ``r``
+landmarks ``Z`` chosen by
+
+* ``"uniform"``: ``r`` training points without replacement;
+* ``"kmeans++"``: k-means++ seeding (Arthur & Vassilvitskii 2007), ``D^2`` sampling in
+  input space, independent of the hyperparameters;
+* ``"rpcholesky"``: randomly pivoted Cholesky (Chen, Epperly, Tropp & Webber 2023,
+  Alg. 1): pivots sampled proportionally to the diagonal of the residual kernel.
+  Uses kernel values, so the landmarks depend on the hyperparameters (selected
+  without gradient, with fixed uniforms from ``key`` so small changes of the
+  hyperparameters rarely change them).
+
+``kmeans++`` and ``rpcholesky`` run on a uniform pool of ``max(20 r, 20000)``
+training points (all of them when ``n`` is smaller), which bounds their cost at
+``O(pool * r^2)`` independently of ``n``. With ``r = n`` and ``"uniform"`` the
+approximation is exact (up to the jitter), which the tests check.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+
+from ..kernels._basic import White
+from ..kernels._spectral import RandomFourierFeatures, draw_random_fourier_features
+from ..operators._lowrank import LowRankPlusDiagonal, auto_batch_size, map_feature_rows
+from ..solvers._cholesky import jittered_cholesky
+from ..solvers._woodbury import WoodburyFactor, gaussian_lml, woodbury_solve
+from ._abstract import AbstractInference, AbstractPosterior
+from ._registry import register_solver
+
+__all__ = [
+    "LowRankPosterior",
+    "RFFInference",
+    "NystromInference",
+    "NystromFeatures",
+    "select_landmarks",
+    "without_white",
+    "white_diagonal",
+    "residual_diagonal",
+]
+
+_LANDMARK_METHODS = ("rpcholesky", "kmeans++", "uniform")
+
+
+# -- White parts ------------------------------------------------------------------------------
+def without_white(kernel):
+    """``kernel`` with every ``White`` noise level set to zero (the part features represent)."""
+    return jax.tree_util.tree_map(
+        lambda k: eqx.tree_at(lambda w: w.noise_level, k, k.noise_level * 0.0) if isinstance(k, White) else k,
+        kernel,
+        is_leaf=lambda k: isinstance(k, White),
+    )
+
+
+def white_diagonal(kernel, X):
+    """Diagonal-only (``White``) part of ``kernel.gram(X)``, shape ``(n,)``."""
+    return kernel.diag(X) - without_white(kernel).diag(X)
+
+
+def residual_diagonal(kernel, features, X, batch_size):
+    """``max(k(x, x) - |phi(x)|^2, 0)`` for the White-free ``kernel``, in row batches."""
+    sq = map_feature_rows(features, X, lambda P, _: jnp.sum(P * P, axis=1), batch_size)
+    return jnp.maximum(kernel.diag(X) - sq, 0.0)
+
+
+# -- Nyström -----------------------------------------------------------------------------------
+class NystromFeatures(eqx.Module):
+    """``phi(x) = L^{-1} k(Z, x)``: ``phi(X) phi(X)^T = K(X, Z) K(Z, Z)^{-1} K(Z, X)``."""
+
+    kernel: object  # White-free kernel
+    Z: jax.Array
+    chol: jax.Array  # lower factor of K(Z, Z) + jitter I
+
+    def __call__(self, X):
+        return solve_triangular(self.chol, self.kernel.cross(self.Z, X), lower=True).T
+
+
+def _inverse_cdf(weights, u):
+    """Index sampled with probability ``weights / sum(weights)`` from the uniform ``u``."""
+    cdf = jnp.cumsum(weights)
+    return jnp.minimum(jnp.searchsorted(cdf, u * cdf[-1], side="right"), weights.shape[0] - 1)
+
+
+def _kmeanspp(Xp, r, key):
+    k0, ku = jax.random.split(key)
+    u = jax.random.uniform(ku, (r,), Xp.dtype)
+    first = jax.random.randint(k0, (), 0, Xp.shape[0])
+
+    def step(i, state):
+        idx, d2 = state
+        d2 = jnp.minimum(d2, jnp.sum((Xp - Xp[idx[i - 1]]) ** 2, axis=1))
+        return idx.at[i].set(_inverse_cdf(d2, u[i])), d2
+
+    idx0 = jnp.zeros((r,), jnp.int64 if jax.config.jax_enable_x64 else jnp.int32).at[0].set(first)
+    idx, _ = jax.lax.fori_loop(1, r, step, (idx0, jnp.full(Xp.shape[:1], jnp.inf, Xp.dtype)))
+    return idx
+
+
+def _rpcholesky(kernel, Xp, r, key):
+    """Chen, Epperly, Tropp & Webber (2023), Alg. 1 on the pool ``Xp``: returns pivot indices."""
+    u = jax.random.uniform(key, (r,), Xp.dtype)
+    diag0 = kernel.diag(Xp)
+
+    def step(i, state):
+        F, diag, idx = state
+        s = _inverse_cdf(diag, u[i])  # line 3: sample s ~ diag / sum(diag)
+        g = kernel.cross(Xp, Xp[s][None])[:, 0] - F @ F[s]  # line 4: residual column
+        gs = g[s]
+        col = jnp.where(gs > 0, g / jnp.sqrt(jnp.where(gs > 0, gs, 1.0)), 0.0)  # line 5
+        diag = jnp.maximum(diag - col * col, 0.0).at[s].set(0.0)  # line 6 (exactly 0 at the pivot)
+        return F.at[:, i].set(col), diag, idx.at[i].set(s)
+
+    init = (jnp.zeros((Xp.shape[0], r), Xp.dtype), diag0, jnp.zeros((r,), jnp.int64 if jax.config.jax_enable_x64 else jnp.int32))
+    _, _, idx = jax.lax.fori_loop(0, r, step, init)
+    return idx
+
+
+def select_landmarks(kernel, X, r: int, method: str, key):
+    """``r`` landmark rows of ``X`` by ``method`` in {"rpcholesky", "kmeans++", "uniform"} (no gradient)."""
+    n = X.shape[0]
+    kpool, ksel = jax.random.split(key)
+    if method == "uniform":
+        return X[jax.random.choice(ksel, n, (r,), replace=False)]
+    pool = min(n, max(20 * r, 20000))
+    Xp = X if pool == n else X[jax.random.choice(kpool, n, (pool,), replace=False)]
+    Xp = jax.lax.stop_gradient(Xp)
+    if method == "kmeans++":
+        return Xp[_kmeanspp(Xp, r, ksel)]
+    if method == "rpcholesky":
+        return Xp[_rpcholesky(jax.lax.stop_gradient(kernel), Xp, r, ksel)]
+    raise ValueError(f"landmark_method must be one of {_LANDMARK_METHODS}, got {method!r}.")
+
+
+# -- posterior ------------------------------------------------------------------------------------
+class LowRankPosterior(AbstractPosterior):
+    """Exact posterior of the GP with kernel ``phi(x) . phi(x') + White``: the weight-space Gaussian.
+
+    ``chol`` factorises ``A = I + Phi^T D^{-1} Phi``; ``weights = A^{-1} Phi^T D^{-1} Y``.
+    """
+
+    kernel: object
+    operator: LowRankPlusDiagonal
+    chol: jax.Array
+    weights: jax.Array  # (r, t)
+    lml: jax.Array
+    approx_error: jax.Array  # relative Frobenius error of phi phi^T on a training subsample
+    info: tuple = eqx.field(static=True)  # ((name, value), ...): hashable for jit
+    diag_correction: bool = eqx.field(static=True, default=False)
+
+    @property
+    def features(self):
+        return self.operator.features
+
+    def _rows(self, Xs, fn):
+        return map_feature_rows(self.features, Xs, fn, self.operator.batch_size)
+
+    def independent_diagonal(self, Xs):
+        """Diagonal-only part of the approximate prior at ``Xs``: White plus the Nyström residual."""
+        d = white_diagonal(self.kernel, Xs)
+        if self.diag_correction:
+            d = d + residual_diagonal(without_white(self.kernel), self.features, Xs, self.operator.batch_size)
+        return d
+
+    def mean(self, Xs):
+        return self._rows(Xs, lambda P, _: P @ self.weights)
+
+    def var(self, Xs):
+        # phi(x)^T A^{-1} phi(x) + White variance at x
+        v = self._rows(Xs, lambda P, _: jnp.sum(solve_triangular(self.chol, P.T, lower=True) ** 2, axis=0))
+        return v + self.independent_diagonal(Xs)
+
+    def mean_and_var(self, Xs):
+        def fn(P, _):
+            V = solve_triangular(self.chol, P.T, lower=True)
+            return jnp.concatenate([P @ self.weights, jnp.sum(V * V, axis=0)[:, None]], axis=1)
+
+        out = self._rows(Xs, fn)
+        return out[:, :-1], out[:, -1] + self.independent_diagonal(Xs)
+
+    def cov(self, Xs):
+        V = solve_triangular(self.chol, self.features(Xs).T, lower=True)
+        return V.T @ V + jnp.diag(self.independent_diagonal(Xs))
+
+    def solve_train(self, R):
+        return woodbury_solve(WoodburyFactor(self.operator, self.chol), R)
+
+    def cross_matmul(self, Xs, B):
+        """``k~(Xs, X) @ B = phi(Xs) (Phi^T B)`` for ``B`` ``(n, k)``: ``O((m + n) r k)``, no ``m x n`` block."""
+        W = self.operator.rmatmul_features(B)
+        return self._rows(Xs, lambda P, _: P @ W)
+
+    @property
+    def log_marginal_likelihood_value(self):
+        return self.lml
+
+    def diagnostics(self) -> dict:
+        out = dict(self.info)
+        out["kernel_approx_rel_frobenius_error"] = float(self.approx_error)
+        out["n_train"] = int(self.operator.X.shape[0])
+        return out
+
+
+# -- inference ------------------------------------------------------------------------------------
+class AbstractLowRankInference(AbstractInference):
+    """Shared machinery: build the features, then Woodbury for the LML and the posterior."""
+
+    n_components: int = eqx.field(static=True, default=1024)
+    batch_size: int | None = eqx.field(static=True, default=None)
+    n_diagnostic_points: int = eqx.field(static=True, default=200)
+    diag_correction = False  # class constant: add the FITC residual diagonal (Nyström)
+
+    def feature_map(self, kernel, X, key):
+        raise NotImplementedError
+
+    def _info(self, features) -> dict:
+        raise NotImplementedError
+
+    def _operator(self, kernel, X, noise, key):
+        if key is None:
+            raise ValueError(
+                f"{type(self).__name__} draws random features/landmarks and needs a `key` "
+                "(jax.random.key); the estimator derives it from `random_state`."
+            )
+        X = jnp.asarray(X)
+        features = self.feature_map(kernel, X, key)
+        r = jax.eval_shape(features, X[:1]).shape[1]
+        batch = self.batch_size or auto_batch_size(X.shape[0], r)
+        d = noise + white_diagonal(kernel, X)
+        if self.diag_correction:
+            d = d + residual_diagonal(without_white(kernel), features, X, batch)
+        return LowRankPlusDiagonal(features, X, d, batch)
+
+    def log_marginal_likelihood(self, kernel, X, Y, noise, key):
+        value, _ = gaussian_lml(self._operator(kernel, X, noise, key), Y)
+        return value
+
+    def condition(self, kernel, X, Y, noise, key) -> LowRankPosterior:
+        op = self._operator(kernel, X, noise, key)
+        lml, (L, B) = gaussian_lml(op, Y)
+        weights = jax.scipy.linalg.cho_solve((L, True), B)
+        err = self._approx_error(kernel, op, jax.random.fold_in(key, 1))
+        info = tuple(sorted(self._info(op.features).items()))
+        return LowRankPosterior(kernel, op, L, weights, lml, err, info, self.diag_correction)
+
+    def _approx_error(self, kernel, op, key):
+        """``|K~_s - K_s|_F / |K_s|_F`` on a random subsample of training points (White parts excluded)."""
+        n = op.X.shape[0]
+        m = min(n, self.n_diagnostic_points)
+        Xs = op.X if m == n else op.X[jax.random.choice(key, n, (m,), replace=False)]
+        Xs = jax.lax.stop_gradient(Xs)
+        P = op.features(Xs)
+        base = without_white(kernel)
+        K = base.gram(Xs)
+        approx = P @ P.T
+        if self.diag_correction:
+            approx = approx + jnp.diag(jnp.maximum(base.diag(Xs) - jnp.sum(P * P, axis=1), 0.0))
+        return jnp.linalg.norm(approx - K) / jnp.linalg.norm(K)
+
+
+class RFFInference(AbstractLowRankInference):
+    """Random Fourier features (``n_components`` columns, sin/cos pairs) + Woodbury. See the module docstring."""
+
+    def feature_map(self, kernel, X, key) -> RandomFourierFeatures:
+        return draw_random_fourier_features(kernel, X.shape[1], self.n_components, key)
+
+    def _info(self, features) -> dict:
+        return {
+            "solver": "rff",
+            "n_components": int(self.n_components),
+            "n_features_used": int(features.n_features),
+            "n_frequencies_per_term": tuple(int(m) for m in features.n_frequencies),
+        }
+
+
+class NystromInference(AbstractLowRankInference):
+    """Nyström features from ``min(n_components, n)`` landmarks + Woodbury. See the module docstring.
+
+    ``jitter``: ``"auto"`` or a number, the policy of
+    :func:`skgpx.solvers.jittered_cholesky` applied to ``K(Z, Z)``.
+    """
+
+    landmark_method: str = eqx.field(static=True, default="rpcholesky")
+    jitter: object = eqx.field(static=True, default="auto")
+    diag_correction = True
+
+    def __check_init__(self):
+        if self.landmark_method not in _LANDMARK_METHODS:
+            raise ValueError(f"landmark_method must be one of {_LANDMARK_METHODS}, got {self.landmark_method!r}.")
+
+    def feature_map(self, kernel, X, key) -> NystromFeatures:
+        base = without_white(kernel)
+        r = min(int(self.n_components), X.shape[0])
+        Z = select_landmarks(base, X, r, self.landmark_method, key)
+        Kzz = base.gram(Z)
+        # The jitter search (a while loop) runs without gradient; the factor used is then
+        # recomputed differentiably with that jitter.
+        _, jitter, _ = jittered_cholesky(jax.lax.stop_gradient(Kzz), self.jitter)
+        L = jnp.linalg.cholesky(Kzz + jitter * jnp.eye(r, dtype=Kzz.dtype))
+        return NystromFeatures(base, Z, L)
+
+    def _info(self, features) -> dict:
+        return {
+            "solver": "nystrom",
+            "n_components": int(self.n_components),
+            "n_features_used": int(features.Z.shape[0]),
+            "landmark_method": self.landmark_method,
+        }
+
+
+def _int_option(options, name, default):
+    value = options.get(name, default)
+    if value is None:
+        return default
+    if not (isinstance(value, (int, np.integer)) and value >= 1):
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+@register_solver("rff")
+def _make_rff(options: dict) -> RFFInference:
+    return RFFInference(
+        n_components=_int_option(options, "n_components", 1024),
+        batch_size=options.get("batch_size"),
+    )
+
+
+@register_solver("nystrom")
+def _make_nystrom(options: dict) -> NystromInference:
+    jitter = options.get("jitter", "auto")
+    return NystromInference(
+        n_components=_int_option(options, "n_components", 1024),
+        batch_size=options.get("batch_size"),
+        landmark_method=options.get("landmark_method", "rpcholesky"),
+        jitter="auto" if jitter is None else (jitter if isinstance(jitter, str) else float(jitter)),
+    )
