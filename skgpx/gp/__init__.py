@@ -8,3 +8,8 @@ from ._registry import (
 )
 from ._exact import ExactInference as ExactInference, ExactPosterior as ExactPosterior
 from ._cg import CGInference as CGInference, CGPosterior as CGPosterior, warn_if_not_converged as warn_if_not_converged
+from ._lowrank import (
+    LowRankPosterior as LowRankPosterior,
+    NystromInference as NystromInference,
+    RFFInference as RFFInference,
+)

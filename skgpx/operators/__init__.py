@@ -17,3 +17,4 @@ from ._kernel_operator import (
     DenseKernelOperator as DenseKernelOperator,
     MatrixFreeKernelOperator as MatrixFreeKernelOperator,
 )
+from ._lowrank import LowRankPlusDiagonal as LowRankPlusDiagonal, map_feature_rows as map_feature_rows

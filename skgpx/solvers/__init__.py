@@ -14,3 +14,10 @@ from ._pivoted_cholesky import (
     pivoted_cholesky as pivoted_cholesky,
 )
 from ._slq import cg_tridiagonal as cg_tridiagonal, slq_quadratures as slq_quadratures
+from ._woodbury import (
+    Woodbury as Woodbury,
+    WoodburyFactor as WoodburyFactor,
+    woodbury_factor as woodbury_factor,
+    woodbury_quad_logdet as woodbury_quad_logdet,
+    woodbury_solve as woodbury_solve,
+)
