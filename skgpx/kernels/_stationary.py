@@ -17,8 +17,13 @@ from ._base import AbstractKernel, bounds_field, hyperparameter_field
 
 __all__ = ["AbstractStationaryKernel", "RBF", "Matern", "RationalQuadratic", "ExpSineSquared", "sq_dist"]
 
-# Up to this many features the broadcast difference is as fast as the GEMM form and exact.
-_DIRECT_MAX_FEATURES = 2
+# Up to this many features squared distances use broadcast differences (exact) rather
+# than the GEMM identity. Measured on the 2-core x86 CI machine, float64, jitted RBF
+# Gram (`benchmarks/kernels.py --distance-paths`): at d=1 direct beats GEMM (n=100:
+# 58 vs 66 us forward, 112 vs 134 us with grad; n=2000: 8.3 vs 12.3 ms, 16 vs 55 ms
+# with grad); from d=2 on GEMM wins (n=100 d=2: 160 vs 68 us; n=2000 d=4: 66 vs 16
+# ms forward, 273 vs 111 ms with grad), increasingly with d.
+_DIRECT_MAX_FEATURES = 1
 
 
 def sq_dist(A, B, *, same=False):
