@@ -23,6 +23,7 @@ chosen because it fits the memory budget (``skgpx.operators.kernel_operator``).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -236,8 +237,8 @@ class CGInference(AbstractInference):
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
         n, t = Y.shape
         _, _, res, alpha, U, W, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key)
-        jax.debug.callback(_warn_lml, res.converged, jnp.max(res.relative_residual), res.iterations,
-                           self.tol, self.max_iter)
+        jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter),
+                           res.converged, jnp.max(res.relative_residual), res.iterations)
         # Surrogate whose gradient is the stochastic LML gradient (module docstring).
         V = jnp.concatenate([alpha, U], axis=1)
         Wt = jnp.concatenate([0.5 * alpha, (-0.5 * t / self.n_probes) * W], axis=1)
@@ -246,8 +247,13 @@ class CGInference(AbstractInference):
         return jax.lax.stop_gradient(lml) + S - jax.lax.stop_gradient(S)
 
     def condition(self, kernel, X, Y, noise, key) -> CGPosterior:
+        return _condition(self, kernel, X, Y, noise, key)
+
+    def _condition(self, kernel, X, Y, noise, key) -> CGPosterior:
         k_slq, k_love, k_check = jax.random.split(key, 3)
         op, P, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq)
+        jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter, what="fit"),
+                           res.converged, jnp.max(res.relative_residual), res.iterations)
         n = X.shape[0]
         # LOVE start (Pleiss et al. 2018 start from the mean cross-covariance): mean kernel
         # column over a random subset of training points, mapped through P^{-1}.
@@ -278,10 +284,15 @@ class CGInference(AbstractInference):
         return eqx.tree_at(lambda p: p.stats, post, stats)
 
 
-def _warn_lml(converged, relres, iterations, tol, max_iter):
+@eqx.filter_jit
+def _condition(inference, kernel, X, Y, noise, key):
+    return inference._condition(kernel, X, Y, noise, key)
+
+
+def _warn_lml(converged, relres, iterations, tol, max_iter, what="the marginal likelihood"):
     if not bool(converged):
         warnings.warn(
-            f"CG did not reach tol={float(tol)} in the marginal likelihood (achieved {float(relres):.3g} "
+            f"CG did not reach tol={float(tol)} in {what} (achieved {float(relres):.3g} "
             f"after {int(iterations)} iterations, max_iter={int(max_iter)}). Increase `max_iter` or "
             "`preconditioner_rank`, or loosen `tol`.",
             ConvergenceWarning,
