@@ -164,5 +164,21 @@ def replace_parameters(kernel: AbstractKernel, **params) -> AbstractKernel:
             value = _as_bounds(value)
         elif leaf in type(_get(kernel, path[:-1])).hyperparameters:
             value = _as_array(value)
-        kernel = eqx.tree_at(lambda k: _get(k, path), kernel, value, is_leaf=lambda x: x is None)
+        kernel = _set_path(kernel, path, value)
     return kernel
+
+
+def _set_path(module, path, value):
+    """Copy of ``module`` with the field at ``path`` set to ``value``.
+
+    Works for static fields too (bounds, ``nu``), which ``eqx.tree_at`` cannot
+    reach because they are part of the tree structure, not leaves. Copies are made
+    the way Equinox unflattens modules (``object.__new__`` + field assignment), so
+    custom ``__init__`` methods are not re-run.
+    """
+    child = value if len(path) == 1 else _set_path(getattr(module, path[0]), path[1:], value)
+    new = object.__new__(type(module))
+    for f in dataclasses.fields(module):
+        object.__setattr__(new, f.name, getattr(module, f.name))
+    object.__setattr__(new, path[0], child)
+    return new

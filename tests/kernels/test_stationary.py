@@ -1,0 +1,79 @@
+"""Stationary kernels against scikit-learn (1e-12, float64) on both distance paths; ARD; exact diagonal."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.gaussian_process import kernels as skk
+
+import skgpx.kernels as K
+from skgpx.kernels._stationary import _DIRECT_MAX_FEATURES, sq_dist
+
+RNG = np.random.default_rng(3)
+
+PAIRS = {
+    "rbf": (K.RBF(0.8), skk.RBF(0.8)),
+    "matern05": (K.Matern(0.6, nu=0.5), skk.Matern(0.6, nu=0.5)),
+    "matern15": (K.Matern(1.3, nu=1.5), skk.Matern(1.3, nu=1.5)),
+    "matern25": (K.Matern(0.9, nu=2.5), skk.Matern(0.9, nu=2.5)),
+    "matern_inf": (K.Matern(0.9, nu=np.inf), skk.Matern(0.9, nu=np.inf)),
+    "rq": (K.RationalQuadratic(0.7, 1.7), skk.RationalQuadratic(0.7, 1.7)),
+    "periodic": (K.ExpSineSquared(1.1, 2.3), skk.ExpSineSquared(1.1, 2.3)),
+}
+
+
+@pytest.mark.parametrize("d", [1, 3])  # d=1: direct differences; d=3: GEMM path
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_against_sklearn(name, d):
+    k, sk = PAIRS[name]
+    X, Y = RNG.normal(size=(9, d)), RNG.normal(size=(4, d))
+    np.testing.assert_allclose(k.gram(X), sk(X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(k.cross(X, Y), sk(X, Y), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(k.diag(X), sk.diag(X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(k.pairwise(X[1], Y[2]), sk(X[1:2], Y[2:3])[0, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(np.diag(k.gram(X)), k.diag(X))  # exact diagonal
+
+
+@pytest.mark.parametrize("nu", [0.5, 1.5, 2.5, np.inf])
+def test_ard_against_sklearn(nu):
+    ls = [0.5, 2.0, 1.3, 0.8]
+    X, Y = RNG.normal(size=(8, 4)), RNG.normal(size=(5, 4))
+    k, sk = K.Matern(ls, nu=nu), skk.Matern(ls, nu=nu)
+    np.testing.assert_allclose(k.gram(X), sk(X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(k.cross(X, Y), sk(X, Y), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(K.RBF(ls).gram(X), skk.RBF(ls)(X), rtol=1e-12, atol=1e-12)
+    assert k.anisotropic and k.theta.shape == (4,)
+
+
+def test_sq_dist_paths_agree_and_clamp():
+    A = RNG.normal(size=(20, 5)) + 1e3  # large offset: the GEMM identity cancels badly
+    direct = np.sum((A[:, None] - A[None]) ** 2, -1)
+    r2 = np.asarray(sq_dist(jnp.asarray(A), jnp.asarray(A), same=True))
+    assert np.all(r2 >= 0)  # negatives from cancellation are clamped
+    np.testing.assert_array_equal(np.diag(r2), 0.0)  # exact zero on the Gram diagonal
+    np.testing.assert_allclose(r2, direct, atol=1e-6 * 1e6)
+    a1 = RNG.normal(size=(6, _DIRECT_MAX_FEATURES))
+    np.testing.assert_array_equal(sq_dist(a1, a1), np.sum((a1[:, None] - a1[None]) ** 2, -1))
+
+
+@pytest.mark.parametrize("kernel", [K.Matern(0.7, nu=0.5), K.Matern(0.7, nu=1.5), K.ExpSineSquared(1.0, 2.0)])
+def test_gradient_finite_at_zero_distance(kernel):
+    X = jnp.asarray(RNG.normal(size=(5, 2)))
+    X = X.at[3].set(X[1])  # duplicated row: zero distance off the diagonal
+    g = jax.grad(lambda th: kernel.with_theta(th).gram(X).sum())(kernel.theta)
+    gx = jax.grad(lambda x: kernel.gram(x).sum())(X)
+    assert np.all(np.isfinite(g)) and np.all(np.isfinite(gx))
+
+
+def test_gradient_matches_sklearn_eval_gradient():
+    sk = skk.RationalQuadratic(0.7, 1.7) + skk.Matern([0.5, 1.5], nu=2.5)
+    k = K.from_sklearn(sk)
+    X = RNG.normal(size=(6, 2))
+    _, dK = sk(X, eval_gradient=True)
+    jac = jax.jacfwd(lambda th: k.with_theta(th).gram(X))(k.theta)
+    np.testing.assert_allclose(jac, dK, rtol=1e-10, atol=1e-12)
+
+
+def test_matern_bad_nu():
+    with pytest.raises(ValueError, match=r"nu in \{0.5, 1.5, 2.5\}"):
+        K.Matern(1.0, nu=0.7)
