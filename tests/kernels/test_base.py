@@ -19,8 +19,8 @@ KERNEL = 1.5 * K.Matern([0.5, 1.0, 2.0], nu=2.5) + K.RationalQuadratic(0.8, 1.2)
 class MyRBF(K.AbstractKernel):
     """A user kernel written with only its pairwise formula."""
 
-    length_scale: object = K._base.hyperparameter_field(default=1.0)
-    length_scale_bounds: object = K._base.bounds_field()
+    length_scale: object = K.hyperparameter_field(default=1.0)
+    length_scale_bounds: object = K.bounds_field()
     hyperparameters = ("length_scale",)
 
     def pairwise(self, x1, x2):
