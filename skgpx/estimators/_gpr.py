@@ -243,7 +243,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 lml_value = -func_min
             else:
                 lml_value = None
-            posterior = inference.condition(kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
+            posterior = _predict.condition(inference, kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
         self.kernel_skgpx_ = kernel_skgpx
         self.kernel_ = to_sklearn(kernel_skgpx) if self._sklearn_kernel else kernel_skgpx
         self._check_posterior(posterior)
