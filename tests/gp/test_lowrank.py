@@ -1,0 +1,166 @@
+"""Low-rank back-ends (RFF, Nyström) and the Woodbury solver against dense references."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+import pytest
+
+from skgpx.gp import make_inference
+from skgpx.gp._lowrank import NystromInference, RFFInference, select_landmarks
+from skgpx.kernels import RBF, DotProduct, Matern, White, draw_random_fourier_features
+from skgpx.operators import LowRankPlusDiagonal
+from skgpx.solvers import Woodbury, woodbury_factor, woodbury_quad_logdet, woodbury_solve
+
+
+def _data(n=60, d=2, t=1, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(n, d))
+    Y = np.sin(5 * X[:, :1]) * np.cos(3 * X[:, -1:]) + 0.1 * rng.normal(size=(n, t))
+    return X, Y, rng.uniform(size=(15, d))
+
+
+def _dense_posterior(K, Ks, Kss, Y, noise):
+    C = K + np.diag(noise)
+    alpha = np.linalg.solve(C, Y)
+    mean = Ks @ alpha
+    cov = Kss - Ks @ np.linalg.solve(C, Ks.T)
+    _, logdet = np.linalg.slogdet(C)
+    n, t = Y.shape
+    lml = -0.5 * np.sum(Y * alpha) - 0.5 * t * logdet - 0.5 * n * t * np.log(2 * np.pi)
+    return mean, cov, lml
+
+
+@pytest.mark.parametrize("batch_size", [1000, 7])
+def test_woodbury_solve_and_logdet_match_dense(batch_size):
+    X, Y, _ = _data(n=50, t=3)
+    k = 2.0 * Matern(0.4, nu=2.5)
+    feats = draw_random_fourier_features(k, 2, 30, jax.random.key(0))
+    d = np.random.default_rng(1).uniform(0.05, 0.5, size=50)
+    op = LowRankPlusDiagonal(feats, jnp.asarray(X), jnp.asarray(d), batch_size)
+    C = np.asarray(op.as_matrix())
+    fac = woodbury_factor(op)
+    np.testing.assert_allclose(woodbury_solve(fac, Y), np.linalg.solve(C, Y), rtol=1e-8, atol=1e-10)
+    assert abs(float(fac.logdet()) - np.linalg.slogdet(C)[1]) < 1e-8
+    value, _ = woodbury_quad_logdet(op, Y)
+    expected = -0.5 * np.sum(Y * np.linalg.solve(C, Y)) - 1.5 * np.linalg.slogdet(C)[1]
+    assert abs(float(value) - expected) < 1e-8 * abs(expected)
+    v = Y[:, 0]
+    np.testing.assert_allclose(op.mv(jnp.asarray(v)), C @ v, rtol=1e-10)
+    np.testing.assert_allclose(lx.diagonal(op), np.diag(C), rtol=1e-10)
+    sol = lx.linear_solve(op, jnp.asarray(v), Woodbury())
+    np.testing.assert_allclose(sol.value, np.linalg.solve(C, v), rtol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["uniform", "rpcholesky", "kmeans++"])
+def test_nystrom_with_all_points_recovers_exact_posterior(method):
+    X, Y, Xs = _data(n=60, t=2)
+    k = 1.5 * Matern(0.3, nu=1.5) + White(0.02)
+    noise = np.full(60, 1e-2)
+    inf = make_inference("nystrom", {"n_components": 60, "landmark_method": method, "jitter": "auto"})
+    post = inf.condition(k, X, Y, noise, jax.random.key(3))
+    mean, cov, lml = _dense_posterior(np.asarray(k(X)), np.asarray(k(Xs, X)), np.asarray(k(Xs)), Y, noise)
+    np.testing.assert_allclose(post.mean(Xs), mean, atol=1e-6)
+    np.testing.assert_allclose(post.var(Xs), np.diag(cov), atol=1e-6)
+    assert abs(float(post.log_marginal_likelihood_value) - lml) < 1e-6
+    assert abs(float(inf.log_marginal_likelihood(k, X, Y, noise, jax.random.key(3))) - lml) < 1e-6
+    assert post.diagnostics()["kernel_approx_rel_frobenius_error"] < 1e-8
+
+
+def test_rff_posterior_is_exact_gp_of_the_feature_kernel():
+    """Mean, var, cov and LML all belong to the GP with kernel phi phi^T + White (batched or not)."""
+    X, Y, Xs = _data(n=70, t=2)
+    k = 0.8 * RBF([0.3, 0.6]) + White(0.05)
+    noise = np.full(70, 0.02)
+    key = jax.random.key(4)
+    posts = [RFFInference(n_components=40, batch_size=b).condition(k, X, Y, noise, key) for b in (None, 9)]
+    phi = posts[0].features
+    P, Ps = np.asarray(phi(X)), np.asarray(phi(Xs))
+    K = P @ P.T + 0.05 * np.eye(70)
+    mean, cov, lml = _dense_posterior(K, Ps @ P.T, Ps @ Ps.T + 0.05 * np.eye(15), Y, noise)
+    for post in posts:
+        np.testing.assert_allclose(post.mean(Xs), mean, atol=1e-9)
+        np.testing.assert_allclose(post.cov(Xs), cov, atol=1e-9)
+        np.testing.assert_allclose(post.var(Xs), np.diag(cov), atol=1e-9)
+        assert abs(float(post.log_marginal_likelihood_value) - lml) < 1e-8
+        R = np.random.default_rng(0).normal(size=(70, 3))
+        np.testing.assert_allclose(post.solve_train(R), np.linalg.solve(K + np.diag(noise), R), atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["rff", "nystrom"])
+def test_lowrank_lml_gradient_matches_finite_differences(solver):
+    X, Y, _ = _data(n=50)
+    k = 1.2 * Matern([0.3, 0.5], nu=1.5) + White(0.01)
+    noise = np.full(50, 1e-2)
+    opts = {"n_components": 20, "landmark_method": "kmeans++", "batch_size": 16}
+    inf = make_inference(solver, opts)
+    key = jax.random.key(5)
+
+    @jax.jit
+    def f(theta):
+        return inf.log_marginal_likelihood(k.with_theta(theta), X, Y, noise, key)
+
+    theta = jnp.asarray(k.theta)
+    g = jax.grad(f)(theta)
+    assert np.all(np.isfinite(g))
+    e = 1e-5 * np.eye(theta.size)
+    fd = np.array([(f(theta + ei) - f(theta - ei)) / 2e-5 for ei in e])
+    np.testing.assert_allclose(g, fd, rtol=1e-4, atol=1e-6)
+
+
+def test_approximation_error_reported_and_decreases_with_rank():
+    X, Y, _ = _data(n=150)
+    k = Matern(0.2, nu=1.5)
+    noise = np.full(150, 1e-2)
+    errs = {}
+    for solver in ("rff", "nystrom"):
+        for r in (16, 128):
+            inf = make_inference(solver, {"n_components": r})
+            post = eqx.filter_jit(inf.condition)(k, X, Y, noise, jax.random.key(6))
+            diag = post.diagnostics()
+            assert diag["solver"] == solver and diag["n_features_used"] <= r
+            errs[solver, r] = diag["kernel_approx_rel_frobenius_error"]
+    assert errs["rff", 128] < errs["rff", 16] and errs["nystrom", 128] < errs["nystrom", 16]
+    assert errs["nystrom", 128] < 0.05  # RPCholesky on a smooth 2-D kernel converges fast
+
+
+def test_condition_jits_and_does_not_retrace():
+    X, Y, Xs = _data(n=40)
+    k = Matern(0.3, nu=2.5)
+    inf = NystromInference(n_components=10)
+    cond = eqx.filter_jit(inf.condition)
+    p1 = cond(k.with_theta(k.theta), X, Y, np.full(40, 0.01), jax.random.key(0))
+    p2 = cond(k.with_theta(k.theta + 0.1), X, Y, np.full(40, 0.01), jax.random.key(0))
+    assert np.all(np.isfinite(p1.mean(Xs))) and np.all(np.isfinite(p2.var(Xs)))
+    assert cond._cached._cache_size() == 1
+
+
+def test_rpcholesky_landmarks_are_distinct_and_cover_the_data():
+    X = np.random.default_rng(7).uniform(size=(500, 2))
+    Z = np.asarray(select_landmarks(RBF(0.1), jnp.asarray(X), 40, "rpcholesky", jax.random.key(0)))
+    assert len({tuple(z) for z in Z}) == 40
+    Zu = np.asarray(select_landmarks(RBF(0.1), jnp.asarray(X), 40, "kmeans++", jax.random.key(0)))
+    assert len({tuple(z) for z in Zu}) == 40
+
+
+def test_nystrom_handles_kernels_without_spectral_density_and_rff_refuses():
+    X, Y, Xs = _data(n=40)
+    k = DotProduct(0.5) * RBF(0.5)
+    noise = np.full(40, 1e-2)
+    post = make_inference("nystrom", {"n_components": 40, "landmark_method": "uniform"}).condition(
+        k, X, Y, noise, jax.random.key(0)
+    )
+    mean, cov, _ = _dense_posterior(np.asarray(k(X)), np.asarray(k(Xs, X)), np.asarray(k(Xs)), Y, noise)
+    np.testing.assert_allclose(post.mean(Xs), mean, atol=1e-6)
+    with pytest.raises(ValueError, match="nystrom"):
+        make_inference("rff", {}).condition(k, X, Y, noise, jax.random.key(0))
+
+
+def test_bad_options_raise():
+    with pytest.raises(ValueError, match="landmark_method"):
+        make_inference("nystrom", {"landmark_method": "random"})
+    with pytest.raises(ValueError, match="n_components"):
+        make_inference("rff", {"n_components": 0})
+    with pytest.raises(ValueError, match="key"):
+        make_inference("rff", {}).log_marginal_likelihood(RBF(), np.zeros((3, 1)), np.zeros((3, 1)), np.ones(3), None)
