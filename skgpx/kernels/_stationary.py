@@ -145,6 +145,13 @@ class ExpSineSquared(AbstractKernel):
     periodicity_bounds: object = bounds_field()
     hyperparameters = ("length_scale", "periodicity")
 
+    def __check_init__(self):
+        if jnp.ndim(self.length_scale) > 0 or jnp.ndim(self.periodicity) > 0:
+            raise ValueError(
+                "ExpSineSquared takes a scalar length_scale and periodicity (as scikit-learn); for a "
+                "periodic kernel per feature multiply ActiveDims(ExpSineSquared(...), (j,)) terms."
+            )
+
     def _from_dist(self, d):
         s = jnp.sin(jnp.pi * d / self.periodicity)
         return jnp.exp(-2.0 * s * s / self.length_scale**2)

@@ -121,12 +121,12 @@ def test_jit_vmap_grad_no_retrace():
     v2 = loss_once(_distinctify(bk), X)
     assert v1 != v2
     # grad wrt theta equals the sum of per-element gradients of a Python loop
-    g = jax.grad(lambda th: loss(bk.with_theta(th), X))(bk.theta)
+    g = jax.jit(jax.grad(lambda th: loss(bk.with_theta(th), X)))(bk.theta)
     assert np.all(np.isfinite(g))
     per_ls = []
     for b in range(B):
         kb = _element(bk, b)
-        gb = jax.grad(lambda th: jnp.sum(kb.with_theta(th).gram(X[b]) ** 2))(kb.theta)
+        gb = jax.jit(jax.grad(lambda th: jnp.sum(kb.with_theta(th).gram(X[b]) ** 2)))(kb.theta)
         per_ls.append(np.asarray(gb[1:3]))
     np.testing.assert_allclose(g[1 : 1 + B * D], np.concatenate(per_ls), rtol=1e-10)
     # vmap from outside over a stack of inputs

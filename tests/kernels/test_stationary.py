@@ -77,3 +77,10 @@ def test_gradient_matches_sklearn_eval_gradient():
 def test_matern_bad_nu():
     with pytest.raises(ValueError, match=r"nu in \{0.5, 1.5, 2.5\}"):
         K.Matern(1.0, nu=0.7)
+
+
+def test_periodic_needs_scalar_hyperparameters():
+    with pytest.raises(ValueError, match="ActiveDims"):
+        K.ExpSineSquared([1.0, 2.0], 1.0)
+    bk = K.Batched(K.ExpSineSquared(1.0, 2.0), 3, distinct=True)  # distinct leaves are fine
+    assert bk.gram(RNG.normal(size=(3, 4, 2))).shape == (3, 4, 4)
