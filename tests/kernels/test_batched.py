@@ -150,3 +150,13 @@ def test_errors():
         bk + K.RBF()
     with pytest.raises(TypeError, match="batch the whole"):
         K.RBF() * bk
+
+
+def test_batched_of_wrappers():
+    inner = K.Chordal(K.Matern(0.5, nu=1.5)) + K.ActiveDims(K.RBF(2.0), (2,))
+    bk = K.Batched(inner, 2, distinct=("k1__kernel__length_scale",))
+    bk = bk.replace(kernel__k1__kernel__length_scale=np.array([0.3, 0.9]))
+    Xw = np.concatenate([RNG.uniform(-90, 90, (2, N, 2)), RNG.normal(size=(2, N, 1))], axis=-1)
+    G = bk.gram(Xw)
+    for b, ls in enumerate([0.3, 0.9]):
+        np.testing.assert_allclose(G[b], inner.replace(k1__kernel__length_scale=ls).gram(Xw[b]), rtol=1e-13)
