@@ -129,6 +129,12 @@ class Batched(AbstractKernel):
         # None and "nan" masks are static and closed over; boolean arrays are mapped like the inputs.
         is_array = [not (m is None or isinstance(m, str)) for m in masks]
         mapped_masks = tuple(jnp.asarray(m) for m, a in zip(masks, is_array) if a)
+        for m in mapped_masks:
+            if self.batch_inputs and (m.ndim < 2 or m.shape[0] != self.batch_size):
+                raise ValueError(
+                    f"a mask for Batched(batch_inputs=True) must have shape (batch_size={self.batch_size}, "
+                    f"n_samples), got {m.shape}; masks follow the inputs' batching (or pass mask='nan')."
+                )
 
         def one(dyn_b, arrays_b, masks_b):
             it = iter(masks_b)

@@ -143,6 +143,8 @@ def test_errors():
         K.Batched(BASE, B).gram(X[0])
     with pytest.raises(ValueError, match="positive integer"):
         K.Batched(BASE, 0)
+    with pytest.raises(ValueError, match="mask for Batched"):
+        K.Batched(BASE, B).gram(X, np.ones(N, bool))
     bk = K.Batched(BASE, B, distinct=("k2__noise_level",))
     with pytest.raises(ValueError, match="leading axis of size"):
         bk.replace(kernel__k2__noise_level=0.3).gram(X)
