@@ -49,7 +49,14 @@ _BLOCK_ELEMENTS = 2**22
 def _rff_prior_paths(kernel, X, Xs, n_paths, n_features, key):
     """Independent RFF prior paths at ``X`` and ``Xs``: ``(n, P)`` and ``(m, P)``, fresh frequencies per path."""
     d = X.shape[1]
-    template = draw_random_fourier_features(kernel, d, n_features, key)  # validates the kernel
+    try:
+        template = draw_random_fourier_features(kernel, d, n_features, key)
+    except ValueError as err:
+        raise ValueError(
+            f"Pathwise sampling draws prior paths from random Fourier features, which this kernel does not "
+            f"have ({err}). Use sample_y(method='exact') for moderate numbers of points, or fit with "
+            "solver='nystrom', whose pathwise samples use its own features."
+        ) from None
     kb, kw = jax.random.split(key)
     bases = jax.vmap(lambda k: draw_random_fourier_features(kernel, d, n_features, k).base)(
         jax.random.split(kb, n_paths)
