@@ -307,18 +307,18 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             if not hasattr(self, "X_train_"):
                 return self._predict_prior(Xs, return_std, return_cov)
             std_y = self._y_train_std
+            mean = _predict.posterior_mean(self.posterior_, Xs)
             if return_cov:
-                mean, cov = _predict.posterior_mean_cov(self.posterior_, Xs)
+                cov = _predict.posterior_cov(self.posterior_, Xs)
             elif return_std:
-                mean, var = _predict.posterior_mean_var(self.posterior_, Xs)
-            else:
-                mean = _predict.posterior_mean(self.posterior_, Xs)
-        y_mean = std_y * np.asarray(mean) + self._y_train_mean
+                var = _predict.posterior_var(self.posterior_, Xs)
+        # Undo the normalisation; results keep the estimator's dtype (float64 by default).
+        y_mean = (std_y * np.asarray(mean) + self._y_train_mean).astype(dtype, copy=False)
         if y_mean.ndim > 1 and y_mean.shape[1] == 1:
             y_mean = np.squeeze(y_mean, axis=1)
         if return_cov:
             y_cov = np.asarray(cov)
-            y_cov = np.outer(y_cov, std_y**2).reshape(*y_cov.shape, -1)
+            y_cov = np.outer(y_cov, std_y**2).reshape(*y_cov.shape, -1).astype(dtype, copy=False)
             return y_mean, (np.squeeze(y_cov, axis=2) if y_cov.shape[2] == 1 else y_cov)
         if return_std:
             y_var = np.array(var)
@@ -329,7 +329,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             y_var = np.outer(y_var, std_y**2).reshape(*y_var.shape, -1)
             if y_var.shape[1] == 1:
                 y_var = np.squeeze(y_var, axis=1)
-            return y_mean, np.sqrt(y_var)
+            return y_mean, np.sqrt(y_var).astype(dtype, copy=False)
         return y_mean
 
     def _predict_prior(self, Xs, return_std, return_cov):

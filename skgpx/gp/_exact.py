@@ -53,17 +53,6 @@ class ExactPosterior(AbstractPosterior):
         V = self._V(Xs)
         return self.kernel.gram(Xs) - V.T @ V
 
-    def mean_and_var(self, Xs):
-        """Mean and variance sharing one cross-covariance evaluation."""
-        Kx = self.kernel.cross(self.X, Xs)
-        V = solve_lower(self.L, Kx)
-        return Kx.T @ self.alpha, self.kernel.diag(Xs) - jnp.sum(V * V, axis=0)
-
-    def mean_and_cov(self, Xs):
-        Kx = self.kernel.cross(self.X, Xs)
-        V = solve_lower(self.L, Kx)
-        return Kx.T @ self.alpha, self.kernel.gram(Xs) - V.T @ V
-
     def solve_train(self, R):
         return cho_solve(self.L, R)
 

@@ -145,6 +145,9 @@ def test_predict_does_not_recompile():
     gpr.predict(Xa, return_std=True)
     assert dict(_predict.TRACE_COUNTS) == counts
     assert np.all(np.isfinite(m1)) and np.all(s1 >= 0)
+    # the mean does not depend on what else is requested, to the last bit
+    np.testing.assert_array_equal(gpr.predict(Xb), m1)
+    np.testing.assert_array_equal(gpr.predict(Xb, return_cov=True)[0], m1)
 
 
 def test_callable_optimizer_and_verbose(capsys):
