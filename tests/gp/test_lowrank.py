@@ -164,3 +164,29 @@ def test_bad_options_raise():
         make_inference("rff", {"n_components": 0})
     with pytest.raises(ValueError, match="key"):
         make_inference("rff", {}).log_marginal_likelihood(RBF(), np.zeros((3, 1)), np.zeros((3, 1)), np.ones(3), None)
+
+
+@pytest.mark.parametrize("solver", ["rff", "nystrom"])
+def test_estimator_fit_predict_optimise_and_pathwise_sample(solver):
+    from scipy import stats
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern as SkMatern, WhiteKernel
+
+    from skgpx.estimators import ScalableGPRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(150, 2))
+    y = np.sin(5 * X[:, 0]) * np.cos(3 * X[:, 1]) + 0.1 * rng.normal(size=150)
+    kernel = ConstantKernel(1.0) * SkMatern(1.0, nu=1.5) + WhiteKernel(0.1)
+    est = ScalableGPRegressor(kernel, solver=solver, n_components=64, random_state=0).fit(X, y)
+    # The optimiser improved the (approximate) marginal likelihood over the initial kernel.
+    assert est.log_marginal_likelihood_value_ > est.log_marginal_likelihood(np.log([1.0, 1.0, 0.1])) + 10
+    assert est.posterior_.diagnostics()["solver"] == solver
+    Xt = rng.uniform(size=(40, 2))
+    mu, sd = est.predict(Xt, return_std=True)
+    truth = np.sin(5 * Xt[:, 0]) * np.cos(3 * Xt[:, 1])
+    assert np.sqrt(np.mean((mu - truth) ** 2)) < 0.15
+    S = 400
+    samples = est.sample_y(Xt[:5], n_samples=S, random_state=1, method="pathwise")
+    assert samples.shape == (5, S)
+    z = (samples.mean(1) - mu[:5]) / (sd[:5] / np.sqrt(S))
+    assert np.max(np.abs(z)) < stats.norm.isf(1e-4 / 10)
