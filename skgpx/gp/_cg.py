@@ -136,7 +136,7 @@ class CGPosterior(AbstractPosterior):
         if method == "love":
             return self.var_love(Xs)
         ok = self.stats["love_err_max"] <= inf.love_max_error
-        return jax.lax.cond(ok, self.var_love, self.var_exact, Xs)
+        return jax.lax.cond(ok, lambda Z: self.var_love(Z), lambda Z: self.var_exact(Z), Xs)
 
     def cov(self, Xs):
         m = Xs.shape[0]

@@ -1,0 +1,168 @@
+"""solver="cg": mean, variances, LML and its gradient against a dense Cholesky reference."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skgpx.gp import CGInference, make_inference, warn_if_not_converged
+from skgpx.gp._auto import select_solver
+from skgpx.kernels import RBF, Matern, White
+
+N = 400
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(0)
+    X = jnp.asarray(rng.random((N, 3)))
+    Xs = jnp.asarray(rng.random((50, 3)))
+    f = np.stack([np.sin(6 * X[:, 0]) + np.cos(4 * X[:, 1] * X[:, 2]), np.cos(5 * X[:, 2])], axis=1)
+    Y = jnp.asarray(f + 0.1 * rng.standard_normal((N, 2)))
+    noise = jnp.full(N, 0.01)
+    kernel = 1.5 * Matern(0.25, nu=1.5) + White(0.005)
+    return kernel, X, Xs, Y, noise
+
+
+def _ref_lml(kernel, X, Y, noise):
+    K = kernel.gram(X) + jnp.diag(noise)
+    L = jnp.linalg.cholesky(K)
+    a = jax.scipy.linalg.cho_solve((L, True), Y)
+    n, t = Y.shape
+    return -0.5 * jnp.sum(Y * a) - t * jnp.sum(jnp.log(jnp.diag(L))) - 0.5 * n * t * np.log(2 * np.pi)
+
+
+def _ref_post(kernel, X, Xs, Y, noise):
+    K = kernel.gram(X) + jnp.diag(noise)
+    L = jnp.linalg.cholesky(K)
+    Ks = kernel.cross(X, Xs)
+    mean = Ks.T @ jax.scipy.linalg.cho_solve((L, True), Y)
+    cov = kernel.gram(Xs) - Ks.T @ jax.scipy.linalg.cho_solve((L, True), Ks)
+    return mean, cov
+
+
+@pytest.mark.parametrize("operator", ["dense", "matrix-free"])
+def test_posterior_matches_cholesky(problem, operator):
+    kernel, X, Xs, Y, noise = problem
+    inf = make_inference("cg", {"tol": 1e-8, "operator": operator, "tile_size": 128, "love_rank": 20})
+    post = inf.condition(kernel, X, Y, noise, jax.random.key(0))
+    mean_ref, cov_ref = _ref_post(kernel, X, Xs, Y, noise)
+    np.testing.assert_allclose(post.mean(Xs), mean_ref, rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(mean_ref))))
+    std_ref = jnp.sqrt(jnp.diag(cov_ref))
+    np.testing.assert_allclose(jnp.sqrt(post.var(Xs)), std_ref, rtol=1e-4)
+    np.testing.assert_allclose(post.cov(Xs), cov_ref, atol=1e-7)
+    R = jnp.asarray(np.random.default_rng(3).standard_normal((N, 2)))
+    K = kernel.gram(X) + jnp.diag(noise)
+    np.testing.assert_allclose(K @ post.solve_train(R), R, atol=1e-6)
+    d = post.diagnostics()
+    assert d["operator"] == operator and d["converged"] and d["relative_residual"] <= 1e-8
+    assert d["iterations"] > 0 and d["preconditioner_rank"] > 0
+    # The LML value: SLQ estimate within 4 standard errors (+ a small bias allowance) of exact.
+    ref = float(_ref_lml(kernel, X, Y, noise))
+    err = abs(float(post.log_marginal_likelihood_value) - ref)
+    assert err < 4 * 2 * d["logdet_stderr"] / 2 * Y.shape[1] + 1e-3 * abs(ref), (err, d["logdet_stderr"])
+
+
+def test_lml_gradient_matches_cholesky(problem):
+    kernel, X, _, Y, noise = problem
+    inf = make_inference("cg", {"n_probes": 32})
+    theta = jnp.asarray(kernel.theta)
+
+    def cg(theta, noise, key):
+        return inf.log_marginal_likelihood(kernel.with_theta(theta), X, Y, noise, key)
+
+    def ref(theta, noise):
+        return _ref_lml(kernel.with_theta(theta), X, Y, noise)
+
+    g_ref, gn_ref = jax.grad(ref, argnums=(0, 1))(theta, noise)
+    f = jax.jit(jax.grad(cg, argnums=(0, 1)))
+    draws = [f(theta, noise, jax.random.key(s)) for s in range(3)]
+    g = np.stack([np.asarray(d[0]) for d in draws])
+    gn = np.array([float(jnp.sum(d[1])) for d in draws])
+    # Stochastic tolerance: the mean of 3 draws within 5 of its own standard errors, plus 1%.
+    se = g.std(axis=0, ddof=1) / np.sqrt(3)
+    assert np.all(np.abs(g.mean(0) - np.asarray(g_ref)) <= 5 * se + 0.01 * np.abs(np.asarray(g_ref))), (g, g_ref)
+    assert abs(gn.mean() - float(jnp.sum(gn_ref))) <= 5 * gn.std(ddof=1) / np.sqrt(3) + 0.01 * abs(float(jnp.sum(gn_ref)))
+    # The data-fit part of the gradient is deterministic: the draws agree on the sign and size.
+    assert np.all(np.sign(g) == np.sign(np.asarray(g_ref)))
+
+
+def test_deterministic_with_fixed_key(problem):
+    kernel, X, _, Y, noise = problem
+    inf = CGInference()
+    lml = jax.jit(inf.log_marginal_likelihood)
+    a = float(lml(kernel, X, Y, noise, jax.random.key(7)))
+    b = float(lml(kernel, X, Y, noise, jax.random.key(7)))
+    c = float(lml(kernel, X, Y, noise, jax.random.key(8)))
+    assert a == b and a != c
+
+
+def test_love_variances_and_reported_accuracy(problem):
+    kernel, X, Xs, Y, noise = problem
+    # A smooth kernel whose spectrum the preconditioner captures: LOVE is accurate and says so.
+    k = RBF(0.5)
+    post = make_inference("cg", {"variance_method": "love"}).condition(k, X, Y, noise, jax.random.key(0))
+    _, cov_ref = _ref_post(k, X, Xs, Y, noise)
+    rel = np.abs(np.sqrt(np.asarray(post.var(Xs))) - np.sqrt(np.diag(cov_ref))) / np.sqrt(np.diag(cov_ref))
+    d = post.diagnostics()
+    assert np.median(rel) < 2e-2
+    assert d["love_std_rel_error_median"] < 2e-2
+    # The hard kernel: the reported accuracy estimate tracks the real error, and "auto"
+    # falls back to exact solves when LOVE is not accurate enough.
+    post = make_inference("cg", {"exact_var_max": 10, "love_rank": 50}).condition(kernel, X, Y, noise, jax.random.key(0))
+    _, cov_ref = _ref_post(kernel, X, Xs, Y, noise)
+    std_ref = np.sqrt(np.diag(cov_ref))
+    rel_love = np.abs(np.sqrt(np.asarray(post.var_love(Xs))) - std_ref) / std_ref
+    d = post.diagnostics()
+    if d["love_std_rel_error_max"] > 0.02:
+        assert np.max(rel_love) > 0.02  # the estimate did not cry wolf
+    np.testing.assert_allclose(np.sqrt(np.asarray(post.var(Xs))), std_ref, rtol=1e-3)
+
+
+def test_convergence_warning_when_max_iter_too_small(problem):
+    kernel, X, _, Y, noise = problem
+    inf = make_inference("cg", {"max_iter": 3, "preconditioner_rank": 0, "love_rank": 20})
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        post = inf.condition(kernel, X, Y, noise, jax.random.key(0))
+        jax.effects_barrier()
+    d = post.diagnostics()
+    assert not d["converged"] and d["iterations"] == 3
+    with pytest.warns(ConvergenceWarning):
+        assert warn_if_not_converged(d) is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        good = make_inference("cg", {"love_rank": 20}).condition(kernel, X, Y, noise, jax.random.key(0))
+        jax.effects_barrier()
+        assert warn_if_not_converged(good.diagnostics()) is True
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="variance_method"):
+        make_inference("cg", {"variance_method": "fast"})
+    with pytest.raises(ValueError, match="preconditioner_rank"):
+        make_inference("cg", {"preconditioner_rank": -1})
+
+
+def test_auto_selection():
+    assert select_solver(1000, 3) == "cholesky"
+    assert select_solver(50_000, 3) == "cg"
+
+
+def test_estimator_cg_matches_cholesky():
+    from skgpx.estimators import ScalableGPRegressor
+
+    rng = np.random.default_rng(1)
+    X = rng.random((400, 3))
+    y = np.sin(5 * X[:, 0]) + X[:, 1] ** 2 + 0.05 * rng.standard_normal(400)
+    Xs = rng.random((30, 3))
+    kern = Matern(0.3, nu=1.5) + White(0.01)
+    out = {}
+    for solver in ("cg", "cholesky"):
+        gp = ScalableGPRegressor(kern, solver=solver, optimizer=None, alpha=1e-3, random_state=0).fit(X, y)
+        out[solver] = gp.predict(Xs, return_std=True)
+    np.testing.assert_allclose(out["cg"][0], out["cholesky"][0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["cg"][1], out["cholesky"][1], rtol=1e-3)
+    assert gp.solver_ == "cholesky"
