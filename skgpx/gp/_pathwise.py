@@ -33,6 +33,7 @@ it enters only through the data correction. Targets are on the normalised scale.
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -116,6 +117,11 @@ def pathwise_sample(
     """
     del inference  # the posterior carries the solver
     X, Y, Xs, noise = jnp.asarray(X), jnp.asarray(Y), jnp.asarray(Xs), jnp.asarray(noise)
+    return _pathwise_jit(posterior, kernel, X, Y, noise, Xs, int(n_samples), key, int(n_prior_features), tile_size)
+
+
+@eqx.filter_jit
+def _pathwise_jit(posterior, kernel, X, Y, noise, Xs, n_samples, key, n_prior_features, tile_size):
     n, t = Y.shape
     m = Xs.shape[0]
     P = n_samples * t
