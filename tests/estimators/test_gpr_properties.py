@@ -173,3 +173,22 @@ def test_convergence_warning_near_bounds():
     kernel = C(1.0, (1e-2, 1e2)) * RBF(1.0, (1e-5, 1e-1))  # optimum wants a much longer length scale
     with pytest.warns(ConvergenceWarning, match="close to the specified upper bound 0.1"):
         ScalableGPRegressor(kernel=kernel).fit(X, y)
+
+
+def test_sample_y_pathwise_moments_and_auto_switch(monkeypatch):
+    gpr = ScalableGPRegressor(kernel=KERNELS[1], alpha=1e-2, normalize_y=True).fit(X, y)
+    mean, cov = gpr.predict(X2, return_cov=True)
+    n_samples = 2000
+    s = gpr.sample_y(X2, n_samples=n_samples, random_state=0, method="pathwise")
+    assert s.shape == (len(X2), n_samples)
+    std = np.sqrt(np.diag(cov))
+    # the prior path uses random features, so allow its (small) bias on top of 5 standard errors
+    assert np.all(np.abs(s.mean(axis=1) - mean) < 5 * std / np.sqrt(n_samples) + 0.05 * std.max())
+    np.testing.assert_array_equal(s, gpr.sample_y(X2, n_samples=n_samples, random_state=0, method="pathwise"))
+    # "auto" switches to pathwise above the exact-sampling threshold
+    from skgpx.estimators import _gpr
+
+    monkeypatch.setattr(_gpr, "EXACT_SAMPLING_MAX_POINTS", 3)
+    np.testing.assert_array_equal(gpr.sample_y(X2, 5, random_state=3), gpr.sample_y(X2, 5, random_state=3, method="pathwise"))
+    with pytest.raises(ValueError, match="`method` must be"):
+        gpr.sample_y(X2, method="nope")
