@@ -96,9 +96,8 @@ def main(quick: bool = False) -> dict:
         ax.plot(t, y, ".", color="k", ms=2.5, label="training data (synthetic)")
         ax.plot(t_held, y_held, ".", color="C3", ms=2.5, label="held-out future (not used in fit)")
         ax.plot(t_grid, mean, color="C0", lw=1, label="posterior mean")
-        ax.fill_between(
-            t_grid, mean - 1.96 * std, mean + 1.96 * std, color="C0", alpha=0.3, lw=0, label="95% interval"
-        )
+        band = (mean - 1.96 * std, mean + 1.96 * std)
+        ax.fill_between(t_grid, *band, color="C0", alpha=0.3, lw=0, label="95% interval for an observation")
         ax.axvline(split, color="0.5", ls="--", lw=0.8)
         ax.set_ylabel("CO$_2$ concentration (ppm)")
         if window is not None:

@@ -87,7 +87,9 @@ def main(quick: bool = False) -> dict:
     ax0.grid(axis="x", alpha=0.3)
     lo, hi = float(min(y_test.min(), mean.min())), float(max(y_test.max(), mean.max()))
     ax1.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, label="ideal")
-    ax1.errorbar(y_test, mean, yerr=1.96 * std, fmt="o", ms=3, lw=0.6, color="C1", label="posterior mean with 95% interval")
+    ax1.errorbar(
+        y_test, mean, yerr=1.96 * std, fmt="o", ms=3, lw=0.6, color="C1", label="posterior mean with 95% interval"
+    )
     ax1.set_xlabel("true y (held-out test set)")
     ax1.set_ylabel("predicted y (posterior mean)")
     ax1.set_title(f"Best pipeline on the test set: R$^2$ = {test_r2:.3f}")
@@ -96,7 +98,10 @@ def main(quick: bool = False) -> dict:
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
-    print(f"GridSearchCV: {len(names)} kernels x {search.n_splits_} folds on {len(y_train)} points in {seconds:.1f} s")
+    print(
+        f"GridSearchCV: {len(names)} kernels x {search.n_splits_} folds on {len(y_train)} points "
+        f"in {seconds:.1f} s"
+    )
     for name, s, sd in zip(names, scores, spread):
         print(f"  {name:<18} CV R^2 = {s:.3f} +/- {sd:.3f}")
     print(f"best: {names[search.best_index_]}; learned kernel: {best.named_steps['gp'].kernel_}")
