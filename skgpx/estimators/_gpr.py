@@ -224,6 +224,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Yj = jax.device_put(jnp.asarray(y.reshape(n, -1), dtype), device)
             noise_j = jax.device_put(jnp.asarray(noise, dtype), device)
             key = key_from_random_state(self._rng)
+            # Kept (as raw key data) so log_marginal_likelihood(theta) uses the fit's key.
+            self._key_data = np.asarray(jax.random.key_data(key))
             self.optimizer_runs_, self.n_iter_ = [], 0
             if self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0:
                 obj = NegativeLML(kernel_skgpx, inference, Xj, Yj, noise_j, key, dtype, self.verbose)
@@ -440,7 +442,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 jnp.asarray(self.X_train_, dtype),
                 jnp.asarray(self.y_train_.reshape(n, -1), dtype),
                 jnp.asarray(noise_vector(self.alpha, n), dtype),
-                key_from_random_state(self._rng),
+                jax.random.wrap_key_data(jnp.asarray(self._key_data)),
                 dtype,
             )
             if eval_gradient:

@@ -41,4 +41,9 @@ def split_kernel_params(params: dict, kernel):
 
 def to_host(tree):
     """Replace every JAX array in ``tree`` (dicts, lists, Equinox modules) by a NumPy array."""
-    return jax.tree_util.tree_map(lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, tree)
+    def host(x):
+        if isinstance(x, jax.Array) and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return np.asarray(x)
+        return x
+
+    return jax.tree_util.tree_map(host, tree)
