@@ -26,6 +26,7 @@ from ..kernels import AbstractKernel, to_sklearn
 from . import _predict
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
 from ._state import kernel_deep_params, split_kernel_params, to_host
+from ._summary import format_summary
 from ._validation import (
     GPR_PARAMETER_CONSTRAINTS,
     fit_kernel,
@@ -306,7 +307,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         dtype, device = self._context()
         with precision_scope(dtype), jax.default_device(device):
             Xs = jax.device_put(jnp.asarray(X, dtype), device)
-            if not hasattr(self, "X_train_"):
+            if not hasattr(self, "posterior_"):
                 return self._predict_prior(Xs, return_std, return_cov)
             std_y = self._y_train_std
             mean = _predict.posterior_mean(self.posterior_, Xs)
@@ -370,7 +371,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if method not in ("auto", "exact", "pathwise"):
             raise ValueError(f"`method` must be 'auto', 'exact' or 'pathwise', got {method!r}.")
         rng = check_random_state(random_state)
-        fitted = hasattr(self, "X_train_")
+        fitted = hasattr(self, "posterior_")
         if method == "auto":
             m = len(X) if hasattr(X, "__len__") else np.shape(X)[0]
             method = "exact" if (not fitted or m <= EXACT_SAMPLING_MAX_POINTS) else "pathwise"
@@ -452,41 +453,11 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     # -- reporting ---------------------------------------------------------------------------
     def summary(self) -> str:
-        """A readable multi-line report of the fitted model."""
+        """A readable multi-line report of the fitted model (kernel, solver, LML, optimiser, jitter)."""
         check_is_fitted(self, "posterior_")
-        n, d = self.X_train_.shape
-        t = 1 if self.y_train_.ndim == 1 else self.y_train_.shape[1]
-        resolved = f"{self.solver_}" + (" (chosen by solver='auto')" if self.solver == "auto" else "")
-        lines = [
-            "ScalableGPRegressor",
-            f"  kernel             : {self.kernel_}",
-            f"  solver             : {resolved}",
-            f"  device / dtype     : {self.device_} / {resolve_dtype(self.dtype).name}",
-            f"  training data      : n={n}, d={d}, targets={t}, normalize_y={self.normalize_y}",
-            f"  log marginal lik.  : {self.log_marginal_likelihood_value_:.6g}",
-        ]
-        if self.optimizer_runs_:
-            best = max(self.optimizer_runs_, key=lambda r: r["log_marginal_likelihood"])
-            conv = {True: "converged", False: "did NOT converge", None: "callable optimizer"}[best["converged"]]
-            lines.append(
-                f"  optimiser          : {self.optimizer if isinstance(self.optimizer, str) else 'callable'}, "
-                f"{len(self.optimizer_runs_)} run(s); best: {best['n_iter']} iterations, {conv}"
-            )
-        else:
-            lines.append("  optimiser          : none (hyperparameters kept as given)")
-        lines.append(f"  jitter             : {self.jitter_:.3g}" + ("" if self.jitter_ > 0 else " (none needed)"))
-        diag = {k: v for k, v in self.posterior_.diagnostics().items() if k not in ("jitter", "solver")}
-        if diag:
-            lines.append("  back-end           : " + ", ".join(f"{k}={_fmt(v)}" for k, v in diag.items()))
-        return "\n".join(lines)
+        return format_summary(self)
 
 
 def _host_kernel(kernel):
     """Kernel hyperparameters as float64 NumPy arrays (as stored before tracing)."""
     return jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float64) if isinstance(x, jax.Array) else x, kernel)
-
-
-def _fmt(v):
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)

@@ -1,0 +1,42 @@
+"""The text of ``ScalableGPRegressor.summary()``."""
+
+from __future__ import annotations
+
+from .._config import resolve_dtype
+
+__all__ = ["format_summary"]
+
+
+def format_summary(est) -> str:
+    """Kernel with learned values, solver, device, data size, LML, optimiser runs, jitter, diagnostics."""
+    n, d = est.X_train_.shape
+    t = 1 if est.y_train_.ndim == 1 else est.y_train_.shape[1]
+    resolved = f"{est.solver_}" + (" (chosen by solver='auto')" if est.solver == "auto" else "")
+    lines = [
+        "ScalableGPRegressor",
+        f"  kernel             : {est.kernel_}",
+        f"  solver             : {resolved}",
+        f"  device / dtype     : {est.device_} / {resolve_dtype(est.dtype).name}",
+        f"  training data      : n={n}, d={d}, targets={t}, normalize_y={est.normalize_y}",
+        f"  log marginal lik.  : {est.log_marginal_likelihood_value_:.6g}",
+    ]
+    if est.optimizer_runs_:
+        best = max(est.optimizer_runs_, key=lambda r: r["log_marginal_likelihood"])
+        conv = {True: "converged", False: "did NOT converge", None: "callable optimizer"}[best["converged"]]
+        lines.append(
+            f"  optimiser          : {est.optimizer if isinstance(est.optimizer, str) else 'callable'}, "
+            f"{len(est.optimizer_runs_)} run(s); best: {best['n_iter']} iterations, {conv}"
+        )
+    else:
+        lines.append("  optimiser          : none (hyperparameters kept as given)")
+    lines.append(f"  jitter             : {est.jitter_:.3g}" + ("" if est.jitter_ > 0 else " (none needed)"))
+    diag = {k: v for k, v in est.posterior_.diagnostics().items() if k not in ("jitter", "solver")}
+    if diag:
+        lines.append("  back-end           : " + ", ".join(f"{k}={_fmt(v)}" for k, v in diag.items()))
+    return "\n".join(lines)
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
