@@ -17,13 +17,17 @@ from ._base import AbstractKernel, bounds_field, hyperparameter_field
 
 __all__ = ["AbstractStationaryKernel", "RBF", "Matern", "RationalQuadratic", "ExpSineSquared", "sq_dist"]
 
-# Up to this many features squared distances use broadcast differences (exact) rather
-# than the GEMM identity. Measured on the 2-core x86 CI machine, float64, jitted RBF
-# Gram (`benchmarks/kernels.py --distance-paths`): at d=1 direct beats GEMM (n=100:
-# 58 vs 66 us forward, 112 vs 134 us with grad; n=2000: 8.3 vs 12.3 ms, 16 vs 55 ms
-# with grad); from d=2 on GEMM wins (n=100 d=2: 160 vs 68 us; n=2000 d=4: 66 vs 16
-# ms forward, 273 vs 111 ms with grad), increasingly with d.
-_DIRECT_MAX_FEATURES = 1
+# Up to this many features squared distances are summed column by column from direct
+# differences (exact, one fused elementwise pass); above it the GEMM identity wins.
+# Measured with `benchmarks/kernels.py --distance-paths` on the 2-core AMD EPYC CI
+# machine (float64, jitted RBF Gram, process CPU time, best of 5 interleaved runs):
+#   d=1: column form beats GEMM (n=2000: 8.2 vs 12.4 ms forward, 13.6 vs 59.4 ms with grad);
+#   d=2: a tie forward (n=2000: 14.5 vs 13.6 ms), column form ahead with grad at n=100
+#        and n=2000 (121 vs 140 us, 27.5 vs 66.2 ms), behind for B=250 x n=100 (59 vs 44 ms);
+#   d>=3: GEMM wins (n=2000, d=4: 14.2 vs 16.8 ms forward but 119.6 vs 62.6 ms with grad;
+#        n=100, d=4: 185 vs 135 us forward).
+# The broadcast form sum((a[:, None] - b[None]) ** 2, -1) lost to both for d >= 2.
+_DIRECT_MAX_FEATURES = 2
 
 
 def sq_dist(A, B, *, same=False):
@@ -31,9 +35,13 @@ def sq_dist(A, B, *, same=False):
 
     ``same=True`` states that ``A is B``: the diagonal is then exactly zero.
     """
-    if A.shape[-1] <= _DIRECT_MAX_FEATURES:
-        diff = A[:, None, :] - B[None, :, :]
-        return jnp.sum(diff * diff, axis=-1)
+    d = A.shape[-1]
+    if d <= _DIRECT_MAX_FEATURES:
+        r2 = jnp.zeros((A.shape[0], B.shape[0]), jnp.result_type(A, B))
+        for j in range(d):
+            diff = A[:, j][:, None] - B[:, j][None, :]
+            r2 = r2 + diff * diff
+        return r2
     a2 = jnp.sum(A * A, axis=-1)
     b2 = a2 if same else jnp.sum(B * B, axis=-1)
     r2 = jnp.maximum(a2[:, None] + b2[None, :] - 2.0 * (A @ B.T), 0.0)
@@ -66,12 +74,21 @@ class AbstractStationaryKernel(AbstractKernel):
         d = (x1 - x2) / self.length_scale
         return self.from_sq_dist(jnp.sum(d * d))
 
+    def _scaled_sq_dist(self, X1, X2, same):
+        ls = self.length_scale
+        if jnp.size(ls) == 1:
+            # Isotropic: |x/l - x'/l|^2 = |x - x'|^2 / l^2. Dividing after the distance keeps
+            # the length scale out of the GEMM, so its gradient is elementwise only (and a
+            # Batched kernel with distinct length scales but shared inputs computes the
+            # distances once).
+            return sq_dist(X1, X2, same=same) / jnp.reshape(ls * ls, ())
+        return sq_dist(self._scaled(X1), self._scaled(X2), same=same)
+
     def _cross(self, X1, X2):
-        return self.from_sq_dist(sq_dist(self._scaled(X1), self._scaled(X2)))
+        return self.from_sq_dist(self._scaled_sq_dist(X1, X2, False))
 
     def _gram(self, X):
-        A = self._scaled(X)
-        return self.from_sq_dist(sq_dist(A, A, same=True))
+        return self.from_sq_dist(self._scaled_sq_dist(X, X, True))
 
     def _diag(self, X):
         return jnp.broadcast_to(self.from_sq_dist(jnp.zeros((), X.dtype)), X.shape[:1])
