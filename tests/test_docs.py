@@ -48,3 +48,43 @@ def test_mkdocs_build_strict(tmp_path):
     api = (site / "api" / "kernels" / "index.html").read_text(encoding="utf-8")
     assert "RBF" in api and "length_scale" in api
     shutil.rmtree(site, ignore_errors=True)
+
+
+# Pages whose ``python`` code blocks form one runnable script, executed in order in one
+# namespace, so the documentation cannot drift from the API. (docs/examples.md shows
+# excerpts of the example scripts, which tests/test_examples.py runs.)
+CODE_PAGES = [
+    "README.md",
+    "docs/getting-started.md",
+    "docs/guide/kernels.md",
+    "docs/guide/batching-and-padding.md",
+    "docs/guide/solvers.md",
+    "docs/guide/precision-and-devices.md",
+]
+
+
+def _python_blocks(text):
+    import re
+
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+@pytest.mark.parametrize("page", CODE_PAGES)
+def test_code_blocks_run(page, monkeypatch):
+    import types
+    import warnings
+
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    blocks = _python_blocks((ROOT / page).read_text(encoding="utf-8"))
+    assert blocks, f"{page} has no python code block"
+    # A real module, so that classes defined in the docs (custom kernels) are dataclasses
+    # whose module can be looked up.
+    module = types.ModuleType("skgpx_docs_page")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace = module.__dict__
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter of tiny doc examples
+        for i, block in enumerate(blocks):
+            code = compile(block.replace("plt.show()", "plt.close('all')"), f"{page}[block {i}]", "exec")
+            exec(code, namespace)
