@@ -8,7 +8,7 @@ has its own hyperparameters tuned by maximising the marginal likelihood inside
 every cross-validation fit; the grid search compares the kernel families by
 held-out R^2.
 
-Run ``python examples/grid_search_pipeline.py`` (well under a minute), or with
+Run ``python examples/grid_search_pipeline.py`` (16 GP fits; a few minutes on 2 CPU cores), or with
 ``--quick`` (or ``SKGPX_EXAMPLES_QUICK=1``) for a tiny version used by the test suite.
 The figure is written to ``examples/output/grid_search_pipeline.png``.
 """
