@@ -1,3 +1,4 @@
 """scikit-learn estimators: the thin layer over the pure GP back-ends."""
 
 from ._gpr import ScalableGPRegressor as ScalableGPRegressor
+from ._magma import MultiTaskMagmaRegressor as MultiTaskMagmaRegressor

@@ -1,0 +1,3 @@
+"""Simulated data sets for tests, examples and benchmarks."""
+
+from ._magma import make_magma_data as make_magma_data

@@ -1,0 +1,479 @@
+"""``MultiTaskMagmaRegressor``: Magma (Leroy et al., Machine Learning 2022) as a scikit-learn estimator.
+
+A thin scikit-learn layer over the pure, compiled functions of :mod:`skgpx.magma`
+(layout, E-step, M-step objectives, EM loop, prediction). Task identity travels as
+``groups`` (long-format data, one row per observation), so ``GroupKFold`` and
+``GridSearchCV(..., groups=)`` hold out whole tasks.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.gaussian_process.kernels import RBF as SkRBF, ConstantKernel as SkC, Kernel as SkKernel
+from sklearn.gaussian_process.kernels import WhiteKernel as SkWhite
+from sklearn.metrics import r2_score
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._config import precision_scope, resolve_dtype
+from .._device import describe_device, resolve_device
+from ..kernels import AbstractKernel, White, to_sklearn
+from ..magma import (
+    MagmaParams,
+    build_layout,
+    mean_process_at,
+    minimize_lbfgsb,
+    new_task_objective_and_grad,
+    pad_by_group,
+    run_em,
+    task_data_from_layout,
+    task_posteriors,
+)
+from ._state import to_host
+from ._validation import to_skgpx
+
+__all__ = ["MultiTaskMagmaRegressor"]
+
+# Matrix entries ((n_obs + n_targets)^2 per task) handled together by one vmapped batch.
+_PREDICT_BUDGET = 1 << 22
+
+
+class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
+    """Multi-task GP regression with a common mean process (Magma), trained by EM.
+
+    Model (MAGMA.md A.1): tasks ``i`` observed at their own inputs ``t_i``,
+    ``y_i = mu0(t_i) + f_i(t_i) + eps_i`` with the mean process
+    ``mu0 ~ GP(m0, mean_kernel)`` shared by all tasks and ``f_i + eps_i ~ GP(0,
+    task_kernel)`` per task. The task noise is the ``White`` term of `task_kernel`
+    (one is added, ``White(0.1)``, if the kernel has none).
+
+    **Parameters**
+
+    - `mean_kernel`: kernel of the mean process (skgpx or scikit-learn); None is
+      ``ConstantKernel(1.0) * RBF(1.0)``.
+    - `task_kernel`: kernel of the task deviations plus noise; None is
+      ``ConstantKernel(1.0) * RBF(1.0) + WhiteKernel(0.1)``.
+    - `shared_hyperparameters`: one set of task hyperparameters for all tasks (True)
+      or one per task (False; new tasks then learn theirs from their observations).
+    - `prior_mean`: constant prior mean ``m0`` of the mean process in the units of
+      ``y`` (default 0.0), or ``"constant"`` to learn it (closed-form GLS update in
+      each M-step).
+    - `normalize_y`: standardise ``y`` (all tasks pooled) before fitting (default
+      True; the kernels' initial values are then on the unit scale).
+    - `max_iter`, `tol`: EM iterations at most, and the stopping rule on the
+      relative change of the EM objective (the ELBO), ``|dL / L| < tol``.
+    - `m_step_max_iter`, `m_step_tol`: L-BFGS-B iterations and relative tolerance of
+      each M-step problem.
+    - `jitter`: added to every Cholesky diagonal, relative to the mean diagonal.
+    - `input_decimals`: round inputs to this many decimals before building the
+      union grid (fewer distinct inputs: a cheaper E-step); None keeps them exact.
+    - `max_grid_size`: refuse a union grid of more distinct inputs (the E-step is
+      cubic in it); round the inputs with `input_decimals` instead.
+    - `device`, `dtype`: as :class:`~skgpx.ScalableGPRegressor`.
+    - `random_state`: seeds ``sample_y`` when its own `random_state` is None.
+    - `verbose`: print the ELBO of every EM iteration.
+
+    **Fitted attributes**: ``mean_kernel_``, ``task_kernel_`` (the shared task
+    kernel; with distinct hyperparameters the kernel at the average log-
+    hyperparameters, the starting point for new tasks), ``task_theta_`` ``(n_tasks,
+    p)`` log-hyperparameters of every training task, ``tasks_`` (task labels),
+    ``prior_mean_``, ``hyperposterior_`` (the hyper-posterior of the mean process on
+    ``grid_``, on the normalised scale), ``grid_``, ``elbo_history_``, ``n_iter_``,
+    ``converged_``, ``log_marginal_likelihood_value_``, ``iteration_times_``,
+    ``n_features_in_``, ``device_``.
+    """
+
+    _parameter_constraints: dict = {
+        "mean_kernel": [None, SkKernel, AbstractKernel],
+        "task_kernel": [None, SkKernel, AbstractKernel],
+        "shared_hyperparameters": ["boolean"],
+        "prior_mean": [Real, StrOptions({"constant"})],
+        "normalize_y": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "m_step_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "m_step_tol": [Interval(Real, 0, None, closed="left")],
+        "jitter": [Interval(Real, 0, None, closed="left")],
+        "input_decimals": [None, Interval(Integral, None, None, closed="neither")],
+        "max_grid_size": [None, Interval(Integral, 1, None, closed="left")],
+        "device": "no_validation",
+        "dtype": "no_validation",
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        mean_kernel=None,
+        task_kernel=None,
+        *,
+        shared_hyperparameters=True,
+        prior_mean=0.0,
+        normalize_y=True,
+        max_iter=25,
+        tol=1e-3,
+        m_step_max_iter=50,
+        m_step_tol=1e-8,
+        jitter=1e-8,
+        input_decimals=None,
+        max_grid_size=5000,
+        device=None,
+        dtype="float64",
+        random_state=None,
+        verbose=0,
+    ):
+        self.mean_kernel = mean_kernel
+        self.task_kernel = task_kernel
+        self.shared_hyperparameters = shared_hyperparameters
+        self.prior_mean = prior_mean
+        self.normalize_y = normalize_y
+        self.max_iter = max_iter
+        self.tol = tol
+        self.m_step_max_iter = m_step_max_iter
+        self.m_step_tol = m_step_tol
+        self.jitter = jitter
+        self.input_decimals = input_decimals
+        self.max_grid_size = max_grid_size
+        self.device = device
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __getstate__(self):
+        return to_host(super().__getstate__())
+
+    def _context(self):
+        return resolve_dtype(self.dtype), resolve_device(self.device)
+
+    # -- kernels ---------------------------------------------------------------------
+    def _kernels(self):
+        mk = SkC(1.0) * SkRBF(1.0) if self.mean_kernel is None else self.mean_kernel
+        tk = SkC(1.0) * SkRBF(1.0) + SkWhite(0.1) if self.task_kernel is None else self.task_kernel
+        self._sklearn_kernels = (isinstance(mk, SkKernel), isinstance(tk, SkKernel))
+        mk = to_skgpx(clone(mk) if isinstance(mk, SkKernel) else mk)
+        tk = to_skgpx(clone(tk) if isinstance(tk, SkKernel) else tk)
+        if not _has_white(tk):
+            tk = tk + White(0.1, noise_level_bounds=(1e-6, 1e1))
+        return mk, tk
+
+    def _export(self, kernel, sklearn):
+        return to_sklearn(kernel) if sklearn else kernel
+
+    # -- fit ---------------------------------------------------------------------------
+    def fit(self, X, y, groups=None):
+        """Train by EM on long-format data.
+
+        **Arguments:** `X` ``(n_samples, n_features)`` inputs, `y` ``(n_samples,)``
+        outputs, `groups` ``(n_samples,)`` task label of every row (required).
+        **Returns:** ``self``.
+        """
+        self._validate_params()
+        dtype, device = self._context()
+        X, y = validate_data(self, X, y, y_numeric=True, ensure_2d=True, dtype="numeric")
+        groups = _check_groups(groups, X.shape[0], "fit")
+        mk, tk = self._kernels()
+        y_n, self._y_mean, self._y_std = _normalise(y, self.normalize_y)
+        layout = build_layout(
+            X, y_n, groups, decimals=self.input_decimals, max_grid_size=self.max_grid_size
+        )
+        learn_m0 = isinstance(self.prior_mean, str)
+        m0 = 0.0 if learn_m0 else (float(self.prior_mean) - self._y_mean) / self._y_std
+        M_pad, p = layout.X.shape[0], tk.theta.shape[0]
+        theta_task = np.asarray(tk.theta, np.float64)
+        if not self.shared_hyperparameters:
+            theta_task = np.tile(theta_task, (M_pad, 1))
+        self.device_ = describe_device(device)
+        with precision_scope(dtype), jax.default_device(device):
+            data = task_data_from_layout(layout, dtype=dtype)
+            data = jax.device_put(data, device)
+            params = MagmaParams(
+                mk, tk, np.asarray(mk.theta, np.float64), theta_task, np.asarray(m0, np.float64),
+                bool(self.shared_hyperparameters),
+            )
+            res = run_em(
+                params,
+                data,
+                learn_prior_mean=learn_m0,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                m_step_max_iter=self.m_step_max_iter,
+                m_step_tol=self.m_step_tol,
+                jitter=self.jitter,
+                verbose=self.verbose,
+            )
+        P = to_host(res.params)
+        self._layout = layout
+        self.tasks_ = layout.task_ids
+        self.grid_ = layout.grid
+        self.hyperposterior_ = to_host(res.posterior)
+        theta0 = np.asarray(P.theta0, np.float64)
+        tt = np.asarray(P.theta_task, np.float64)
+        self.task_theta_ = np.tile(tt, (layout.n_tasks, 1)) if tt.ndim == 1 else tt[: layout.n_tasks]
+        self._mean_kernel_skgpx = mk.with_theta(theta0)
+        self._task_kernel_skgpx = tk.with_theta(self.task_theta_.mean(axis=0))
+        self._task_template = tk
+        self.mean_kernel_ = self._export(self._mean_kernel_skgpx, self._sklearn_kernels[0])
+        self.task_kernel_ = self._export(self._task_kernel_skgpx, self._sklearn_kernels[1])
+        self.prior_mean_ = float(np.asarray(P.m0)) * self._y_std + self._y_mean
+        self.elbo_history_ = res.elbo_history
+        self.n_iter_ = res.n_iter
+        self.converged_ = res.converged
+        self.log_marginal_likelihood_value_ = res.log_marginal_likelihood
+        self.iteration_times_ = res.iteration_times
+        return self
+
+    # -- predictions ----------------------------------------------------------------------
+    def predict_mean_process(self, X, return_std=False, return_cov=False):
+        """Hyper-posterior of the mean process ``mu0`` at `X` (no task deviation, no noise).
+
+        **Returns:** mean ``(m,)``, and the standard deviation ``(m,)`` or covariance
+        ``(m, m)`` when asked.
+        """
+        if return_std and return_cov:
+            raise RuntimeError("At most one of return_std or return_cov can be requested.")
+        check_is_fitted(self, "hyperposterior_")
+        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        dtype, device = self._context()
+        with precision_scope(dtype), jax.default_device(device):
+            mean, second = mean_process_at(
+                self.hyperposterior_, self._mean_kernel_skgpx, jnp.asarray(X, dtype), bool(return_cov)
+            )
+        mean = np.asarray(mean) * self._y_std + self._y_mean
+        if return_cov:
+            return mean, np.asarray(second) * self._y_std**2
+        if return_std:
+            return mean, np.sqrt(np.maximum(np.asarray(second), 0.0)) * self._y_std
+        return mean
+
+    def predict(self, X, groups=None, return_std=False, return_cov=False, *, X_obs=None, y_obs=None, groups_obs=None):
+        """Predictive distribution of tasks at `X` (new noisy observations of each row's task).
+
+        **Arguments:**
+
+        - `X` ``(m, n_features)``, `groups` ``(m,)``: inputs and the task of every row.
+          A training task is predicted from its training observations with its
+          learned hyperparameters.
+        - `X_obs`, `y_obs`, `groups_obs`: observed points of **new** tasks (labels
+          not seen in ``fit``), any number of tasks at once. Each new task is
+          predicted from its own observations; with distinct hyperparameters its
+          hyperparameters are first learned from them (eq. (7) of the paper, all new
+          tasks in one batched optimisation).
+        - `return_std`, `return_cov`: also return the standard deviation ``(m,)``, or
+          the covariance ``(m, m)``. Rows of different tasks are predicted
+          independently given the training data (as in the paper), so the covariance
+          is block-diagonal by task.
+
+        A label that is neither a training task nor in `groups_obs` is an error; use
+        :meth:`predict_mean_process` for a task with no observations.
+        """
+        return self._predict(X, groups, return_std, return_cov, X_obs, y_obs, groups_obs, unknown="error")
+
+    def sample_y(self, X, groups=None, n_samples=1, random_state=None, *, X_obs=None, y_obs=None, groups_obs=None):
+        """Draws ``(m, n_samples)`` from the predictive distribution of each row's task (see :meth:`predict`).
+
+        Tasks are drawn independently (block-diagonal covariance); `random_state`
+        defaults to the estimator's ``random_state``.
+        """
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        mean, cov = self.predict(X, groups, return_cov=True, X_obs=X_obs, y_obs=y_obs, groups_obs=groups_obs)
+        groups = np.asarray(groups)
+        out = np.empty((mean.shape[0], int(n_samples)))
+        for label in _unique_labels(groups):
+            rows = np.flatnonzero(groups == label)
+            out[rows] = rng.multivariate_normal(mean[rows], cov[np.ix_(rows, rows)], int(n_samples)).T
+        return out
+
+    def score(self, X, y, groups=None, sample_weight=None):
+        """R^2 of the predictions of :meth:`predict` on ``(X, y, groups)``.
+
+        Rows of tasks not seen in ``fit`` (e.g. the held-out tasks of ``GroupKFold``)
+        are scored against the mean-process prediction, the Magma prediction for a
+        task without observations.
+        """
+        y_pred = self._predict(X, groups, False, False, None, None, None, unknown="mean_process")
+        return r2_score(y, y_pred, sample_weight=sample_weight)
+
+    def _predict(self, X, groups, return_std, return_cov, X_obs, y_obs, groups_obs, unknown):
+        if return_std and return_cov:
+            raise RuntimeError("At most one of return_std or return_cov can be requested.")
+        check_is_fitted(self, "hyperposterior_")
+        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        groups = _check_groups(groups, X.shape[0], "predict")
+        known = {_key(t): i for i, t in enumerate(self.tasks_)}
+        new_obs = self._new_task_observations(X_obs, y_obs, groups_obs, known)
+        labels = _unique_labels(groups)
+        missing = [t for t in labels if _key(t) not in known and _key(t) not in new_obs["index"]]
+        if missing and unknown == "error":
+            raise ValueError(
+                f"`groups` holds {len(missing)} task(s) neither seen in fit nor given in `groups_obs` "
+                f"(e.g. {missing[0]!r}). Pass their observed points as X_obs=, y_obs=, groups_obs=, "
+                "or call predict_mean_process(X) for a task with no observations."
+            )
+        out_mean = np.empty(X.shape[0])
+        out_var = np.empty(X.shape[0]) if return_std else None
+        out_cov = np.zeros((X.shape[0], X.shape[0])) if return_cov else None
+        mp_rows = np.isin(groups, np.asarray(missing, dtype=groups.dtype)) if missing else np.zeros(len(groups), bool)
+        if mp_rows.any():
+            m, s = self.predict_mean_process(X[mp_rows], return_cov=True)
+            out_mean[mp_rows] = m
+            if return_std:
+                out_var[mp_rows] = np.diag(s)
+            if return_cov:
+                out_cov[np.ix_(mp_rows, mp_rows)] = s
+        rows = np.flatnonzero(~mp_rows)
+        if rows.size:
+            mean, second, task_of_row, pos = self._task_predictions(
+                X[rows], groups[rows], known, new_obs, full_cov=bool(return_cov)
+            )
+            out_mean[rows] = mean[task_of_row, pos] * self._y_std + self._y_mean
+            if return_std:
+                out_var[rows] = second[task_of_row, pos] * self._y_std**2
+            if return_cov:
+                for b in np.unique(task_of_row):
+                    sel = task_of_row == b
+                    r = rows[sel]
+                    out_cov[np.ix_(r, r)] = second[b][np.ix_(pos[sel], pos[sel])] * self._y_std**2
+        if return_cov:
+            return out_mean, out_cov
+        if return_std:
+            return out_mean, np.sqrt(np.maximum(out_var, 0.0))
+        return out_mean
+
+    def _new_task_observations(self, X_obs, y_obs, groups_obs, known):
+        """Padded observations of new tasks, and their hyperparameters (learned when distinct)."""
+        if X_obs is None and y_obs is None and groups_obs is None:
+            return {"index": {}}
+        if X_obs is None or y_obs is None or groups_obs is None:
+            raise ValueError("Pass all three of X_obs, y_obs and groups_obs (observed points of the new tasks).")
+        X_obs, y_obs = validate_data(self, X_obs, y_obs, y_numeric=True, ensure_2d=True, dtype="numeric", reset=False)
+        groups_obs = _check_groups(groups_obs, X_obs.shape[0], "predict", name="groups_obs")
+        ids, task = np.unique(groups_obs, return_inverse=True)
+        clash = [t for t in ids if _key(t) in known]
+        if clash:
+            raise ValueError(
+                f"`groups_obs` labels must be new tasks, but {clash[0]!r} is a training task. A training task "
+                "is predicted from its training data; give the new task a label not used in fit."
+            )
+        _, pos, _, n_max = pad_by_group(task, len(ids))
+        d = X_obs.shape[1]
+        Xo = np.zeros((len(ids), n_max, d))
+        yo = np.zeros((len(ids), n_max))
+        mo = np.zeros((len(ids), n_max), bool)
+        Xo[task, pos] = X_obs
+        yo[task, pos] = (y_obs - self._y_mean) / self._y_std
+        mo[task, pos] = True
+        thetas = np.tile(self.task_theta_.mean(axis=0), (len(ids), 1))
+        if not self.shared_hyperparameters:
+            thetas = self._learn_new_task_hyperparameters(thetas, Xo, yo, mo)
+        return {"index": {_key(t): j for j, t in enumerate(ids)}, "X": Xo, "y": yo, "mask": mo, "theta": thetas}
+
+    def _learn_new_task_hyperparameters(self, thetas, Xo, yo, mo):
+        dtype, device = self._context()
+        tk = self._task_template
+        bounds = np.tile(np.asarray(tk.bounds), (thetas.shape[0], 1))
+        with precision_scope(dtype), jax.default_device(device):
+            args = [jnp.asarray(a, dtype) for a in (Xo, yo)] + [jnp.asarray(mo)]
+            jit = jnp.asarray(self.jitter, dtype)
+            scale = jnp.asarray(1.0 / max(int(mo.sum()), 1), dtype)
+            res = minimize_lbfgsb(
+                lambda th: new_task_objective_and_grad(
+                    jnp.asarray(th, dtype), self.hyperposterior_, self._mean_kernel_skgpx, tk, *args, jit, scale
+                ),
+                thetas,
+                bounds,
+                max_iter=self.m_step_max_iter * 4,
+                tol=self.m_step_tol,
+            )
+        return np.asarray(res.x)
+
+    def _task_predictions(self, X, groups, known, new_obs, full_cov):
+        """Batched task posteriors on the normalised scale, one padded row per requested task."""
+        labels, task_of_row = np.unique(groups, return_inverse=True)
+        task_of_row = task_of_row.reshape(-1)
+        B = len(labels)
+        _, pos, _, m_max = pad_by_group(task_of_row, B)
+        lay = self._layout
+        n_new = new_obs["X"].shape[1] if "X" in new_obs else 0
+        n_max = max(lay.n_max, n_new)
+        d = X.shape[1]
+        Xo, yo = np.zeros((B, n_max, d)), np.zeros((B, n_max))
+        mo, thetas = np.zeros((B, n_max), bool), np.zeros((B, self.task_theta_.shape[1]))
+        for b, t in enumerate(labels):
+            k = _key(t)
+            if k in known:
+                i = known[k]
+                Xo[b, : lay.n_max], yo[b, : lay.n_max], mo[b, : lay.n_max] = lay.X[i], lay.y[i], lay.mask[i]
+                thetas[b] = self.task_theta_[i]
+            else:
+                j = new_obs["index"][k]
+                Xo[b, :n_new], yo[b, :n_new], mo[b, :n_new] = new_obs["X"][j], new_obs["y"][j], new_obs["mask"][j]
+                thetas[b] = new_obs["theta"][j]
+        Xp, mp = np.zeros((B, m_max, d)), np.zeros((B, m_max), bool)
+        Xp[task_of_row, pos], mp[task_of_row, pos] = X, True
+        batch = int(max(1, min(B, _PREDICT_BUDGET // (n_max + m_max) ** 2)))
+        dtype, device = self._context()
+        with precision_scope(dtype), jax.default_device(device):
+            mean, second = task_posteriors(
+                self.hyperposterior_,
+                self._mean_kernel_skgpx,
+                self._task_template,
+                *(jnp.asarray(a, dtype) for a in (thetas, Xo, yo)),
+                jnp.asarray(mo),
+                jnp.asarray(Xp, dtype),
+                jnp.asarray(mp),
+                jnp.asarray(self.jitter, dtype),
+                full_cov,
+                batch,
+            )
+        return np.asarray(mean), np.asarray(second), task_of_row, pos
+
+
+def _has_white(kernel) -> bool:
+    leaves = jax.tree_util.tree_leaves(kernel, is_leaf=lambda x: isinstance(x, White))
+    return any(isinstance(x, White) for x in leaves)
+
+
+def _normalise(y, normalize_y):
+    y = np.asarray(y, dtype=np.float64)
+    if not normalize_y:
+        return y, 0.0, 1.0
+    mean, std = float(np.mean(y)), float(np.std(y))
+    std = 1.0 if std < 10 * np.finfo(np.float64).eps else std
+    return (y - mean) / std, mean, std
+
+
+def _key(label):
+    """Hashable key of a task label (NumPy scalars and Python scalars compare equal)."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
+def _unique_labels(groups):
+    _, first = np.unique(groups, return_index=True)
+    return [groups[i] for i in np.sort(first)]
+
+
+def _check_groups(groups, n_samples, method, name="groups"):
+    if groups is None:
+        raise ValueError(
+            f"{method}() needs `{name}`: the task label of every row of X (e.g. {name}=task_ids, "
+            "an array of length n_samples). With GridSearchCV, enable metadata routing "
+            "(sklearn.set_config(enable_metadata_routing=True)) and call "
+            "est.set_fit_request(groups=True).set_score_request(groups=True)."
+        )
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or groups.shape[0] != n_samples:
+        raise ValueError(
+            f"`{name}` must be a 1-D array with one task label per row of X ({n_samples} rows), "
+            f"got shape {groups.shape}."
+        )
+    if groups.dtype.kind == "f" and np.any(~np.isfinite(groups)):
+        raise ValueError(f"`{name}` contains NaN or infinite labels; give every row a task label.")
+    if groups.dtype.kind == "O":
+        groups = groups.astype(str)
+    return groups

@@ -1,0 +1,120 @@
+"""Magma E-step: the Gaussian hyper-posterior of the mean process on the union grid.
+
+MAGMA.md A.2 (Leroy et al. 2022, Prop. 2):
+
+    C^{-1} = K0^{-1} + S,          S = sum_i P_i^T Psi_i^{-1} P_i
+    m      = C (K0^{-1} m0 + b),   b = sum_i P_i^T Psi_i^{-1} y_i
+
+``C^{-1}`` and ``K0^{-1}`` are never formed. With ``K0 = L0 L0^T`` and the
+well-conditioned ``B = I + L0^T S L0 = LB LB^T`` (eigenvalues >= 1):
+
+    C = L0 B^{-1} L0^T,    m = L0 B^{-1} (L0^{-1} m0 + L0^T b),
+    log|C| = log|K0| - log|B|.
+
+``S`` and ``b`` are scatter-adds of the per-task ``Psi_i^{-1}`` blocks (batched
+``cho_solve`` against the identity, padded rows masked to zero), accumulated chunk
+by chunk with ``lax.scan`` so memory stays O(N^2 + chunk * n_max^2). When all
+tasks share the grid and the hyperparameters, one factorisation of ``Psi`` serves
+every task: ``L0^T S L0 = M (Lpsi^{-1} L0)^T (Lpsi^{-1} L0)`` and
+``b = Psi^{-1} sum_i y_i`` (MAGMA.md item 3).
+"""
+
+from __future__ import annotations
+
+import collections
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._linalg import cho_solve, chol, logdet_from_chol, tri_solve
+from ._model import MagmaParams, TaskData
+
+__all__ = ["HyperPosterior", "e_step", "TRACE_COUNTS"]
+
+# Incremented at trace time only: tests check the EM loop does not re-compile.
+TRACE_COUNTS: collections.Counter = collections.Counter()
+
+
+class HyperPosterior(eqx.Module):
+    """``N(mean, C)`` of the mean process on ``grid``, stored through Cholesky factors.
+
+    ``L0 = chol(K0(T, T) + jitter)``, ``LB = chol(I + L0^T S L0)``, ``C = R R^T`` with
+    ``R = L0 LB^{-T}``, and ``white = L0^{-1} (mean - m0)`` (used by the
+    conditioning formula of MAGMA.md A.3 step 1).
+    """
+
+    grid: object
+    mean: object
+    L0: object
+    LB: object
+    white: object
+    m0: object
+
+    def cov_sqrt(self):
+        """``R`` with ``C = R R^T``."""
+        return tri_solve(self.LB, self.L0.T).T
+
+    def cov(self):
+        R = self.cov_sqrt()
+        return R @ R.T
+
+    def logdet_cov(self):
+        return logdet_from_chol(self.L0) - logdet_from_chol(self.LB)
+
+
+def _task_precisions(params: MagmaParams, data: TaskData, jitter):
+    """``(L0^T S L0`` is built by the caller) ``S`` and ``b`` by chunked scatter-add."""
+    N = data.grid.shape[0]
+    thetas = params.task_thetas(data.X.shape[0])
+
+    def per_task(x, y, mask, th):
+        k = params.task_kernel.with_theta(th)
+        L = chol(k.gram(x, mask), jitter, mask)
+        both = mask[:, None] & mask[None, :]
+        Pinv = jnp.where(both, cho_solve(L, jnp.eye(x.shape[0], dtype=x.dtype)), 0.0)
+        r = jnp.where(mask, cho_solve(L, jnp.where(mask, y, 0.0)), 0.0)
+        return Pinv, r
+
+    def body(carry, xs):
+        S, b = carry
+        X, y, idx, mask, th = xs
+        Pinv, r = jax.vmap(per_task)(X, y, mask, th)
+        if data.shared_inputs:  # index[i] = arange(N): a plain sum
+            S = S + jnp.sum(Pinv, axis=0)
+            b = b + jnp.sum(r, axis=0)
+        else:
+            S = S.at[idx[:, :, None], idx[:, None, :]].add(Pinv)
+            b = b.at[idx].add(r)
+        return (S, b), None
+
+    zeros = (jnp.zeros((N, N), data.y.dtype), jnp.zeros((N,), data.y.dtype))
+    xs = data.chunked(data.X, data.y, data.index, data.mask, thetas)
+    (S, b), _ = jax.lax.scan(body, zeros, xs)
+    return S, b
+
+
+@eqx.filter_jit
+def e_step(params: MagmaParams, data: TaskData, jitter) -> HyperPosterior:
+    """Hyper-posterior of the mean process on ``data.grid`` given ``params`` (A.2 E-step)."""
+    TRACE_COUNTS["e_step"] += 1
+    T = data.grid
+    N = T.shape[0]
+    L0 = chol(params.mean_kernel_at().gram(T), jitter)
+    eye = jnp.eye(N, dtype=T.dtype)
+    if data.shared_inputs and params.shared_hyperparameters:
+        # One factorisation of Psi for all tasks (MAGMA.md item 3).
+        Lp = chol(params.task_kernel.with_theta(params.theta_task).gram(T), jitter)
+        A = tri_solve(Lp, L0)
+        n_real = jnp.sum(data.mask[:, 0])
+        LtSL = n_real * (A.T @ A)
+        b = cho_solve(Lp, jnp.sum(jnp.where(data.mask, data.y, 0.0), axis=0))
+    else:
+        S, b = _task_precisions(params, data, jitter)
+        LtSL = L0.T @ S @ L0
+    LB = jnp.linalg.cholesky(eye + 0.5 * (LtSL + LtSL.T))
+    m0v = jnp.broadcast_to(params.m0, (N,)).astype(T.dtype)
+    w0 = tri_solve(L0, m0v)
+    u = cho_solve(LB, w0 + L0.T @ b)  # B^{-1}(L0^{-1} m0 + L0^T b) = L0^{-1} mean
+    mean = L0 @ u
+    return HyperPosterior(grid=T, mean=mean, L0=L0, LB=LB, white=u - w0, m0=jnp.asarray(params.m0, T.dtype))

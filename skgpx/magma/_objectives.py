@@ -1,0 +1,120 @@
+"""Magma M-step objectives and the ELBO that EM monitors.
+
+For fixed hyper-posterior ``q(mu0) = N(m, C)`` (MAGMA.md A.2 M-step):
+
+    J0(theta0, m0) = log N(m; m0, K0) - 1/2 tr(K0^{-1} C)                       [logL_GP_mod]
+    Ji(theta_i)    = log N(y_i; m(t_i), Psi_i) - 1/2 tr(Psi_i^{-1} C_i),  C_i = P_i C P_i^T
+
+and the evidence lower bound (A.2 "monitoring", plus the entropy constant so
+that it equals ``log p(y | Theta)`` right after an E-step):
+
+    L = J0 + sum_i Ji + 1/2 log|C| + N/2 (1 + log 2 pi).
+
+The task sum runs over chunks of tasks with ``lax.map`` and a checkpointed chunk
+body, so the backward pass keeps one chunk of Cholesky factors alive at a time.
+Padded rows contribute exactly zero: ``Psi_i`` is identity there (no jitter), the
+residual and ``C_i`` are masked to zero, and the ``log 2 pi`` count uses the real
+number of observations.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._estep import TRACE_COUNTS, HyperPosterior
+from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
+from ._model import MagmaParams, TaskData
+
+__all__ = [
+    "mean_process_term",
+    "task_terms",
+    "elbo",
+    "gls_prior_mean",
+    "mean_objective_and_grad",
+    "task_objective_and_grad",
+]
+
+
+def mean_process_term(theta0, m0, mean_kernel, grid, mean, cov_sqrt, jitter):
+    """``J0 = log N(mean; m0, K0) - 1/2 tr(K0^{-1} C)`` with ``C = cov_sqrt cov_sqrt^T``."""
+    L0 = chol(mean_kernel.with_theta(theta0).gram(grid), jitter)
+    a = tri_solve(L0, mean - m0)
+    W = tri_solve(L0, cov_sqrt)  # tr(K0^{-1} C) = ||L0^{-1} R||_F^2
+    N = grid.shape[0]
+    return -0.5 * jnp.dot(a, a) - 0.5 * logdet_from_chol(L0) - 0.5 * N * LOG_2PI - 0.5 * jnp.sum(W * W)
+
+
+def _one_task(task_kernel, th, x, y, idx, mask, mean, cov, shared_inputs, jitter):
+    """``Ji`` for one padded task."""
+    k = task_kernel.with_theta(th)
+    L = chol(k.gram(x, mask), jitter, mask)
+    both = mask[:, None] & mask[None, :]
+    Ci = jnp.where(both, cov if shared_inputs else cov[idx[:, None], idx[None, :]], 0.0)
+    r = jnp.where(mask, y - (mean if shared_inputs else mean[idx]), 0.0)
+    a = tri_solve(L, r)
+    tr = jnp.trace(cho_solve(L, Ci))
+    n_i = jnp.sum(mask)
+    return -0.5 * jnp.dot(a, a) - 0.5 * logdet_from_chol(L) - 0.5 * n_i * LOG_2PI - 0.5 * tr
+
+
+def task_terms(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitter):
+    """``sum_i Ji(theta_i)`` over all tasks, ``theta_task`` shaped like ``params.theta_task``."""
+    if data.shared_inputs and params.shared_hyperparameters:
+        # One Cholesky of Psi for every task (MAGMA.md item 3).
+        L = chol(params.task_kernel.with_theta(theta_task).gram(data.grid), jitter)
+        R = jnp.where(data.mask, data.y - mean[None, :], 0.0).T  # (N, M_pad)
+        A = tri_solve(L, R)
+        M = jnp.sum(data.mask[:, 0])
+        N = data.grid.shape[0]
+        tr = jnp.trace(cho_solve(L, cov))
+        return -0.5 * jnp.sum(A * A) - 0.5 * M * (logdet_from_chol(L) + N * LOG_2PI + tr)
+
+    params = eqx.tree_at(lambda p: p.theta_task, params, theta_task)
+    thetas = params.task_thetas(data.X.shape[0])
+
+    @jax.checkpoint
+    def chunk_fn(xs):
+        th, x, y, idx, mask = xs
+        f = lambda *a: _one_task(params.task_kernel, *a, mean, cov, data.shared_inputs, jitter)  # noqa: E731
+        return jnp.sum(jax.vmap(f)(th, x, y, idx, mask))
+
+    xs = data.chunked(thetas, data.X, data.y, data.index, data.mask)
+    return jnp.sum(jax.lax.map(chunk_fn, xs))
+
+
+@eqx.filter_jit
+def elbo(params: MagmaParams, data: TaskData, post: HyperPosterior, jitter):
+    """The monitored lower bound ``L(Theta, q)`` (MAGMA.md A.2), per call one compiled graph."""
+    TRACE_COUNTS["elbo"] += 1
+    R = post.cov_sqrt()
+    C = R @ R.T
+    N = data.grid.shape[0]
+    j0 = mean_process_term(params.theta0, params.m0, params.mean_kernel, data.grid, post.mean, R, jitter)
+    ji = task_terms(params.theta_task, params, data, post.mean, C, jitter)
+    return j0 + ji + 0.5 * post.logdet_cov() + 0.5 * N * (1.0 + LOG_2PI)
+
+
+@eqx.filter_jit
+def gls_prior_mean(theta0, mean_kernel, grid, mean, jitter):
+    """Constant ``m0`` maximising ``log N(mean; m0 1, K0)``: ``1^T K0^{-1} mean / 1^T K0^{-1} 1``."""
+    L0 = chol(mean_kernel.with_theta(theta0).gram(grid), jitter)
+    one = tri_solve(L0, jnp.ones_like(mean))
+    return jnp.dot(one, tri_solve(L0, mean)) / jnp.dot(one, one)
+
+
+@eqx.filter_jit
+def mean_objective_and_grad(theta0, m0, mean_kernel, grid, mean, cov_sqrt, jitter, scale):
+    """Value and gradient of ``-J0 * scale`` w.r.t. ``theta0`` (minimised by L-BFGS-B)."""
+    TRACE_COUNTS["mean_objective"] += 1
+    f = lambda t: -scale * mean_process_term(t, m0, mean_kernel, grid, mean, cov_sqrt, jitter)  # noqa: E731
+    return jax.value_and_grad(f)(theta0)
+
+
+@eqx.filter_jit
+def task_objective_and_grad(theta_task, params, data, mean, cov, jitter, scale):
+    """Value and gradient of ``-sum_i Ji * scale`` w.r.t. the task log-hyperparameters."""
+    TRACE_COUNTS["task_objective"] += 1
+    f = lambda t: -scale * task_terms(t, params, data, mean, cov, jitter)  # noqa: E731
+    return jax.value_and_grad(f)(theta_task)
