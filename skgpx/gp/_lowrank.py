@@ -260,17 +260,20 @@ class AbstractLowRankInference(AbstractInference):
         r = jax.eval_shape(features, X[:1]).shape[1]
         batch = self.batch_size or auto_batch_size(X.shape[0], r)
         d = noise + white_diagonal(kernel, X)
-        if self.diag_correction:
-            d = d + residual_diagonal(without_white(kernel), features, X, batch)
         return LowRankPlusDiagonal(features, X, d, batch)
 
+    def _lml(self, kernel, X, Y, noise, key):
+        """LML and the operator with its final diagonal (FITC residual added in the same pass)."""
+        op = self._operator(kernel, X, noise, key)
+        prior = without_white(kernel).diag(op.X) if self.diag_correction else None
+        lml, (L, B, d) = gaussian_lml(op, Y, prior)
+        return lml, eqx.tree_at(lambda o: o.diagonal, op, d), L, B
+
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
-        value, _ = gaussian_lml(self._operator(kernel, X, noise, key), Y)
-        return value
+        return self._lml(kernel, X, Y, noise, key)[0]
 
     def condition(self, kernel, X, Y, noise, key) -> LowRankPosterior:
-        op = self._operator(kernel, X, noise, key)
-        lml, (L, B) = gaussian_lml(op, Y)
+        lml, op, L, B = self._lml(kernel, X, Y, noise, key)
         weights = jax.scipy.linalg.cho_solve((L, True), B)
         err = self._approx_error(kernel, op, jax.random.fold_in(key, 1))
         info = tuple(sorted(self._info(op.features).items()))

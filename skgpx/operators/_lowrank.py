@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-__all__ = ["LowRankPlusDiagonal", "map_feature_rows", "feature_gram", "auto_batch_size"]
+__all__ = ["LowRankPlusDiagonal", "map_feature_rows", "feature_gram", "capacitance_pass", "auto_batch_size"]
 
 # Entries of one (batch, r) feature block: 2^21 float64 = 16 MiB.
 _BLOCK_ELEMENTS = 2**21
@@ -96,6 +96,42 @@ def feature_gram(features: Callable, X, w, R, batch_size: int):
     init = (jnp.zeros((r, r), P0.dtype), jnp.zeros((r, R.shape[1]), P0.dtype))
     (G, B), _ = jax.lax.scan(step, init, (Xb, wb, Rb))
     return (G if with_gram else None), B
+
+
+def capacitance_pass(features: Callable, X, diag, R, batch_size: int, prior_diag=None):
+    """One pass over ``X``: ``(Phi^T D^{-1} Phi, Phi^T D^{-1} R, d)`` for Woodbury.
+
+    ``D = diag(d)`` with ``d = diag`` or, when ``prior_diag`` (the exact prior variances
+    ``k(x, x)``) is given, ``d = diag + max(prior_diag - |phi(x)|^2, 0)``: the FITC
+    diagonal correction, formed from the same feature block as the Gram so that it
+    costs no extra pass over the data.
+    """
+    n = X.shape[0]
+    mask = jnp.ones(X.shape[:1], diag.dtype)
+    pd = jnp.zeros_like(diag) if prior_diag is None else prior_diag
+
+    def contrib(Xi, di, Ri, pi, mi):
+        P = features(Xi)
+        if prior_diag is not None:
+            di = di + jnp.maximum(pi - jnp.sum(P * P, axis=1), 0.0)
+        di = jnp.where(mi > 0, di, 1.0)  # padded rows: finite, weight zero below
+        wi = mi / di
+        return (P * wi[:, None]).T @ P, P.T @ (Ri * wi[:, None]), di
+
+    if n <= batch_size:
+        return contrib(X, diag, R, pd, mask)
+    Xb, db, Rb, pb, mb = _blocks(X, batch_size, diag, R, pd, mask)
+    contrib = jax.checkpoint(contrib)
+
+    def step(carry, xs):
+        G, B, d = contrib(*xs)
+        return (carry[0] + G, carry[1] + B), d
+
+    P0 = jax.eval_shape(features, Xb[0])
+    r = P0.shape[1]
+    init = (jnp.zeros((r, r), P0.dtype), jnp.zeros((r, R.shape[1]), P0.dtype))
+    (G, B), d = jax.lax.scan(step, init, (Xb, db, Rb, pb, mb))
+    return G, B, d.reshape(-1)[:n]
 
 
 class LowRankPlusDiagonal(lx.AbstractLinearOperator):

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jax.scipy.linalg import solve_triangular
 
-from ..operators._lowrank import LowRankPlusDiagonal, feature_gram
+from ..operators._lowrank import LowRankPlusDiagonal, capacitance_pass, feature_gram
 
 __all__ = ["WoodburyFactor", "woodbury_factor", "woodbury_solve", "woodbury_quad_logdet", "gaussian_lml", "Woodbury"]
 
@@ -63,27 +63,29 @@ def woodbury_solve(factor: WoodburyFactor, R):
     return DR - op.matmul_features(factor.solve_capacitance(B)) / op.diagonal[:, None]
 
 
-def woodbury_quad_logdet(operator: LowRankPlusDiagonal, Y):
+def woodbury_quad_logdet(operator: LowRankPlusDiagonal, Y, prior_diag=None):
     """``-1/2 tr(Y^T C^{-1} Y) - t/2 log|C|`` in one pass over the rows (differentiable).
 
-    **Returns:** ``(value, (chol, B))`` with ``chol`` the capacitance factor and
-    ``B = Phi^T D^{-1} Y``, so a caller can form the weight-space posterior mean
-    ``A^{-1} B`` without another pass.
+    With ``prior_diag`` the operator's diagonal is first increased by the FITC
+    residual ``max(prior_diag - |phi(x)|^2, 0)`` (same pass, see
+    :func:`skgpx.operators._lowrank.capacitance_pass`).
+
+    **Returns:** ``(value, (chol, B, d))`` with ``chol`` the capacitance factor,
+    ``B = Phi^T D^{-1} Y`` (so a caller can form the weight-space posterior mean
+    ``A^{-1} B`` without another pass) and ``d`` the diagonal used.
     """
-    d = operator.diagonal
-    DY = Y / d[:, None]
-    G, B = feature_gram(operator.features, operator.X, 1.0 / d, DY, operator.batch_size)
+    G, B, d = capacitance_pass(operator.features, operator.X, operator.diagonal, Y, operator.batch_size, prior_diag)
     L = _capacitance_chol(G)
     V = solve_triangular(L, B, lower=True)
-    quad = jnp.sum(Y * DY) - jnp.sum(V * V)
+    quad = jnp.sum(Y * Y / d[:, None]) - jnp.sum(V * V)
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))) + jnp.sum(jnp.log(d))
     t = Y.shape[1]
-    return -0.5 * quad - 0.5 * t * logdet, (L, B)
+    return -0.5 * quad - 0.5 * t * logdet, (L, B, d)
 
 
-def gaussian_lml(operator: LowRankPlusDiagonal, Y):
-    """``log N(Y | 0, C)`` summed over the columns of ``Y``."""
-    value, aux = woodbury_quad_logdet(operator, Y)
+def gaussian_lml(operator: LowRankPlusDiagonal, Y, prior_diag=None):
+    """``log N(Y | 0, C)`` summed over the columns of ``Y`` (see :func:`woodbury_quad_logdet`)."""
+    value, aux = woodbury_quad_logdet(operator, Y, prior_diag)
     n, t = Y.shape
     return value - 0.5 * n * t * math.log(2 * math.pi), aux
 
