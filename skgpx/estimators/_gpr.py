@@ -50,6 +50,7 @@ _OPTION_NAMES = (
     "n_probes",
     "lanczos_order",
     "variance_method",
+    "love_rank",
     "random_state",
     "jitter",
 )
@@ -91,7 +92,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
       ``jitter_`` and warned about) or a fixed value always added (``0.0``: never).
     - `verbose`: 0 silent, 1 one line per optimiser run, 2 also every iteration.
     - `n_components`, `landmark_method` (low-rank back-ends), `tol`, `max_iter`,
-      `preconditioner_rank`, `n_probes`, `lanczos_order`, `variance_method` (CG back-end):
+      `preconditioner_rank`, `n_probes`, `lanczos_order`, `variance_method`, `love_rank` (CG back-end):
       passed to the back-end in its ``options`` dict.
 
     **Fitted attributes**: scikit-learn's ``X_train_``, ``y_train_``, ``kernel_`` (a
@@ -100,7 +101,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     ``n_features_in_``, ``feature_names_in_``; and skgpx's ``kernel_skgpx_`` (the
     fitted skgpx kernel), ``solver_`` (resolved name), ``posterior_`` (the fitted
     posterior module), ``jitter_``, ``n_iter_`` (iterations of the best optimiser
-    run), ``optimizer_runs_`` (one dict per run), ``device_`` (a string).
+    run), ``optimizer_runs_`` (one dict per run), ``device_`` (a string), ``solver_info_``
+    (the back-end's ``diagnostics()`` dict: for ``"cg"`` the PCG iterations, achieved relative
+    residual, converged flag, preconditioner rank and the measured LOVE standard-deviation error).
     """
 
     _parameter_constraints: dict = GPR_PARAMETER_CONSTRAINTS
@@ -129,6 +132,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         n_probes=16,
         lanczos_order=100,
         variance_method="auto",
+        love_rank=100,
     ):
         self.kernel = kernel
         self.alpha = alpha
@@ -151,6 +155,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.n_probes = n_probes
         self.lanczos_order = lanczos_order
         self.variance_method = variance_method
+        self.love_rank = love_rank
 
     # -- scikit-learn plumbing ----------------------------------------------------------
     def __sklearn_tags__(self):
@@ -251,6 +256,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.kernel_ = to_sklearn(kernel_skgpx) if self._sklearn_kernel else kernel_skgpx
         self._check_posterior(posterior)
         self.posterior_ = posterior
+        self.solver_info_ = dict(posterior.diagnostics())
         self.log_marginal_likelihood_value_ = (
             float(posterior.log_marginal_likelihood_value) if lml_value is None else float(lml_value)
         )
