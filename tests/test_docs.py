@@ -47,7 +47,20 @@ def test_mkdocs_build_strict(tmp_path):
     # The API reference really rendered docstrings (mkdocstrings ran, objects resolved).
     api = (site / "api" / "kernels" / "index.html").read_text(encoding="utf-8")
     assert "RBF" in api and "length_scale" in api
+    magma = (site / "api" / "magma" / "index.html").read_text(encoding="utf-8")
+    assert "MultiTaskMagmaRegressor" in magma and "predict_mean_process" in magma
     shutil.rmtree(site, ignore_errors=True)
+
+
+def test_every_page_is_in_the_nav():
+    """A page missing from ``nav`` builds but cannot be reached from the site's menus."""
+    import re
+
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8").split("\nnav:", 1)[1]
+    listed = set(re.findall(r":\s*(\S+\.md)\s*$", nav, flags=re.M))
+    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    assert pages - listed == set(), f"docs pages not in mkdocs.yml nav: {sorted(pages - listed)}"
+    assert listed - pages == set(), f"nav entries without a page: {sorted(listed - pages)}"
 
 
 # Pages whose ``python`` code blocks form one runnable script, executed in order in one
