@@ -90,7 +90,10 @@ class CGPosterior(AbstractPosterior):
     # -- helpers -----------------------------------------------------------------------
     def _solve(self, R):
         inf = self.inference
-        return pcg(self.operator.mm, R, self.precond.solve, tol=inf.tol, max_iter=inf.max_iter)
+        res = pcg(self.operator.mm, R, self.precond.solve, tol=inf.tol, max_iter=inf.max_iter)
+        jax.debug.callback(functools.partial(_warn_lml, tol=inf.tol, max_iter=inf.max_iter, what="a posterior solve"),
+                           res.converged, jnp.max(res.relative_residual), res.iterations)
+        return res
 
     def _chunks(self, Xs, fn, out_cols: int | None = None):
         """Apply ``fn(Xs_chunk) -> (chunk, ...)`` over row chunks of ``Xs`` (padded, then cut)."""
@@ -209,6 +212,12 @@ class CGInference(AbstractInference):
             raise ValueError(f"`preconditioner_rank` must be 'auto' or an int >= 0, got {r!r}.")
         if int(self.n_probes) < 1:
             raise ValueError(f"`n_probes` must be >= 1, got {self.n_probes!r}.")
+        if int(self.lanczos_order) < 1:
+            raise ValueError(f"`lanczos_order` must be >= 1 (100 is unbiased on hard problems), got {self.lanczos_order!r}.")
+        if int(self.love_rank) < 1:
+            raise ValueError(f"`love_rank` must be >= 1, got {self.love_rank!r}; use variance_method='exact' for no LOVE.")
+        if self.operator not in ("auto", "dense", "matrix-free"):
+            raise ValueError(f"`operator` must be 'auto', 'dense' or 'matrix-free', got {self.operator!r}.")
 
     # -- shared pieces ---------------------------------------------------------------------
     def _rank(self, n):
@@ -319,8 +328,8 @@ def _warn_lml(converged, relres, iterations, tol, max_iter, what="the marginal l
 
 
 _OPTION_NAMES = (
-    "tol", "max_iter", "preconditioner_rank", "n_probes", "lanczos_order", "variance_method",
-    "love_rank", "operator", "tile_size", "exact_var_max",
+    "tol", "max_iter", "preconditioner_rank", "trace_tol", "n_probes", "lanczos_order", "variance_method",
+    "love_rank", "n_check", "love_max_error", "operator", "tile_size", "exact_var_max",
 )
 
 
@@ -333,3 +342,15 @@ def cg_factory(options: dict) -> CGInference:
     if "tol" in kw:
         kw["tol"] = float(kw["tol"])
     return CGInference(**kw)
+
+
+@register_solver("cg-dense")
+def cg_dense_factory(options: dict) -> CGInference:
+    """``"cg"`` on a materialised Gram matrix (what ``solver="auto"`` picks while ``n^2`` floats fit)."""
+    return cg_factory({**options, "operator": "dense"})
+
+
+@register_solver("cg-matrix-free")
+def cg_matrix_free_factory(options: dict) -> CGInference:
+    """``"cg"`` on the tiled matrix-free operator (what ``solver="auto"`` picks past the memory budget)."""
+    return cg_factory({**options, "operator": "matrix-free"})
