@@ -6,7 +6,15 @@ noise variance 0.01, fixed hyperparameters; targets ``sin(6 x0) + cos(4 x1 x2) +
 Run (each size in its own subprocess, so peak RSS is per size):
 
     .venv/bin/python benchmarks/scaling.py                      # n = 10k, 20k, 50k, 100k
+    .venv/bin/python benchmarks/scaling.py --sizes 10000 20000  # the sizes with a Cholesky reference
     .venv/bin/python benchmarks/scaling.py --sizes 2000 5000    # quick
+    .venv/bin/python benchmarks/scaling.py --train 20000        # training: 20 LML+gradient evaluations
+
+``--train N`` fits ``ScalableGPRegressor(C * Matern(nu=1.5) + White, solver="cg")`` from
+``C = 1, l = 0.5, White = 0.05`` with L-BFGS-B capped at ``--steps`` (20) evaluations of the
+log marginal likelihood and its gradient (PCG + SLQ value, stochastic-trace gradient), then
+conditions; it prints total time, evaluations, time per evaluation, the learned kernel,
+peak RSS and the CG diagnostics of the final fit.
 
 Columns: ``op`` dense / matrix-free operator; ``prec_s`` pivoted-Cholesky build; ``rank``;
 ``fit_s`` full ``condition`` (PCG on targets + probes, SLQ, LOVE cache, LOVE check);
@@ -134,6 +142,41 @@ def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0):
     return row
 
 
+def run_train(n, steps, seed=0):
+    import numpy as np
+    import scipy.optimize
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern as SkMatern, WhiteKernel
+
+    from skgpx.estimators import ScalableGPRegressor
+
+    rng = np.random.default_rng(seed)
+    Xn = rng.random((n, 3))
+    yn = np.sin(6 * Xn[:, 0]) + np.cos(4 * Xn[:, 1] * Xn[:, 2]) + 0.1 * rng.standard_normal(n)
+    evals = []
+
+    def capped_lbfgs(obj_func, theta0, bounds):
+        def f(theta):
+            t = time.perf_counter()
+            out = obj_func(theta, eval_gradient=True)
+            evals.append(time.perf_counter() - t)
+            return out
+
+        r = scipy.optimize.minimize(f, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                    options={"maxfun": steps, "maxiter": steps})
+        return r.x, r.fun
+
+    kernel = ConstantKernel(1.0) * SkMatern(0.5, nu=1.5) + WhiteKernel(0.05)
+    gp = ScalableGPRegressor(kernel, solver="cg", alpha=1e-6, optimizer=capped_lbfgs, random_state=seed)
+    t = time.perf_counter()
+    gp.fit(Xn, yn)
+    total = time.perf_counter() - t
+    info = gp.solver_info_
+    return {"n": n, "fit_s": total, "evals": len(evals), "first_eval_s": evals[0] if evals else None,
+            "eval_s": float(np.median(evals[1:])) if len(evals) > 1 else None, "kernel": str(gp.kernel_),
+            "lml": gp.log_marginal_likelihood_value_, "rss_GB": _rss_gb(), "op": info["operator"],
+            "its": info["iterations"], "rank": info["preconditioner_rank"], "converged": info["converged"]}
+
+
 COLS = ["n", "op", "rank", "prec_s", "fit_s", "its", "it_s", "mv_s", "dmv_s", "pred_s", "exact_s", "rss_GB",
         "ref", "mean_err", "std_err", "love_err", "sk_s", "sk_mean_err"]
 
@@ -153,8 +196,15 @@ def main(argv=None):
     p.add_argument("--n-check", type=int, default=64, help="test points with exact-solve std")
     p.add_argument("--ref-max", type=int, default=20_000, help="largest n with a dense Cholesky reference")
     p.add_argument("--sklearn-max", type=int, default=10_000)
+    p.add_argument("--train", type=int, help="instead: train the hyperparameters at this n")
+    p.add_argument("--steps", type=int, default=20, help="LML+gradient evaluations for --train")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.train:
+        row = run_train(a.train, a.steps)
+        print(" | ".join(row), flush=True)
+        print(" | ".join(_fmt(v) for v in row.values()), flush=True)
+        return
     if a.one:
         print(json.dumps(run_one(a.one, a.n_test, a.n_check, a.ref_max, a.sklearn_max)))
         return
