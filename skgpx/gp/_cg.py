@@ -178,6 +178,8 @@ class CGPosterior(AbstractPosterior):
             "love_rank": int(self.love.V.shape[1]),
             "love_std_rel_error_median": float(s["love_err_median"]),
             "love_std_rel_error_max": float(s["love_err_max"]),
+            # What predict(return_std=True) uses past exact_var_max test points under "auto".
+            "love_accepted": bool(s["love_err_max"] <= inf.love_max_error),
         }
 
 

@@ -18,6 +18,7 @@ below, next to the classes, as lineax does for its own operators.
 from __future__ import annotations
 
 import abc
+import warnings
 
 import equinox as eqx
 import jax
@@ -144,7 +145,16 @@ lx.materialise.register(DenseKernelOperator)(lambda operator: operator)
 
 @lx.materialise.register(MatrixFreeKernelOperator)
 def _(operator):
-    # Materialising a matrix-free operator is only ever an explicit request.
+    # Never densify behind the user's back: lineax's direct solvers (LU, Cholesky, the
+    # AutoLinearSolver) call materialise, which forms the n x n matrix here, so say so.
+    n = operator.X.shape[0]
+    warnings.warn(
+        f"Materialising a MatrixFreeKernelOperator forms its {n} x {n} Gram matrix "
+        f"({n * n * operator.diag_noise.dtype.itemsize / 2**20:.1f} MiB). Solve it with `skgpx.solvers.pcg` "
+        "(or lineax.CG) to stay matrix-free, or build a DenseKernelOperator explicitly.",
+        UserWarning,
+        stacklevel=2,
+    )
     return DenseKernelOperator(operator.kernel, operator.X, operator.diag_noise - _white(operator))
 
 
