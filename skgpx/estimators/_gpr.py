@@ -103,7 +103,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     posterior module), ``jitter_``, ``n_iter_`` (iterations of the best optimiser
     run), ``optimizer_runs_`` (one dict per run), ``device_`` (a string), ``solver_info_``
     (the back-end's ``diagnostics()`` dict: for ``"cg"`` the PCG iterations, achieved relative
-    residual, converged flag, preconditioner rank and the measured LOVE standard-deviation error).
+    residual, converged flag, preconditioner rank and the measured LOVE standard-deviation error;
+    for ``"rff"`` / ``"nystrom"`` the features used ``n_features_used`` and
+    ``kernel_approx_rel_frobenius_error``, the relative Frobenius error of the approximate
+    kernel on a 200-point training subsample).
     """
 
     _parameter_constraints: dict = GPR_PARAMETER_CONSTRAINTS
@@ -371,6 +374,11 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
           (``skgpx.gp._pathwise``); ``"auto"`` is exact for at most
           ``EXACT_SAMPLING_MAX_POINTS = 2000`` query points (or before ``fit``) and
           pathwise beyond.
+
+        What is sampled (both methods, as scikit-learn): ``y`` as the kernel models it, i.e. the
+        latent ``f`` plus the kernel's own ``WhiteKernel`` noise, drawn independently per point;
+        ``alpha`` (added to the training diagonal only) is not added. For noise-free ``f``
+        samples, model the noise with ``alpha`` instead of a ``WhiteKernel``.
 
         **Returns:** ``(m, n_samples)``, or ``(m, n_targets, n_samples)`` for multi-output.
         """
