@@ -24,11 +24,13 @@ Prior draws:
   ``phi(x) . w``, ``w ~ N(0, I)``, plus its diagonal-only part, so samples follow
   exactly the approximate posterior that ``predict`` reports.
 
-What a sample contains: the latent ``f`` plus the kernel's own ``White`` term
-(drawn independently at every point of ``Xs``), i.e. covariance
-``posterior.cov(Xs)``, the same quantity scikit-learn's ``sample_y`` draws. The
-observation noise ``noise`` (scikit-learn's ``alpha``) is NOT added to the samples;
-it enters only through the data correction. Targets are on the normalised scale.
+What a sample contains: by default (``include_white=True``) the latent ``f`` plus
+the kernel's own ``White`` term (drawn independently at every point of ``Xs``), i.e.
+covariance ``posterior.cov(Xs)``, the same quantity scikit-learn's ``sample_y``
+draws ("y as the kernel models it"); with ``include_white=False`` the latent ``f``
+alone. The observation noise ``noise`` (scikit-learn's ``alpha``) is never added to
+the samples; it enters only through the data correction. Targets are on the
+normalised scale.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..kernels._spectral import RandomFourierFeatures, draw_random_fourier_features
+from ..kernels._spectral import RandomFourierFeatures, draw_random_fourier_features, rff_frequency_counts
 from ..operators._common import tiled_cross_mm
 from ._lowrank import LowRankPosterior, white_diagonal
 
@@ -51,7 +53,7 @@ def _rff_prior_paths(kernel, X, Xs, n_paths, n_features, key):
     """Independent RFF prior paths at ``X`` and ``Xs``: ``(n, P)`` and ``(m, P)``, fresh frequencies per path."""
     d = X.shape[1]
     try:
-        template = draw_random_fourier_features(kernel, d, n_features, key)
+        sizes = rff_frequency_counts(kernel, n_features)
     except ValueError as err:
         raise ValueError(
             f"Pathwise sampling draws prior paths from random Fourier features, which this kernel does not "
@@ -59,11 +61,10 @@ def _rff_prior_paths(kernel, X, Xs, n_paths, n_features, key):
             "solver='nystrom', whose pathwise samples use its own features."
         ) from None
     kb, kw = jax.random.split(key)
-    bases = jax.vmap(lambda k: draw_random_fourier_features(kernel, d, n_features, k).base)(
-        jax.random.split(kb, n_paths)
-    )
+    # Independent base frequencies for every path, drawn in one batched call per factor.
+    template = draw_random_fourier_features(kernel, d, n_features, kb, batch_shape=(n_paths,))
+    bases = template.base
     W = jax.random.normal(kw, (n_paths, template.n_features), X.dtype)
-    sizes = template.n_frequencies
 
     def path_values(base, w, rows):
         return RandomFourierFeatures(kernel, base, sizes).path(rows, w)
@@ -100,7 +101,7 @@ def _rff_prior_paths(kernel, X, Xs, n_paths, n_features, key):
 
 def pathwise_sample(
     inference, posterior, kernel, X, Y, noise, Xs, n_samples: int, key, *, n_prior_features: int = 1024,
-    tile_size: int | None = None,
+    tile_size: int | None = None, include_white: bool = True,
 ):
     """Posterior samples at ``Xs`` by Matheron's rule, shape ``(n_samples, m, t)``.
 
@@ -111,17 +112,22 @@ def pathwise_sample(
     - `Xs` ``(m, d)``: where to sample; `n_samples`: samples per target column; `key`: a JAX key.
     - `n_prior_features`: random features per prior path (exact / CG posteriors only).
     - `tile_size`: rows of ``Xs`` per cross-covariance tile (default: about 4M entries per tile).
+    - `include_white`: ``True`` (default, scikit-learn's ``sample_y``): samples of ``f`` plus the
+      kernel's ``White`` term; ``False``: samples of the latent ``f`` alone (covariance
+      ``posterior.cov(Xs)`` minus the White variance on its diagonal).
 
-    **Returns:** samples of ``f(Xs)`` plus the kernel's ``White`` term (covariance
-    ``posterior.cov(Xs)``), without the observation noise ``noise``. See the module docstring.
+    **Returns:** samples of ``f(Xs)`` plus (``include_white``) the kernel's ``White`` term
+    (covariance ``posterior.cov(Xs)``), never the observation noise ``noise``. See the module docstring.
     """
     del inference  # the posterior carries the solver
     X, Y, Xs, noise = jnp.asarray(X), jnp.asarray(Y), jnp.asarray(Xs), jnp.asarray(noise)
-    return _pathwise_jit(posterior, kernel, X, Y, noise, Xs, int(n_samples), key, int(n_prior_features), tile_size)
+    return _pathwise_jit(
+        posterior, kernel, X, Y, noise, Xs, int(n_samples), key, int(n_prior_features), tile_size, bool(include_white)
+    )
 
 
 @eqx.filter_jit
-def _pathwise_jit(posterior, kernel, X, Y, noise, Xs, n_samples, key, n_prior_features, tile_size):
+def _pathwise_jit(posterior, kernel, X, Y, noise, Xs, n_samples, key, n_prior_features, tile_size, include_white):
     n, t = Y.shape
     m = Xs.shape[0]
     P = n_samples * t
@@ -133,12 +139,14 @@ def _pathwise_jit(posterior, kernel, X, Y, noise, Xs, n_samples, key, n_prior_fe
         f_X = op.matmul_features(W)
         f_S = posterior._rows(Xs, lambda Pb, _: Pb @ W)
         diag_X = op.diagonal  # noise + White + (Nyström) residual
-        diag_S = posterior.independent_diagonal(Xs)
+        diag_S = posterior.independent_diagonal(Xs)  # White + (Nyström) residual
+        if not include_white:  # the Nyström residual is part of the latent approximate prior
+            diag_S = diag_S - white_diagonal(kernel, Xs)
         cross_mm = posterior.cross_matmul
     else:
         f_X, f_S = _rff_prior_paths(kernel, X, Xs, P, n_prior_features, k_prior)
         diag_X = noise + white_diagonal(kernel, X)
-        diag_S = white_diagonal(kernel, Xs)
+        diag_S = white_diagonal(kernel, Xs) if include_white else jnp.zeros(Xs.shape[:1], X.dtype)
 
         def cross_mm(Z, B):
             return tiled_cross_mm(kernel, Z, X, B, tile_size)

@@ -55,6 +55,7 @@ __all__ = [
     "sample_base_frequencies",
     "RandomFourierFeatures",
     "draw_random_fourier_features",
+    "rff_frequency_counts",
     "spectral_terms",
 ]
 
@@ -78,24 +79,27 @@ def _dof(kernel):
     return None
 
 
-def sample_base_frequencies(kernel, n_dims: int, n_frequencies: int, key, dtype=None):
-    """Length-scale-free frequencies ``(n_frequencies, n_dims)`` of ``kernel`` (RBF or Matérn).
+def sample_base_frequencies(kernel, n_dims: int, n_frequencies: int, key, dtype=None, batch_shape=()):
+    """Length-scale-free frequencies ``batch_shape + (n_frequencies, n_dims)`` of ``kernel`` (RBF or Matérn).
 
     Divide by the length scale to get draws from the spectral density:
-    ``omega = base / length_scale``.
+    ``omega = base / length_scale``. ``batch_shape`` draws independent sets at once
+    (e.g. one per posterior sample path).
     """
     _check_spectral(kernel)
     dtype = dtype or jnp.result_type(float)
-    kz, ku = jax.random.split(key)
-    z = jax.random.normal(kz, (n_frequencies, n_dims), dtype)
     df = _dof(kernel)
+    extra = 0 if df is None else int(df)
+    # One normal draw holds both z (n_dims columns) and, for Matérn, the 2 nu normals whose
+    # squares sum to u ~ chi^2_{2 nu}: a single RNG call site (threefry is slow to compile).
+    g = jax.random.normal(key, tuple(batch_shape) + (n_frequencies, n_dims + extra), dtype)
+    z = g[..., :n_dims]
     if df is None:
         return z
     # One chi^2_{2 nu} scale per frequency shared by all coordinates (multivariate t). For
     # nu in {1/2, 3/2, 5/2} the degrees of freedom 2 nu are integers: a sum of 2 nu squared
     # standard normals is exact and far faster than `jax.random.gamma`'s rejection sampler.
-    g = jax.random.normal(ku, (n_frequencies, int(df)), dtype)
-    u = jnp.sum(g * g, axis=1, keepdims=True)
+    u = jnp.sum(g[..., n_dims:] ** 2, axis=-1, keepdims=True)
     return z / jnp.sqrt(u / df)
 
 
@@ -256,13 +260,13 @@ class RandomFourierFeatures(eqx.Module):
         return total
 
 
-def draw_random_fourier_features(kernel, n_dims: int, n_components: int, key) -> RandomFourierFeatures:
-    """Draw the random Fourier feature map of ``kernel`` with at most ``n_components`` columns.
+def rff_frequency_counts(kernel, n_components: int) -> tuple[int, ...]:
+    """Sin/cos frequency pairs per term of ``kernel`` (0 for a constant term) for ``n_components`` columns.
 
     Each constant-only term gets one exact column; the remaining columns are split
     equally between the stationary terms (``m = (n_components - n_const) // (2 T)``
-    sin/cos frequency pairs each), independent of the current amplitudes so shapes
-    stay static during hyperparameter optimisation.
+    pairs each), independent of the current amplitudes so shapes stay static during
+    hyperparameter optimisation.
     """
     terms = spectral_terms(kernel)
     if not terms:
@@ -278,17 +282,28 @@ def draw_random_fourier_features(kernel, n_dims: int, n_components: int, key) ->
             f"n_components={n_components} is too small for a kernel with {n_spec} stationary terms; "
             f"use n_components >= {2 * n_spec + n_const}."
         )
-    bases, sizes = [], []
-    for i, term in enumerate(terms):
-        if not term.factors:
-            bases.append(())
-            sizes.append(0)
-            continue
-        kt = jax.random.fold_in(key, i)
+    return tuple(m if t.factors else 0 for t in terms)
+
+
+def draw_random_fourier_features(
+    kernel, n_dims: int, n_components: int, key, batch_shape=()
+) -> RandomFourierFeatures:
+    """Draw the random Fourier feature map of ``kernel`` with at most ``n_components`` columns.
+
+    Columns per term: see :func:`rff_frequency_counts`. With ``batch_shape`` every
+    base-frequency array gets those leading dimensions (independent feature maps,
+    e.g. one per sample path, to be used under ``vmap``).
+    """
+    terms = spectral_terms(kernel)
+    sizes = rff_frequency_counts(kernel, n_components)
+    n_factors = sum(len(t.factors) for t in terms)
+    keys = jax.random.split(key, max(n_factors, 1))  # one key per stationary factor
+    bases, i = [], 0
+    for term, m in zip(terms, sizes):
         fb = []
-        for j, factor in enumerate(term.factors):
+        for factor in term.factors:
             nd = n_dims if factor.dims is None else len(factor.dims)
-            fb.append(sample_base_frequencies(factor.kernel, nd, m, jax.random.fold_in(kt, j)))
+            fb.append(sample_base_frequencies(factor.kernel, nd, m, keys[i], batch_shape=batch_shape))
+            i += 1
         bases.append(tuple(fb))
-        sizes.append(m)
-    return RandomFourierFeatures(kernel, tuple(bases), tuple(sizes))
+    return RandomFourierFeatures(kernel, tuple(bases), sizes)

@@ -198,3 +198,42 @@ def test_estimator_fit_predict_optimise_and_pathwise_sample(solver):
     assert samples.shape == (5, S)
     z = (samples.mean(1) - mu[:5]) / (sd[:5] / np.sqrt(S))
     assert np.max(np.abs(z)) < stats.norm.isf(1e-4 / 10)
+
+
+def _all_shapes(closed):
+    shapes = set()
+
+    def walk(jp):
+        for eqn in jp.eqns:
+            shapes.update(tuple(v.aval.shape) for v in eqn.outvars if hasattr(v.aval, "shape"))
+            for p in eqn.params.values():
+                for sub in p if isinstance(p, (tuple, list)) else (p,):
+                    inner = getattr(sub, "jaxpr", None)
+                    if inner is not None:
+                        walk(getattr(inner, "jaxpr", inner))
+
+    walk(closed.jaxpr)
+    return shapes
+
+
+@pytest.mark.parametrize("solver", ["rff", "nystrom"])
+def test_memory_is_batched_no_n_by_r_feature_matrix(solver):
+    """LML gradient, condition and predict never hold a full (n, r) / (m, r) feature block
+    (nor an n x n one): features exist only in blocks of `batch_size` rows (traced, not run)."""
+    n, m, r, b = 900, 700, 24, 50
+    rng = np.random.default_rng(8)
+    X, Y, Xs = rng.uniform(size=(n, 3)), rng.normal(size=(n, 1)), rng.uniform(size=(m, 3))
+    k = 1.2 * Matern(0.4, nu=1.5) + White(0.01)
+    noise = np.full(n, 1e-2)
+    inf = make_inference(solver, {"n_components": r, "batch_size": b, "landmark_method": "kmeans++"})
+    key = jax.random.key(0)
+    widths = {r, r // 2}  # Nyström: r columns; RFF: r/2 frequencies (cos and sin blocks)
+
+    grad = jax.make_jaxpr(jax.grad(lambda th: inf.log_marginal_likelihood(k.with_theta(th), X, Y, noise, key)))(k.theta)
+    pred = jax.make_jaxpr(lambda Z: inf.condition(k, X, Y, noise, key).mean_and_var(Z))(jnp.asarray(Xs))
+    for closed in (grad, pred):
+        shapes = _all_shapes(closed)
+        assert any(s[-2:] == (b, w) for s in shapes for w in widths)  # features formed in blocks...
+        rows = [s for s in shapes if n in s or m in s]
+        bad = [s for s in rows if set(s) & widths or s.count(n) + s.count(m) > 1]
+        assert not bad, bad  # ...never for all rows at once
