@@ -100,6 +100,7 @@ def main(quick: bool = False) -> dict:
         ax.fill_between(t_grid, *band, color="C0", alpha=0.3, lw=0, label="95% interval for an observation")
         ax.axvline(split, color="0.5", ls="--", lw=0.8)
         ax.set_ylabel("CO$_2$ concentration (ppm)")
+        ax.set_xlabel("year")
         if window is not None:
             inside = (t_grid >= window[0]) & (t_grid <= window[1])
             lo = (mean - 1.96 * std)[inside].min()
@@ -109,16 +110,20 @@ def main(quick: bool = False) -> dict:
             ax.set_title(f"zoom on the start of the forecast (dashed line: end of training, {split:.0f})")
     axes[0].set_title(
         "Mauna-Loa-like CO$_2$: composite-kernel GP, "
-        f"{horizon:.0f}-year forecast (held-out 95% coverage {coverage:.0%})"
+        f"{horizon:.0f}-year forecast\n(the 95% interval covers {coverage:.0%} of the held-out values; "
+        f"RMSE {rmse:.2f} ppm)"
     )
     axes[0].legend(loc="upper left")
-    axes[1].set_xlabel("year")
     path = OUTPUT / "co2_composite_kernel.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
     print(f"trained on {t.size} values {t[0]:.1f}-{t[-1]:.1f} ({per_year} per year) in {fit_seconds:.1f} s")
     print(gp.summary())
+    print(
+        f"(normalize_y=True: the kernel's amplitudes are in units of the standardised series; "
+        f"multiply the standard deviations by y.std() = {y.std():.1f} ppm)"
+    )
     print(
         f"forecast {split:.0f}-{split + horizon:.0f}: RMSE {rmse:.2f} ppm against the held-out series, "
         f"95% interval coverage {coverage:.0%}"

@@ -8,7 +8,7 @@ has its own hyperparameters tuned by maximising the marginal likelihood inside
 every cross-validation fit; the grid search compares the kernel families by
 held-out R^2.
 
-Run ``python examples/grid_search_pipeline.py`` (16 GP fits; a few minutes on 2 CPU cores), or with
+Run ``python examples/grid_search_pipeline.py`` (16 GP fits; about a minute on 2 CPU cores), or with
 ``--quick`` (or ``SKGPX_EXAMPLES_QUICK=1``) for a tiny version used by the test suite.
 The figure is written to ``examples/output/grid_search_pipeline.png``.
 """
@@ -79,20 +79,24 @@ def main(quick: bool = False) -> dict:
     for i, (row, s, sd) in enumerate(zip(rows, scores, spread)):
         color = "C1" if i == search.best_index_ else "C0"
         ax0.errorbar(s, row, xerr=sd, fmt="o", color=color, capsize=4)
-        ax0.annotate(f"{s:.3f}", (s, row), xytext=(0, 7), textcoords="offset points", ha="center")
+        ax0.annotate(f"{s:.4f}", (s, row), xytext=(0, 7), textcoords="offset points", ha="center")
     ax0.set_yticks(rows, names)
     ax0.set_ylim(rows.min() - 0.6, rows.max() + 0.6)
     ax0.set_xlabel(f"R$^2$: mean ± 1 sd over {search.n_splits_} CV folds")
     ax0.set_title("Kernels compared by GridSearchCV (orange: chosen)")
+    if near_bounds:
+        ax0.text(0.02, 0.02, "ConvergenceWarning in CV: " + ", ".join(near_bounds) + "\nended near a bound",
+                 transform=ax0.transAxes, fontsize=8, color="0.3", va="bottom")
     ax0.grid(axis="x", alpha=0.3)
     lo, hi = float(min(y_test.min(), mean.min())), float(max(y_test.max(), mean.max()))
-    ax1.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, label="ideal")
+    ax1.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, label="predicted = true")
     ax1.errorbar(
-        y_test, mean, yerr=1.96 * std, fmt="o", ms=3, lw=0.6, color="C1", label="posterior mean with 95% interval"
+        y_test, mean, yerr=1.96 * std, fmt="o", ms=3, lw=0.6, color="C1", label="posterior mean ± 95% predictive interval"
     )
-    ax1.set_xlabel("true y (held-out test set)")
-    ax1.set_ylabel("predicted y (posterior mean)")
-    ax1.set_title(f"Best pipeline on the test set: R$^2$ = {test_r2:.3f}")
+    ax1.set_xlabel("true y on the held-out test set (Friedman #2 target, unitless)")
+    ax1.set_ylabel("predicted y")
+    ax1.set_title(f"Best pipeline on {len(y_test)} test points: R$^2$ = {test_r2:.3f}, "
+                  f"95% coverage {coverage:.0%}")
     ax1.legend(loc="upper left")
     path = OUTPUT / "grid_search_pipeline.png"
     fig.savefig(path, dpi=120)
@@ -103,10 +107,12 @@ def main(quick: bool = False) -> dict:
         f"in {seconds:.1f} s"
     )
     for name, s, sd in zip(names, scores, spread):
-        print(f"  {name:<18} CV R^2 = {s:.3f} +/- {sd:.3f}")
+        print(f"  {name:<18} CV R^2 = {s:.4f} +/- {sd:.4f}")
     print(f"best: {names[search.best_index_]}; learned kernel: {best.named_steps['gp'].kernel_}")
     if near_bounds:
-        print(f"(ConvergenceWarning during CV: {', '.join(near_bounds)} ended near a bound)")
+        note = ("; a RationalQuadratic whose alpha reaches its upper bound has become an RBF"
+                if any(name.endswith("__alpha") for name in near_bounds) else "")
+        print(f"(ConvergenceWarning during CV: {', '.join(near_bounds)} ended near a bound{note})")
     print(f"test R^2 = {test_r2:.3f}, 95% interval coverage = {coverage:.2f}")
     print(f"figure: {path}")
     return {"path": path, "best": names[search.best_index_], "test_r2": test_r2}

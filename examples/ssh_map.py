@@ -10,9 +10,9 @@ Gaussian process (optimal interpolation). This example
    warm- and cold-core eddies, sampled along straight ascending and descending
    passes, plus 3 cm white noise (no download);
 2. learns the hyperparameters of a space-time kernel on a random subsample with
-   the exact Cholesky solver: a Matérn-3/2 of the chordal distance on the sphere
+   the exact Cholesky solver: a Matérn-5/2 of the chordal distance on the sphere
    (``Chordal``, positive definite on the sphere unlike a great-circle Matérn)
-   times a Matérn-3/2 in time, each on its own columns (``ActiveDims``), plus a
+   times a Matérn-5/2 in time, each on its own columns (``ActiveDims``), plus a
    ``White`` noise term;
 3. conditions on all observations with the Nyström solver (low rank plus diagonal,
    Woodbury) with those hyperparameters fixed, and reports the kernel
@@ -109,13 +109,13 @@ def make_along_track(n_obs, seed=0):
 
 
 def space_time_kernel():
-    """Signal: Matérn-3/2 on the sphere (chordal distance) x Matérn-3/2 in time; plus white noise.
+    """Signal: Matérn-5/2 on the sphere (chordal distance) x Matérn-5/2 in time; plus white noise.
 
     Starting values: 1 degree of arc is 0.0175 in chordal units (unit sphere); 2 days;
     (10 cm)^2 of signal, (3 cm)^2 of noise. Units: metres and days.
     """
-    space = ActiveDims(Chordal(Matern(length_scale=0.02, nu=1.5)), dims=(0, 1))
-    time_ = ActiveDims(Matern(length_scale=2.0, nu=1.5), dims=(2,))
+    space = ActiveDims(Chordal(Matern(length_scale=0.02, nu=2.5)), dims=(0, 1))
+    time_ = ActiveDims(Matern(length_scale=2.0, nu=2.5), dims=(2,))
     return 0.1**2 * space * time_ + White(noise_level=0.03**2)
 
 
@@ -127,7 +127,8 @@ def main(quick: bool = False) -> dict:
     # 1) Hyperparameters on a random subsample, exact GP.
     start = time.perf_counter()
     sub = rng.choice(n_obs, n_sub, replace=False)
-    small = ScalableGPRegressor(kernel=space_time_kernel(), solver="cholesky")
+    # verbose=1: one progress line per optimiser run (the full run's longest step).
+    small = ScalableGPRegressor(kernel=space_time_kernel(), solver="cholesky", verbose=0 if quick else 1)
     small.fit(X[sub], y[sub])
     t_hyper = time.perf_counter() - start
     signal, noise = small.kernel_.k1, small.kernel_.k2  # the learned Sum: signal + White
@@ -164,37 +165,43 @@ def main(quick: bool = False) -> dict:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     shape = lon_g.shape
     every = max(1, n_obs // 30_000)  # thin the scatter plots, not the data
+    # Top row: SSH itself (one colour scale, cm); bottom row: uncertainty and differences.
     fig, axes = plt.subplots(2, 4, figsize=(17, 6.4), layout="constrained", sharex=True, sharey=True)
-    ssh = dict(cmap="RdBu_r", vmin=-0.7, vmax=0.7)
+    ssh = dict(cmap="RdBu_r", vmin=-70.0, vmax=70.0)
+    ax = axes[0, 1]
+    ax.set_facecolor("0.92")
+    ax.scatter(X[::every, 0], X[::every, 1], c=100 * y[::every], s=max(0.5, 4000 / n_obs), lw=0, **ssh)
+    ax.set_title(f"{n_obs:,} observations, days 0-{DAYS:.0f}")
     for ax, field, title in [
         (axes[0, 0], truth, f"true SSH (generator), day {t_map:.1f}"),
         (axes[0, 2], mean, f"posterior mean, day {t_map:.1f}"),
-        (axes[1, 1], samples[:, 0], "posterior sample 1 (pathwise)"),
+        (axes[0, 3], samples[:, 0], f"posterior sample 1 (pathwise), day {t_map:.1f}"),
     ]:
-        im = ax.pcolormesh(lon_g, lat_g, field.reshape(shape), shading="auto", **ssh)
+        im = ax.pcolormesh(lon_g, lat_g, 100 * field.reshape(shape), shading="auto", **ssh)
         ax.set_title(title)
-    ax = axes[0, 1]
-    ax.set_facecolor("0.92")
-    ax.scatter(X[::every, 0], X[::every, 1], c=y[::every], s=max(0.5, 4000 / n_obs), lw=0, **ssh)
-    ax.set_title(f"{n_obs:,} observations, days 0-{DAYS:.0f}")
-    fig.colorbar(im, ax=axes[0, 0], label="SSH anomaly (m)", shrink=0.8, location="left", pad=0.02)
+    fig.colorbar(im, ax=axes[0, :], label="SSH anomaly (cm)", shrink=0.85, pad=0.01)
 
     # Errors and sample deviations share one centimetre scale, so they compare with the std.
-    lim = max(1.0, 300.0 * float(np.median(std)))  # 3 median posterior std, in cm
+    # Scale: 3 median posterior std or the 99th percentile of the map error, whichever is larger (cm).
+    lim = max(1.0, 300.0 * float(np.median(std)), 100.0 * float(np.quantile(np.abs(mean - truth), 0.99)))
     dev = dict(cmap="PuOr_r", vmin=-lim, vmax=lim)
     for ax, field, title in [
-        (axes[0, 3], mean - truth, "error: mean - truth"),
+        (axes[1, 1], mean - truth, "map error: posterior mean - truth"),
         (axes[1, 2], samples[:, 0] - mean, "sample 1 - mean (speckle: Nyström residual)"),
         (axes[1, 3], samples[:, 1] - mean, "sample 2 - mean"),
     ]:
         dm = ax.pcolormesh(lon_g, lat_g, 100 * field.reshape(shape), shading="auto", **dev)
         ax.set_title(title)
-    fig.colorbar(dm, ax=axes[:, 3], label="difference (cm)", shrink=0.6)
+    fig.colorbar(dm, ax=axes[1, 1:], label="difference (cm)", shrink=0.85, pad=0.01)
     ax = axes[1, 0]
-    sm = ax.pcolormesh(lon_g, lat_g, 100 * std.reshape(shape), cmap="viridis", shading="auto")
+    # Colour scale up to the 99th percentile, so that the few box corners far from any track
+    # do not wash out the structure between the tracks.
+    sm = ax.pcolormesh(lon_g, lat_g, 100 * std.reshape(shape), cmap="viridis", shading="auto",
+                       vmax=100 * float(np.quantile(std, 0.99)))
     ax.scatter(X[::every, 0], X[::every, 1], s=0.2, color="w", alpha=0.4, lw=0)
-    ax.set_title("posterior std (white: tracks)")
-    fig.colorbar(sm, ax=axes[1, 0], label="posterior std (cm)", shrink=0.8, location="left", pad=0.02)
+    ax.set_title(f"posterior std, day {t_map:.1f} (white: tracks)")
+    fig.colorbar(sm, ax=axes[1, 0], label="posterior std (cm)", shrink=0.8, location="left", pad=0.02,
+                 extend="max")
     for ax in axes[1]:
         ax.set_xlabel("longitude (°E)")
     for ax in axes[:, 0]:
