@@ -74,7 +74,7 @@ def main(quick: bool = False) -> dict:
     coverage = np.mean(np.abs(y_test - mean) <= 1.96 * std)
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
     rows = np.arange(len(names))[::-1]
     for i, (row, s, sd) in enumerate(zip(rows, scores, spread)):
         color = "C1" if i == search.best_index_ else "C0"
@@ -83,9 +83,11 @@ def main(quick: bool = False) -> dict:
     ax0.set_yticks(rows, names)
     ax0.set_ylim(rows.min() - 0.6, rows.max() + 0.6)
     ax0.set_xlabel(f"R$^2$: mean ± 1 sd over {search.n_splits_} CV folds")
-    ax0.set_title("Kernels compared by GridSearchCV (orange: chosen)")
+    ax0.set_title("Kernels compared by GridSearchCV\n(orange: the one chosen)")
     if near_bounds:
-        ax0.text(0.02, 0.02, "ConvergenceWarning in CV: " + ", ".join(near_bounds) + "\nended near a bound",
+        ax0.text(0.02, 0.02, "ConvergenceWarning in CV: " + ", ".join(near_bounds) + "\nended near a bound"
+                 + (" (RationalQuadratic, alpha → ∞: an RBF)" if any(n.endswith("__alpha") for n in near_bounds)
+                    else ""),
                  transform=ax0.transAxes, fontsize=8, color="0.3", va="bottom")
     ax0.grid(axis="x", alpha=0.3)
     lo, hi = float(min(y_test.min(), mean.min())), float(max(y_test.max(), mean.max()))
@@ -93,10 +95,10 @@ def main(quick: bool = False) -> dict:
     ax1.errorbar(
         y_test, mean, yerr=1.96 * std, fmt="o", ms=3, lw=0.6, color="C1", label="posterior mean ± 95% predictive interval"
     )
-    ax1.set_xlabel("true y on the held-out test set (Friedman #2 target, unitless)")
+    ax1.set_xlabel("true y (held-out test set; Friedman #2 target, no unit)")
     ax1.set_ylabel("predicted y")
-    ax1.set_title(f"Best pipeline on {len(y_test)} test points: R$^2$ = {test_r2:.3f}, "
-                  f"95% coverage {coverage:.0%}")
+    ax1.set_title(f"Chosen pipeline on {len(y_test)} held-out test points\n"
+                  f"R$^2$ = {test_r2:.3f}; the 95% intervals cover {coverage:.0%} of them")
     ax1.legend(loc="upper left")
     path = OUTPUT / "grid_search_pipeline.png"
     fig.savefig(path, dpi=120)

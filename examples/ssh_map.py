@@ -230,9 +230,10 @@ def main(quick: bool = False) -> dict:
     print(f"map vs truth: RMSE {100 * rmse:.2f} cm, 95% interval coverage {coverage:.0%}")
     print(
         "note: Nystrom keeps the exact prior variance by adding the rank-r residual k(x,x) - |phi(x)|^2 as\n"
-        "independent per-point variance (FITC). With this many observations the posterior std is ~1 cm,\n"
-        "the size of that residual: it is the pixel-scale speckle of the sample deviations, and it makes\n"
-        "the std conservative. Raise n_components to shrink it."
+        f"independent per-point variance (FITC). With this many observations the posterior std (median "
+        f"{100 * float(np.median(std)):.2f} cm)\n"
+        "is comparable to that residual: it is the pixel-scale speckle of the sample deviations. It keeps\n"
+        "the std from being overconfident; raise n_components to shrink it."
     )
     print(f"figure: {path}")
     return {"path": path, "rmse": rmse, "coverage": coverage}
