@@ -63,6 +63,27 @@ def test_every_page_is_in_the_nav():
     assert listed - pages == set(), f"nav entries without a page: {sorted(listed - pages)}"
 
 
+def test_readme_links_and_figures_exist():
+    """README is read on the repository page, outside mkdocs: its relative links must resolve."""
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t]
+    assert targets, "README links to no documentation page"
+    missing = [t for t in targets if t and not (ROOT / t).exists()]
+    assert missing == [], f"README links to missing files: {missing}"
+
+
+def test_committed_figures_are_small_and_used():
+    """docs/img holds the example figures shown by the docs: each under 200 KB and referenced."""
+    pages = "".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
+    images = sorted((ROOT / "docs" / "img").glob("*.png"))
+    assert images
+    for image in images:
+        assert image.stat().st_size < 200_000, f"{image.name} is {image.stat().st_size // 1000} KB (limit 200 KB)"
+        assert f"img/{image.name}" in pages, f"{image.name} is not shown on any page"
+
+
 # Pages whose ``python`` code blocks form one runnable script, executed in order in one
 # namespace, so the documentation cannot drift from the API. (docs/examples.md shows
 # excerpts of the example scripts, which tests/test_examples.py runs.)
