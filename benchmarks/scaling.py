@@ -165,6 +165,7 @@ def run_train(n, steps, seed=0):
             t = time.perf_counter()
             out = obj_func(theta, eval_gradient=True)
             evals.append(time.perf_counter() - t)
+            print(f"# eval {len(evals)}: {evals[-1]:.1f} s, -lml {float(out[0]):.6g}, theta {theta}", flush=True)
             return out
 
         r = scipy.optimize.minimize(f, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
