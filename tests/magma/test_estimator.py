@@ -1,0 +1,173 @@
+"""MultiTaskMagmaRegressor: accuracy vs single-task GPs, padding, EM monotonicity, no retrace, sklearn API, errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.base import clone
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel as C, WhiteKernel
+from sklearn.model_selection import GridSearchCV, GroupKFold
+
+from skgpx import MultiTaskMagmaRegressor
+from skgpx.datasets import make_magma_data
+from skgpx.magma import TRACE_COUNTS
+
+
+def _est(**kw):
+    kw.setdefault("max_iter", 8)
+    kw.setdefault("prior_mean", "constant")
+    return MultiTaskMagmaRegressor(C(1.0) * RBF(1.5), C(0.5) * RBF(1.0) + WhiteKernel(0.1), **kw)
+
+
+@pytest.fixture(scope="module")
+def data():
+    # 24 tasks x 8 points with distinct inputs; tasks 20..23 are held out as new tasks.
+    return make_magma_data(24, 8, shared_inputs=False, grid_size=60, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y, g = data
+    tr = g < 20
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _est().fit(X[tr], y[tr], g[tr])
+
+
+def test_beats_single_task_gp_on_new_tasks(data, fitted):
+    X, y, g = data
+    err_magma, err_gp = [], []
+    new = np.arange(20, 24)
+    obs = np.isin(g, new) & (X[:, 0] < 5.0)
+    tgt = np.isin(g, new) & (X[:, 0] >= 5.0)
+    pred = fitted.predict(X[tgt], g[tgt], X_obs=X[obs], y_obs=y[obs], groups_obs=g[obs])
+    err_magma = np.mean((pred - y[tgt]) ** 2)
+    for t in new:
+        o, p = obs & (g == t), tgt & (g == t)
+        gp = GaussianProcessRegressor(C(1.0) * RBF(1.0) + WhiteKernel(0.1), normalize_y=True).fit(X[o], y[o])
+        err_gp.append(np.mean((gp.predict(X[p]) - y[p]) ** 2) * p.sum())
+    err_gp = np.sum(err_gp) / tgt.sum()
+    assert err_magma < 0.5 * err_gp, (err_magma, err_gp)
+
+
+def test_elbo_never_decreases_and_history(fitted):
+    h = fitted.elbo_history_
+    assert len(h) == fitted.n_iter_ + 1
+    assert np.all(np.diff(h) >= -1e-8 * np.abs(h[1:]))
+    assert len(fitted.iteration_times_) == fitted.n_iter_
+
+
+def test_one_compiled_em_step_reused(data):
+    X, y, g = data
+    _est(max_iter=2, tol=0.0).fit(X[:40], y[:40], g[:40])  # compile for these shapes
+    before = dict(TRACE_COUNTS)
+    with pytest.warns(Warning):
+        est = _est(max_iter=4, tol=0.0).fit(X[:40], y[:40] + 0.1, g[:40])
+    assert est.n_iter_ == 4
+    for name in ("e_step", "elbo", "mean_objective", "task_objective"):
+        assert TRACE_COUNTS[name] == before.get(name, 0), name
+
+
+@pytest.mark.parametrize("shared_hp", [True, False])
+def test_padded_tasks_equal_task_by_task(shared_hp, fitted, data):
+    """A ragged task padded inside a batch gives the same prediction as the task alone."""
+    X, y, g = data
+    est = clone(fitted).set_params(shared_hyperparameters=shared_hp, max_iter=2)
+    tr = g < 6
+    keep = tr & ~((g == 2) & (X[:, 0] > 4))  # task 2 shorter than the others
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X[keep], y[keep], g[keep])
+    Xq = np.linspace(0, 10, 7)[:, None]
+    gq = np.repeat(np.arange(6), 7)
+    m_all, s_all = est.predict(np.tile(Xq, (6, 1)), gq, return_std=True)
+    for t in range(6):
+        m1, s1 = est.predict(Xq, np.full(7, t), return_std=True)
+        np.testing.assert_allclose(m_all[gq == t], m1, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(s_all[gq == t], s1, rtol=1e-10, atol=1e-10)
+    # New tasks: a batch of ragged new tasks == each new task alone.
+    new = np.isin(g, [20, 21]) & ~((g == 21) & (X[:, 0] > 6))
+    Xq2, gq2 = np.tile(Xq, (2, 1)), np.repeat([20, 21], 7)
+    m_b = est.predict(Xq2, gq2, X_obs=X[new], y_obs=y[new], groups_obs=g[new])
+    for t in (20, 21):
+        o = new & (g == t)
+        m1 = est.predict(Xq, np.full(7, t), X_obs=X[o], y_obs=y[o], groups_obs=g[o])
+        # Distinct hyperparameters: the new tasks' L-BFGS-B runs jointly vs alone and stops
+        # at its tolerance, so only the shared case is exact.
+        tol = 1e-8 if shared_hp else 1e-3
+        np.testing.assert_allclose(m_b[gq2 == t], m1, rtol=tol, atol=tol)
+    if shared_hp:
+        assert np.allclose(est.task_theta_, est.task_theta_[0])
+    else:
+        assert not np.allclose(est.task_theta_, est.task_theta_[0])
+
+
+def test_std_cov_sample_and_mean_process(fitted, data):
+    X, y, g = data
+    Xq, gq = np.vstack([X[:5], X[:3]]), np.r_[np.zeros(5, int), np.ones(3, int)]
+    m, s = fitted.predict(Xq, gq, return_std=True)
+    m2, cov = fitted.predict(Xq, gq, return_cov=True)
+    np.testing.assert_allclose(m, m2)
+    np.testing.assert_allclose(s, np.sqrt(np.diag(cov)), rtol=1e-8)
+    assert np.all(cov[:5, 5:] == 0)
+    draws = fitted.sample_y(Xq, gq, n_samples=3, random_state=0)
+    assert draws.shape == (8, 3)
+    np.testing.assert_array_equal(draws, fitted.sample_y(Xq, gq, n_samples=3, random_state=0))
+    mm, ms = fitted.predict_mean_process(X[:5], return_std=True)
+    mm2, mc = fitted.predict_mean_process(X[:5], return_cov=True)
+    np.testing.assert_allclose(ms, np.sqrt(np.diag(mc)), rtol=1e-8)
+    assert np.all(ms < s[:5])  # the task prediction adds the task deviation and noise
+
+
+def test_pickle_and_params(fitted, data):
+    X, _, g = data
+    est2 = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_allclose(est2.predict(X[:5], g[:5]), fitted.predict(X[:5], g[:5]))
+    assert clone(fitted).get_params()["shared_hyperparameters"] is True
+
+
+def test_group_kfold_grid_search_with_groups(data):
+    X, y, g = data
+    tr = g < 12
+    est = _est(max_iter=2)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est.set_fit_request(groups=True).set_score_request(groups=True)
+        search = GridSearchCV(est, {"shared_hyperparameters": [True, False]}, cv=GroupKFold(3), error_score="raise")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            search.fit(X[tr], y[tr], groups=g[tr])
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_errors(fitted, data):
+    X, y, g = data
+    with pytest.raises(ValueError, match="groups"):
+        _est().fit(X, y)
+    with pytest.raises(ValueError, match="groups"):
+        _est().fit(X, y, g[:-1])
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        _est().fit(Xn, y, g)
+    with pytest.raises(ValueError):
+        _est().fit(X[:0], y[:0], g[:0])
+    with pytest.raises(ValueError, match="Duplicate"):
+        _est().fit(np.vstack([X[:3], X[:1]]), np.r_[y[:3], y[:1]], np.r_[g[:3], g[:1]])
+    with pytest.raises(ValueError, match="neither seen in fit"):
+        fitted.predict(X[:2], [999, 999])
+    with pytest.raises(ValueError, match="X_obs, y_obs and groups_obs"):
+        fitted.predict(X[:2], [999, 999], X_obs=X[:2])
+    with pytest.raises(ValueError, match="training task"):
+        fitted.predict(X[:2], [0, 0], X_obs=X[:2], y_obs=y[:2], groups_obs=[0, 0])
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict(np.ones((2, 3)), [0, 0])
