@@ -22,7 +22,9 @@ one per feature for ARD, ``Sigma = diag(l)^-2``):
   coordinates as independent 1-D Student-t variables would give the product of
   1-D Matérn kernels, a different (non-isotropic) kernel when ``d > 1``.
 
-Kernel trees: ``Sum`` -> concatenated feature blocks; ``Product`` with
+Kernel trees: ``Sum`` -> concatenated feature blocks; input wrappers (``ActiveDims``,
+``Chordal``: a kernel of transformed inputs) -> the inner kernel's features of the
+transformed inputs; ``Product`` with
 ``Constant`` -> amplitude; a product of stationary factors -> frequencies add
 (the spectral measure of a product is the convolution of the factors' measures;
 on disjoint ``ActiveDims`` this is the concatenated frequency vector);
@@ -125,7 +127,16 @@ def spectral_density(kernel, omega):
 # -- kernel trees -----------------------------------------------------------------------
 class SpectralFactor(NamedTuple):
     kernel: AbstractKernel  # RBF or Matern
-    dims: tuple | None  # active input dimensions (None = all)
+    inputs: tuple  # input maps applied to X before the factor, outermost first (see _input_map)
+
+    def transform(self, X):
+        """The inputs the stationary factor sees: column selections and embeddings applied in order."""
+        for op in self.inputs:
+            X = X[..., list(op)] if isinstance(op, tuple) else op.embed(X)
+        return X
+
+    def n_dims(self, n_input_dims: int) -> int:
+        return jax.eval_shape(self.transform, jax.ShapeDtypeStruct((1, n_input_dims), jnp.result_type(float))).shape[-1]
 
 
 class SpectralTerm(NamedTuple):
@@ -133,37 +144,44 @@ class SpectralTerm(NamedTuple):
     factors: tuple  # SpectralFactor, ...; empty for a constant term
 
 
-def _active_dims(kernel):
-    """``(inner, dims)`` for an active-dimension wrapper (duck-typed), else ``None``."""
+def _input_map(kernel):
+    """``(inner, op)`` for a wrapper that only changes the inputs of ``inner`` (duck-typed), else ``None``.
+
+    ``op`` is a tuple of column indices (active dimensions: ``dims`` / ``active_dims``)
+    or the wrapper itself when it has an ``embed(X)`` method (e.g. ``Chordal``: a
+    stationary kernel of embedded inputs has the features of that kernel at ``embed(X)``).
+    """
     inner = getattr(kernel, "kernel", None)
+    if not isinstance(inner, AbstractKernel):
+        return None
     for name in ("dims", "active_dims"):
         dims = getattr(kernel, name, None)
-        if dims is not None and isinstance(inner, AbstractKernel):
+        if dims is not None:
             return inner, tuple(int(i) for i in np.atleast_1d(np.asarray(dims)))
+    if callable(getattr(kernel, "embed", None)):
+        return inner, kernel
     return None
 
 
-def _factors(kernel, dims):
+def _factors(kernel, inputs):
     """Flatten a product into ``(amplitude, [SpectralFactor], has_white)``."""
     if isinstance(kernel, Product):
-        a1, f1, w1 = _factors(kernel.k1, dims)
-        a2, f2, w2 = _factors(kernel.k2, dims)
+        a1, f1, w1 = _factors(kernel.k1, inputs)
+        a2, f2, w2 = _factors(kernel.k2, inputs)
         return a1 * a2, f1 + f2, w1 or w2
     if isinstance(kernel, Exponentiation):
-        a, f, w = _factors(kernel.kernel, dims)
+        a, f, w = _factors(kernel.kernel, inputs)
         return a**kernel.exponent, f * kernel.exponent, w
     if isinstance(kernel, Constant):
         return kernel.constant_value, [], False
     if isinstance(kernel, White):
         return 1.0, [], True
     if isinstance(kernel, (RBF, Matern)):
-        return 1.0, [SpectralFactor(kernel, dims)], False
-    wrapped = _active_dims(kernel)
+        return 1.0, [SpectralFactor(kernel, inputs)], False
+    wrapped = _input_map(kernel)
     if wrapped is not None:
-        inner, sub = wrapped
-        if dims is not None:
-            sub = tuple(dims[i] for i in sub)
-        return _factors(inner, sub)
+        inner, op = wrapped
+        return _factors(inner, inputs + (op,))
     if isinstance(kernel, Sum):
         raise ValueError(
             f"Random Fourier features cannot represent the product/power of a sum {kernel!r}; expand "
@@ -171,26 +189,24 @@ def _factors(kernel, dims):
         )
     raise ValueError(
         f"Random Fourier features are not available for {kernel!r} (no spectral density implemented; "
-        f"supported: RBF, Matern(nu in 0.5, 1.5, 2.5), Constant, White, sums and products of these). "
-        f"{_NYSTROM_HINT}."
+        f"supported: RBF, Matern(nu in 0.5, 1.5, 2.5), Constant, White, sums and products of these, "
+        f"ActiveDims and Chordal of these). {_NYSTROM_HINT}."
     )
 
 
-def spectral_terms(kernel, dims=None) -> list[SpectralTerm]:
+def spectral_terms(kernel, inputs=()) -> list[SpectralTerm]:
     """Split ``kernel`` into a sum of ``amplitude * prod(stationary factors)`` terms.
 
     ``White`` terms (zero cross-covariance) are dropped. Raises ``ValueError`` for
     kernels random Fourier features cannot represent.
     """
     if isinstance(kernel, Sum):
-        return spectral_terms(kernel.k1, dims) + spectral_terms(kernel.k2, dims)
-    wrapped = _active_dims(kernel)
+        return spectral_terms(kernel.k1, inputs) + spectral_terms(kernel.k2, inputs)
+    wrapped = _input_map(kernel)
     if wrapped is not None and isinstance(wrapped[0], Sum):
-        inner, sub = wrapped
-        if dims is not None:
-            sub = tuple(dims[i] for i in sub)
-        return spectral_terms(inner, sub)
-    amplitude, factors, white = _factors(kernel, dims)
+        inner, op = wrapped
+        return spectral_terms(inner, inputs + (op,))
+    amplitude, factors, white = _factors(kernel, inputs)
     if white:
         return []
     return [SpectralTerm(amplitude, tuple(factors))]
@@ -205,7 +221,7 @@ class RandomFourierFeatures(eqx.Module):
     """
 
     kernel: AbstractKernel
-    base: tuple  # per term: tuple of (m_t, len(dims)) arrays, one per factor
+    base: tuple  # per term: tuple of (m_t, input dims of the factor) arrays, one per factor
     n_frequencies: tuple[int, ...] = eqx.field(static=True)
 
     @property
@@ -220,11 +236,11 @@ class RandomFourierFeatures(eqx.Module):
             if m == 0:  # constant term: one exact feature sqrt(c)
                 out.append((jnp.sqrt(amp), None))
                 continue
-            # omega . x = sum over factors of x[dims] . (base / length_scale): frequencies of a
-            # product add (convolution of spectral measures).
+            # omega . x = sum over factors of t(x) . (base / length_scale), t the factor's input map:
+            # frequencies of a product add (convolution of spectral measures).
             proj = jnp.zeros((X.shape[0], m), X.dtype)
             for factor, b in zip(term.factors, base):
-                Xf = X if factor.dims is None else X[:, list(factor.dims)]
+                Xf = factor.transform(X)
                 proj = proj + (Xf / jnp.asarray(factor.kernel.length_scale, X.dtype)) @ b.T.astype(X.dtype)
             out.append((jnp.sqrt(amp / m), proj))
         return out
@@ -302,7 +318,7 @@ def draw_random_fourier_features(
     for term, m in zip(terms, sizes):
         fb = []
         for factor in term.factors:
-            nd = n_dims if factor.dims is None else len(factor.dims)
+            nd = factor.n_dims(n_dims)
             fb.append(sample_base_frequencies(factor.kernel, nd, m, keys[i], batch_shape=batch_shape))
             i += 1
         bases.append(tuple(fb))

@@ -144,3 +144,19 @@ def test_unsupported_kernels_point_to_nystrom(kernel):
 def test_white_only_kernel_is_rejected():
     with pytest.raises(ValueError, match="White"):
         draw_random_fourier_features(White(1.0), 2, 64, jax.random.key(0))
+
+
+def test_input_wrappers_chordal_and_active_dims():
+    """Chordal (lon, lat) x time and ActiveDims factors: features of the inner kernels at the
+    transformed inputs, so phi phi^T converges to the wrapped kernel."""
+    from skgpx.kernels import ActiveDims, Chordal
+
+    rng = np.random.default_rng(9)
+    X = np.column_stack([rng.uniform(-30, 30, 6), rng.uniform(-40, 40, 6), rng.uniform(0, 2, 6)])
+    k = 1.3 * Chordal(Matern([0.3, 0.3, 0.3, 1.0], nu=1.5)) + 0.7 * ActiveDims(RBF(1.5), dims=(2,)) * ActiveDims(
+        Matern(20.0, nu=0.5), dims=(0, 1)
+    )
+    f = draw_random_fourier_features(k, 3, 4 * 100_000, jax.random.key(11))
+    approx, exact = np.asarray(f(X) @ f(X).T), np.asarray(k(X))
+    assert np.max(np.abs(approx - exact)) < Z * 2.0 / math.sqrt(100_000), np.max(np.abs(approx - exact))
+    np.testing.assert_allclose(np.diag(approx), 2.0, rtol=1e-12)
