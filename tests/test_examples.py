@@ -23,7 +23,7 @@ pytest.importorskip("matplotlib")
 
 def test_examples_are_found():
     names = {p.name for p in EXAMPLES}
-    assert {"co2_composite_kernel.py", "ssh_map.py", "grid_search_pipeline.py"} <= names
+    assert {"quickstart.py", "co2_composite_kernel.py", "ssh_map.py", "grid_search_pipeline.py", "magma_swimmers.py"} <= names
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
