@@ -3,9 +3,16 @@
 jax/jaxlib 0.10.1 and 0.10.2 on CPU return wrong (sometimes garbage, ~1e135)
 reverse-mode gradients under ``jit`` for the pattern every stationary kernel uses:
 per-column scaled differences, the double-``where`` safe square root, and
-``c * f(r)``. Eager evaluation is correct. ``pyproject.toml`` caps jax below 0.10.1;
-this test fails loudly if an installed version reintroduces the bug.
+``c * f(r)``. Eager evaluation is correct. jaxlib 0.10.0 deadlocks on CPU when two vmapped
+triangular solves run concurrently (each holds an intra-op pool thread while
+waiting for its own batch sub-tasks); Magma's M-step hung forever on it.
+``pyproject.toml`` caps jax below 0.10; these tests fail loudly (the deadlock in a
+subprocess with a timeout) if an installed version reintroduces either bug.
 """
+
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -45,3 +52,35 @@ def test_kernel_gram_gradient_jit_equals_eager():
     np.testing.assert_allclose(jax.jit(jax.grad(f))(th), jax.grad(f)(th), rtol=1e-12)
     # and against the closed form for the amplitude: d/dlog c sum(c K) = sum(c K)
     np.testing.assert_allclose(jax.jit(jax.grad(f))(th)[0], np.sum(k.gram(X)), rtol=1e-12)
+
+
+_DEADLOCK = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np
+    import jax.scipy.linalg as jsl
+    jax.config.update("jax_enable_x64", True)
+
+    def per(x):
+        K = jnp.exp(-0.5 * (x[:, None] - x[None, :]) ** 2) + 0.1 * jnp.eye(x.shape[0])
+        return jnp.sum(jsl.cho_solve((jnp.linalg.cholesky(K), True), jnp.eye(x.shape[0])))
+
+    @jax.jit
+    def f(xs):
+        def body(c, x):  # two independent batched solves the executor may run at once
+            return c + jnp.sum(jax.vmap(per)(x)) + jnp.sum(jax.vmap(per)(2 * x)), None
+        return jax.lax.scan(body, 0.0, xs)[0]
+
+    xs = jnp.asarray(np.random.default_rng(0).normal(size=(2, 60, 30)))
+    for _ in range(20):
+        jax.grad(f)(xs).block_until_ready()
+    print("ok")
+    """
+)
+
+
+def test_concurrent_batched_triangular_solves_do_not_deadlock():
+    try:
+        out = subprocess.run([sys.executable, "-c", _DEADLOCK], capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"jax {jax.__version__}: concurrent vmapped triangular solves deadlock (jaxlib 0.10.0 bug)")
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

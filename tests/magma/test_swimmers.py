@@ -2,18 +2,22 @@
 
 Train on 100 women, predict the second half (by age) of 10 held-out women from their
 first half; the paper reports MSE ~ 7.1 and 95% coverage ~ 0.88 on its own split.
+Task hyperparameters are distinct (each new swimmer learns its own from its first
+half): measured here MSE 4.7-5.9 and coverage 0.84, against 9.5 for one scikit-learn GP
+per swimmer (normalize_y) and 11.1 for Magma with shared hyperparameters (whose new
+tasks reuse the shared ones, which fit the held-out swimmers' offsets poorly).
 Ages are rounded to 0.1 year (repeated (swimmer, age) results averaged) so the union
 grid has ~100 points.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel as C, WhiteKernel
 
 from skgpx import MultiTaskMagmaRegressor
@@ -21,12 +25,18 @@ from skgpx import MultiTaskMagmaRegressor
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "swimmers.csv"
 
 
+def _halves(key, perm):
+    """Row indices of the first and second half (by age) of each of the 10 held-out swimmers."""
+    obs, tgt = [], []
+    for i in perm[100:110]:
+        rows = np.flatnonzero(key[:, 0] == i)
+        rows = rows[np.argsort(key[rows, 1])]
+        obs.append(rows[: len(rows) // 2])
+        tgt.append(rows[len(rows) // 2 :])
+    return obs, tgt
+
+
 @pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} not present")
-@pytest.mark.skipif(
-    os.environ.get("SKGPX_RUN_SWIMMERS") != "1",
-    reason="KNOWN BUG: with >= 50 training swimmers the first mean-process M-step call stalls "
-    "(process idle, no CPU) - under investigation; set SKGPX_RUN_SWIMMERS=1 to run it.",
-)
 def test_swimmers_women_new_swimmers():
     D = np.loadtxt(DATA, delimiter=",", skiprows=1)
     D = D[D[:, 3] == 2]
@@ -38,25 +48,30 @@ def test_swimmers_women_new_swimmers():
     perm = np.random.default_rng(0).permutation(ids)
     train = np.isin(key[:, 0], perm[:100])
     est = MultiTaskMagmaRegressor(
-        C(1.0) * RBF(3.0), C(0.5) * RBF(3.0) + WhiteKernel(0.1), prior_mean="constant", max_iter=10
+        C(1.0) * RBF(3.0), C(0.5) * RBF(3.0) + WhiteKernel(0.1), prior_mean="constant",
+        shared_hyperparameters=False, max_iter=15,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(key[train, 1:2], perf[train], key[train, 0].astype(int))
-    obs, tgt = [], []
-    for i in perm[100:110]:
-        rows = np.flatnonzero(key[:, 0] == i)
-        rows = rows[np.argsort(key[rows, 1])]
-        h = len(rows) // 2
-        obs.append(rows[:h])
-        tgt.append(rows[h:])
-    obs, tgt = np.concatenate(obs), np.concatenate(tgt)
+    obs, tgt = (np.concatenate(h) for h in _halves(key, perm))
     new = lambda r: key[r, 0].astype(int) + 10**6  # noqa: E731  (labels unseen in fit)
     mean, std = est.predict(
         key[tgt, 1:2], new(tgt), return_std=True, X_obs=key[obs, 1:2], y_obs=perf[obs], groups_obs=new(obs)
     )
     mse = float(np.mean((mean - perf[tgt]) ** 2))
     coverage = float(np.mean(np.abs(mean - perf[tgt]) <= 1.959964 * std))
-    print(f"swimmers (women): MSE {mse:.2f}, 95% coverage {coverage:.2f}, {est.n_iter_} EM iterations")
+    # Baseline: one scikit-learn GP per new swimmer, fitted on its first half only.
+    single = []
+    for o, t in zip(*_halves(key, perm)):
+        gp = GaussianProcessRegressor(C(1.0) * RBF(3.0) + WhiteKernel(0.1), normalize_y=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gp.fit(key[o, 1:2], perf[o])
+        single.append((gp.predict(key[t, 1:2]) - perf[t]) ** 2)
+    mse_single = float(np.mean(np.concatenate(single)))
+    print(f"swimmers (women): Magma MSE {mse:.2f}, 95% coverage {coverage:.2f}, {est.n_iter_} EM "
+          f"iterations; single-task GP MSE {mse_single:.2f}")
     assert mse < 20.0
     assert coverage > 0.75
+    assert mse < 0.75 * mse_single
