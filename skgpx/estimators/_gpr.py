@@ -82,8 +82,12 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     **Parameters** (skgpx's)
 
     - `solver`: ``"auto"`` (see ``skgpx.gp._auto.select_solver``), ``"cholesky"``
-      (exact), ``"cg"``, ``"rff"``, ``"nystrom"`` (when installed back-ends register
-      them), or an ``skgpx.gp.AbstractInference`` instance.
+      (exact), ``"cg-dense"`` (preconditioned CG on the n x n Gram held in memory),
+      ``"cg-matrix-free"`` (tiled kernel matvecs, the Gram never formed), ``"cg"``
+      (CG, dense or matrix-free by the memory budget), ``"rff"``, ``"nystrom"``, or
+      an ``skgpx.gp.AbstractInference`` instance. ``"auto"`` picks ``"cholesky"``
+      for n <= 5000 when three n x n matrices fit min(25% of available memory, 8 GiB), then
+      ``"cg-dense"`` while one does, then ``"cg-matrix-free"``.
     - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
       ``jax.Device``; arrays are placed and computations run there.
     - `dtype`: ``"float64"`` (default; matches scikit-learn) or ``"float32"``.
@@ -102,7 +106,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     fitted skgpx kernel), ``solver_`` (resolved name), ``posterior_`` (the fitted
     posterior module), ``jitter_``, ``n_iter_`` (iterations of the best optimiser
     run), ``optimizer_runs_`` (one dict per run), ``device_`` (a string), ``solver_info_``
-    (the back-end's ``diagnostics()`` dict: for ``"cg"`` the PCG iterations, achieved relative
+    (the back-end's ``diagnostics()`` dict: for the CG solvers the PCG iterations, achieved relative
     residual, converged flag, preconditioner rank and the measured LOVE standard-deviation error;
     for ``"rff"`` / ``"nystrom"`` the features used ``n_features_used`` and
     ``kernel_approx_rel_frobenius_error``, the relative Frobenius error of the approximate

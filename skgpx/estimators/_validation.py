@@ -42,6 +42,7 @@ GPR_PARAMETER_CONSTRAINTS: dict = {
     "n_probes": [Interval(Integral, 1, None, closed="left")],
     "lanczos_order": [Interval(Integral, 1, None, closed="left")],
     "variance_method": [StrOptions({"auto", "love", "exact"})],
+    "love_rank": [Interval(Integral, 1, None, closed="left")],
 }
 
 
