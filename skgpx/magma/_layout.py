@@ -29,8 +29,14 @@ _CHUNK_BUDGET = 1 << 22
 
 
 def chunk_size_for(n_tasks: int, n_max: int, budget: int = _CHUNK_BUDGET) -> int:
-    """Number of tasks processed together so a chunk holds about ``budget`` matrix entries."""
-    return int(max(1, min(n_tasks, budget // max(1, n_max * n_max))))
+    """Number of tasks processed together so a chunk holds at most about ``budget`` matrix entries.
+
+    The chunks are balanced (``ceil(n_tasks / n_chunks)`` each), so padding the task axis to
+    a multiple of the chunk adds fewer than ``n_chunks`` empty tasks.
+    """
+    largest = int(max(1, min(n_tasks, budget // max(1, n_max * n_max))))
+    n_chunks = -(-max(n_tasks, 1) // largest)
+    return int(-(-max(n_tasks, 1) // n_chunks))
 
 
 @dataclasses.dataclass(frozen=True)
