@@ -100,6 +100,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small cases only")
     ap.add_argument("--max-iter", type=int, default=5, help="EM iterations per fit (tol=0: all are run)")
+    ap.add_argument("--case-timeout", type=float, default=900.0, help="seconds per case before it is reported as timed out")
+    ap.add_argument("--only", help="run only cases whose 'MxN' label matches, e.g. --only 600x450")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
@@ -107,13 +109,21 @@ def main():
         print(json.dumps(run_case(M, n, si, shp, args.max_iter)))
         return
     cases = QUICK if args.quick else FULL
+    if args.only:
+        cases = [c for c in cases if f"{c[0]}x{c[1]}" == args.only]
     cols = ["M", "n", "inputs", "hp", "grid", "iters", "first_iter_s", "per_iter_s", "total_s", "peak_rss_mb"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     extra = []
     for case in cases:
-        proc = subprocess.run([sys.executable, __file__, "--case", json.dumps(case), "--max-iter", str(args.max_iter)],
-                              capture_output=True, text=True)
+        try:
+            proc = subprocess.run(
+                [sys.executable, __file__, "--case", json.dumps(case), "--max-iter", str(args.max_iter)],
+                capture_output=True, text=True, timeout=args.case_timeout,
+            )
+        except subprocess.TimeoutExpired:
+            print(f"| {case} did not finish {args.max_iter} EM iterations in {args.case_timeout:.0f} s |", flush=True)
+            continue
         if proc.returncode != 0:
             print(f"| {case} failed: {proc.stderr.strip().splitlines()[-1]} |")
             continue

@@ -36,6 +36,7 @@ from ..magma import (
     task_posteriors,
 )
 from ._state import to_host
+from ._summary import format_magma_summary
 from ._validation import to_skgpx
 
 __all__ = ["MultiTaskMagmaRegressor"]
@@ -227,6 +228,11 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         self.log_marginal_likelihood_value_ = res.log_marginal_likelihood
         self.iteration_times_ = res.iteration_times
         return self
+
+    def summary(self) -> str:
+        """A readable multi-line report of the fitted model (kernels, tasks, grid, EM run)."""
+        check_is_fitted(self, "hyperposterior_")
+        return format_magma_summary(self)
 
     # -- predictions ----------------------------------------------------------------------
     def predict_mean_process(self, X, return_std=False, return_cov=False):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._config import resolve_dtype
 
-__all__ = ["format_summary"]
+__all__ = ["format_summary", "format_magma_summary"]
 
 
 def format_summary(est) -> str:
@@ -33,6 +35,28 @@ def format_summary(est) -> str:
     diag = {k: v for k, v in est.posterior_.diagnostics().items() if k not in ("jitter", "solver")}
     if diag:
         lines.append("  back-end           : " + ", ".join(f"{k}={_fmt(v)}" for k, v in diag.items()))
+    return "\n".join(lines)
+
+
+def format_magma_summary(est) -> str:
+    """Kernels with learned values, tasks and grid, prior mean, EM run, log-likelihood."""
+    counts = np.asarray(est._layout.mask).sum(axis=1)[: len(est.tasks_)]
+    hp = "shared by all tasks" if est.shared_hyperparameters else "one set per task; shown: their average"
+    conv = "converged" if est.converged_ else f"did NOT converge (tol={est.tol:g})"
+    lines = [
+        "MultiTaskMagmaRegressor",
+        f"  mean-process kernel: {est.mean_kernel_}",
+        f"  task kernel        : {est.task_kernel_} ({hp})",
+        f"  prior mean m0      : {est.prior_mean_:.6g}" + (" (learned)" if isinstance(est.prior_mean, str) else ""),
+        f"  training data      : {len(est.tasks_)} tasks, {int(counts.sum())} points "
+        f"(per task min {int(counts.min())} / median {float(np.median(counts)):g} / max {int(counts.max())}), "
+        f"union grid {est.grid_.shape[0]} inputs, d={est.n_features_in_}",
+        f"  EM                 : {est.n_iter_} iterations, {conv}, "
+        f"{float(np.sum(est.iteration_times_)):.2f} s",
+        f"  log-likelihood     : {est.log_marginal_likelihood_value_:.6g} (normalised targets)"
+        if est.normalize_y else f"  log-likelihood     : {est.log_marginal_likelihood_value_:.6g}",
+        f"  device / dtype     : {est.device_} / {resolve_dtype(est.dtype).name}",
+    ]
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import sklearn
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel as C, WhiteKernel
 from sklearn.model_selection import GridSearchCV, GroupKFold
@@ -142,6 +143,16 @@ def test_std_cov_sample_and_mean_process(fitted, data):
     mm2, mc = fitted.predict_mean_process(X[:5], return_cov=True)
     np.testing.assert_allclose(ms, np.sqrt(np.diag(mc)), rtol=1e-8)
     assert np.all(ms < s[:5])  # the task prediction adds the task deviation and noise
+
+
+def test_summary_reports_the_fit(fitted):
+    text = fitted.summary()
+    assert text.startswith("MultiTaskMagmaRegressor")
+    assert "20 tasks" in text and f"{fitted.n_iter_} iterations" in text
+    assert f"union grid {fitted.grid_.shape[0]} inputs" in text
+    assert str(fitted.mean_kernel_) in text and str(fitted.task_kernel_) in text
+    with pytest.raises(NotFittedError):
+        _est().summary()
 
 
 def test_pickle_and_params(fitted, data):
