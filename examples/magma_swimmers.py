@@ -69,15 +69,17 @@ def main():
     print(est.summary())
     print(f"new task: MSE on its second half {np.mean((m_tgt - y[tgt]) ** 2):.3f}")
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for t in np.unique(g[train])[:20]:
+    shown = np.unique(g[train])[:20]
+    for k, t in enumerate(shown):
         r = np.flatnonzero(g == t)
-        ax.plot(X[r, 0], y[r], ".", color="0.8", ms=3)
+        lab = f"training tasks ({len(shown)} of {len(np.unique(g[train]))} shown)" if k == 0 else None
+        ax.plot(X[r, 0], y[r], ".", color="0.8", ms=3, label=lab)
     ax.plot(grid[:, 0], mu, "k--", lw=1, label="mean process")
-    ax.fill_between(grid[:, 0], mean - 1.96 * std, mean + 1.96 * std, alpha=0.25, label="95% band")
+    ax.fill_between(grid[:, 0], mean - 1.96 * std, mean + 1.96 * std, alpha=0.25, label="95% interval of a new observation")
     ax.plot(grid[:, 0], mean, lw=2, label="Magma prediction")
     ax.plot(X[obs, 0], y[obs], "o", color="C1", label="observed (first half)")
     ax.plot(X[tgt, 0], y[tgt], "x", color="C3", label="held out (second half)")
-    ax.set(xlabel=xlabel, ylabel=ylabel, title="Magma: prediction of a new task")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title="Magma: a new task's second half predicted from its first")
     ax.legend(fontsize=8)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT, dpi=110, bbox_inches="tight")
