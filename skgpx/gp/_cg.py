@@ -16,6 +16,8 @@ chosen because it fits the memory budget (``skgpx.operators.kernel_operator``).
   ``S`` is evaluated with the tiled, checkpointed matrix-free product, so the backward
   pass is ``O(tile * n)`` memory. The returned value is
   ``stop_gradient(lml) + S - stop_gradient(S)``: exact value, unbiased gradient.
+* Training (``log_marginal_likelihood``) solves to ``max(tol, train_tol)`` (default
+  ``train_tol = 1e-2``), the fit (``condition``) to ``tol``; see :class:`CGInference`.
 * Variances: exact batched PCG solves of ``K(X, Xs)`` columns, or preconditioned LOVE
   (``skgpx.solvers._love``); the posterior always carries an accuracy estimate of LOVE
   against exact solves on a few check points (``diagnostics()["love_std_rel_error_*"]``,
@@ -194,7 +196,21 @@ class CGPosterior(AbstractPosterior):
 
 
 class CGInference(AbstractInference):
-    """Preconditioned-CG inference (options are static fields; see ``cg_factory``)."""
+    """Preconditioned-CG inference (options are static fields; see ``cg_factory``).
+
+    ``tol`` is the relative residual of the fit (``condition``: representer weights,
+    variances) and ``train_tol`` (default ``1e-2``) that of :meth:`log_marginal_likelihood`,
+    i.e. of every evaluation of the hyperparameter optimiser; the looser of the two is used
+    there (``train_tol=None``: ``tol`` everywhere). As in GPyTorch, training needs only a
+    loose solve: the data-fit value ``y^T x_k`` errs by ``||x - x_k||_K^2`` (quadratic in the
+    residual) and the gradient by far less than the Hutchinson noise of the trace term.
+    Measured (Matern-3/2 l = 0.2 in 3-D, noise 0.01, n = 5000, 16 probes, same key): at
+    ``1e-2`` the LML moved by 0.016 (SLQ probe-to-probe spread: 27) and the gradient by
+    <= 0.6% (probe spread ~0.6%), for ~40% of the iterations of ``1e-6``; ``1e-1`` already
+    biased the gradient by 2-6%. An evaluation that misses ``max(tol, train_tol)`` emits a
+    ``ConvergenceWarning`` naming that tolerance and the achieved residual; the fit's
+    residual is in ``diagnostics()`` as before.
+    """
 
     tol: float = eqx.field(static=True, default=1e-6)
     max_iter: int = eqx.field(static=True, default=1000)
@@ -211,12 +227,15 @@ class CGInference(AbstractInference):
     var_chunk: int = eqx.field(static=True, default=256)
     operator: str = eqx.field(static=True, default="auto")
     tile_size: int | None = eqx.field(static=True, default=None)
+    train_tol: float | None = eqx.field(static=True, default=1e-2)
 
     def __check_init__(self):
         if self.variance_method not in ("auto", "love", "exact"):
             raise ValueError(f"`variance_method` must be 'auto', 'love' or 'exact', got {self.variance_method!r}.")
         if not (self.tol > 0):
             raise ValueError(f"`tol` must be > 0, got {self.tol!r}.")
+        if self.train_tol is not None and not (self.train_tol > 0):
+            raise ValueError(f"`train_tol` must be > 0 or None, got {self.train_tol!r}.")
         if int(self.max_iter) < 1:
             raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
         r = self.preconditioner_rank
@@ -232,11 +251,17 @@ class CGInference(AbstractInference):
             raise ValueError(f"`operator` must be 'auto', 'dense' or 'matrix-free', got {self.operator!r}.")
 
     # -- shared pieces ---------------------------------------------------------------------
+    @property
+    def lml_tol(self) -> float:
+        """PCG tolerance of :meth:`log_marginal_likelihood` (the optimiser's evaluations):
+        ``max(tol, train_tol)``, or ``tol`` when ``train_tol`` is None."""
+        return self.tol if self.train_tol is None else max(float(self.tol), float(self.train_tol))
+
     def _rank(self, n):
         r = self.preconditioner_rank
         return auto_preconditioner_rank(n) if r == "auto" else int(min(r, n))
 
-    def _solve_all(self, kernel, X, Y, noise, key, extra=None):
+    def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None):
         """Operator, preconditioner, one block PCG on ``[Y, Z, extra]``, value of the LML.
 
         Every column shares each operator product, so extra right-hand sides (the LOVE
@@ -249,7 +274,8 @@ class CGInference(AbstractInference):
         P = pivoted_cholesky(kernel, X, op.diag_noise, self._rank(n), trace_tol)
         Z = P.sample(key, k)
         blocks = [Y, Z] + ([] if extra is None else [extra])
-        res = pcg(op.mm, jnp.concatenate(blocks, axis=1), P.solve, tol=self.tol, max_iter=self.max_iter,
+        tol = self.tol if tol is None else tol
+        res = pcg(op.mm, jnp.concatenate(blocks, axis=1), P.solve, tol=tol, max_iter=self.max_iter,
                   record=self.lanczos_order)
         W = P.solve(Z)
         zPz = jnp.sum(Z * W, axis=0)
@@ -263,8 +289,9 @@ class CGInference(AbstractInference):
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
         n, t = Y.shape
-        _, _, res, alpha, U, W, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key)
-        jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter),
+        tol = self.lml_tol
+        _, _, res, alpha, U, W, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol)
+        jax.debug.callback(functools.partial(_warn_lml, tol=tol, max_iter=self.max_iter),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         # Surrogate whose gradient is the stochastic LML gradient (module docstring).
         V = jnp.concatenate([alpha, U], axis=1)
@@ -341,7 +368,7 @@ def _warn_lml(converged, relres, iterations, tol, max_iter, what="the marginal l
 
 _OPTION_NAMES = (
     "tol", "max_iter", "preconditioner_rank", "trace_tol", "n_probes", "lanczos_order", "variance_method",
-    "love_rank", "n_check", "love_max_error", "operator", "tile_size", "exact_var_max",
+    "love_rank", "n_check", "love_max_error", "operator", "tile_size", "exact_var_max", "train_tol",
 )
 
 
@@ -353,6 +380,10 @@ def cg_factory(options: dict) -> CGInference:
         kw["max_iter"] = int(kw["max_iter"])
     if "tol" in kw:
         kw["tol"] = float(kw["tol"])
+    if "train_tol" in options and options["train_tol"] is None:
+        kw["train_tol"] = None  # explicit None: train at `tol`
+    elif "train_tol" in kw:
+        kw["train_tol"] = float(kw["train_tol"])
     return CGInference(**kw)
 
 

@@ -261,3 +261,35 @@ def test_estimator_auto_cg_matches_cholesky_and_is_deterministic(monkeypatch):
     other = fit("auto", random_state=1, tol=1e-8)
     jax.effects_barrier()
     assert other.log_marginal_likelihood_value_ != gp.log_marginal_likelihood_value_
+
+
+def test_train_tol_option(problem):
+    kernel, X, _, Y, noise = problem
+    # Default: training solves loosely (1e-2), the fit at `tol`; `train_tol=None` restores `tol`.
+    inf = make_inference("cg", {"tol": 1e-8})
+    assert inf.train_tol == 1e-2 and inf.lml_tol == 1e-2
+    assert make_inference("cg", {"tol": 1e-8, "train_tol": None}).lml_tol == 1e-8
+    assert make_inference("cg", {"tol": 0.1, "train_tol": 1e-3}).lml_tol == 0.1  # never tighter than `tol`
+    with pytest.raises(ValueError, match="train_tol"):
+        make_inference("cg", {"train_tol": 0.0})
+    theta = jnp.asarray(kernel.theta)
+
+    def vg(inf, key):
+        f = lambda th: inf.log_marginal_likelihood(kernel.with_theta(th), X, Y, noise, key)  # noqa: E731
+        return jax.jit(jax.value_and_grad(f))(theta)
+
+    tight = make_inference("cg", {"tol": 1e-8, "train_tol": None})
+    for s in range(2):
+        v0, g0 = vg(tight, jax.random.key(s))
+        v1, g1 = vg(inf, jax.random.key(s))
+        # Same probes: the loose solve moves the value and gradient far less than the probes do.
+        assert abs(float(v1 - v0)) <= 1e-4 * abs(float(v0)), (v0, v1)
+        np.testing.assert_allclose(g1, g0, rtol=1e-2, atol=1e-3 * float(jnp.max(jnp.abs(g0))))
+    # Deterministic with a fixed key.
+    a, b = vg(inf, jax.random.key(3)), vg(inf, jax.random.key(3))
+    assert float(a[0]) == float(b[0]) and np.array_equal(a[1], b[1])
+    # A missed training tolerance still warns, naming that tolerance.
+    few = make_inference("cg", {"max_iter": 2, "preconditioner_rank": 0, "train_tol": 1e-3})
+    with pytest.warns(ConvergenceWarning, match=r"tol=0\.001 in the marginal likelihood"):
+        jax.block_until_ready(few.log_marginal_likelihood(kernel, X, Y, noise, jax.random.key(0)))
+        jax.effects_barrier()
