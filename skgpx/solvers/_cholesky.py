@@ -8,7 +8,7 @@
 * :func:`cholesky_quad_logdet` evaluates ``-1/2 tr(Y^T A^{-1} Y) - t/2 log|A|`` with
   a hand-written reverse-mode rule (Rasmussen & Williams 2006, Eq. 5.9):
   ``d/dA = 1/2 (alpha alpha^T - t A^{-1})`` with ``alpha = A^{-1} Y``. This is one
-  Cholesky forward and one inverse from the factor (LAPACK ``potri`` on CPU) backward - cheaper
+  Cholesky forward and one ``cho_solve`` with the identity backward - cheaper
   than differentiating through the factorisation, and it keeps the jitter search
   (a while loop, which JAX cannot reverse-differentiate) out of the autodiff path.
 
@@ -24,7 +24,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 from jax.scipy.linalg import cho_solve as _cho_solve, solve_triangular
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "solve_lower",
     "cholesky_quad_logdet",
     "jitter_schedule",
-    "inverse_from_cholesky",
 ]
 
 
@@ -111,53 +109,6 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
     return CholeskyResult(L, j, ~_failed(L))
 
 
-def _host_potri(L_bytes, dtype):
-    """LAPACK ``potri`` on the host: ``(L L^T)^{-1}``, lower triangle only (upper is garbage).
-
-    ``L`` travels in and the inverse out as raw bytes (``uint8`` with a trailing axis of
-    ``itemsize``): JAX canonicalises a callback's float64 arguments and results to float32
-    when the executing thread is outside the ``jax.enable_x64`` scope the estimators use,
-    and bytes survive that unchanged. The row-major ``L`` is the column-major upper factor
-    ``L^T``, so LAPACK runs on it (``lower=0``) and its column-major upper result is the
-    row-major lower inverse: no transposing copies.
-    """
-    L = np.asarray(L_bytes).view(dtype)[..., 0]
-    potri = scipy.linalg.lapack.dpotri if dtype == np.float64 else scipy.linalg.lapack.spotri
-    W, _ = potri(L.T, lower=0)  # info > 0 only for a failed (NaN) factor, whose value is NaN anyway
-    W = W.T
-    if not W.flags.c_contiguous:
-        W = np.ascontiguousarray(W)
-    return W.view(np.uint8).reshape(W.shape + (W.dtype.itemsize,))
-
-
-def _inverse_lower(L):
-    """``(L L^T)^{-1}`` with only its lower triangle valid (see :func:`inverse_from_cholesky`)."""
-    n = L.shape[-1]
-
-    def cpu(L):
-        raw = jax.ShapeDtypeStruct(L.shape + (L.dtype.itemsize,), jnp.uint8)
-        host = functools.partial(_host_potri, dtype=np.dtype(L.dtype))
-        L_bytes = jax.lax.bitcast_convert_type(L, jnp.uint8)
-        return jax.lax.bitcast_convert_type(jax.pure_callback(host, raw, L_bytes, vmap_method="sequential"), L.dtype)
-
-    def default(L):
-        return cho_solve(L, jnp.eye(n, dtype=L.dtype))
-
-    return jax.lax.platform_dependent(L, cpu=cpu, default=default)
-
-
-def inverse_from_cholesky(L):
-    """``(L L^T)^{-1}`` from a lower Cholesky factor.
-
-    On CPU, LAPACK ``potri`` (``trtri`` + ``lauum``: ``2/3 n^3`` flops) through a host
-    callback, 3.5x faster than ``cho_solve(L, I)`` (``2 n^3``: 0.46 s vs 1.68 s at
-    n = 4000 on 2 cores); elsewhere ``cho_solve`` against the identity.
-    """
-    W = _inverse_lower(L)
-    r = jnp.arange(L.shape[-1])
-    return jnp.where(r[:, None] >= r[None, :], W, W.T)
-
-
 def cho_solve(L, B):
     """``(L L^T)^{-1} B`` for a lower Cholesky factor ``L``."""
     return _cho_solve((L, True), B)
@@ -199,12 +150,9 @@ def _bwd(jitter, res, cotangents):
     L, alpha = res
     t = alpha.shape[1]
     # RW Eq. 5.9: d/dA [-1/2 y^T A^{-1} y - 1/2 log|A|] = 1/2 (alpha alpha^T - A^{-1}), per target.
-    # A^{-1} enters only through <A_bar, dA> with a symmetric dA (A is a covariance), so its
-    # lower triangle with doubled off-diagonal stands for the whole: no transposing pass.
-    # (The returned cotangent is therefore valid for symmetric perturbations of A only.)
-    W = _inverse_lower(L)
-    r = jnp.arange(L.shape[0])
-    A_inv = jnp.where(r[:, None] > r[None, :], 2.0 * W, jnp.where(r[:, None] == r[None, :], W, 0.0))
+    # (LAPACK potri through a host callback is 3.5x cheaper alone, but with two processes on
+    # two cores its threads fight XLA's: a fit went from 41 s to 163 s. Measured, rejected.)
+    A_inv = cho_solve(L, jnp.eye(L.shape[0], dtype=L.dtype))
     A_bar = 0.5 * g * (alpha @ alpha.T - t * A_inv)
     return A_bar, -g * alpha
 
