@@ -272,10 +272,14 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _check_posterior(self, posterior):
         diag = posterior.diagnostics()
         if not bool(getattr(posterior, "ok", True)):
+            if isinstance(self.jitter, str):
+                tried = f"adaptive jitter up to {diag.get('jitter', 0.0):.3g} on the diagonal did not help"
+            else:
+                tried = (f"jitter={self.jitter!r} was added; jitter='auto' adds adaptive jitter "
+                         "when the factorisation fails")
             raise np.linalg.LinAlgError(
                 f"The kernel, {self.kernel_}, is not returning a positive definite matrix. Try gradually "
-                "increasing the 'alpha' parameter of your ScalableGPRegressor estimator (adaptive jitter "
-                f"up to {diag.get('jitter', 0.0):.3g} on the diagonal did not help)."
+                f"increasing the 'alpha' parameter of your ScalableGPRegressor estimator ({tried})."
             )
         self.jitter_ = float(diag.get("jitter", 0.0))
         if self.jitter_ > 0:
