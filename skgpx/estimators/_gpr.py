@@ -7,6 +7,7 @@ pure, compiled functions of :mod:`skgpx.gp` (the back-end chosen by ``solver``),
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import jax
@@ -258,7 +259,15 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 lml_value = -func_min
             else:
                 lml_value = None
+            if self.verbose:
+                print(f"[skgpx] conditioning on n={n} points with solver {self.solver_!r} ...", flush=True)
+            t0 = time.perf_counter()
             posterior = _predict.condition(inference, kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
+            if self.verbose:
+                jax.block_until_ready(posterior)
+                info = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in posterior.diagnostics().items() if k != "solver")
+                print(f"[skgpx] conditioned in {time.perf_counter() - t0:.2f} s ({info})", flush=True)
         self.kernel_skgpx_ = kernel_skgpx
         self.kernel_ = to_sklearn(kernel_skgpx) if self._sklearn_kernel else kernel_skgpx
         self._check_posterior(posterior)

@@ -167,6 +167,7 @@ def test_callable_optimizer_and_verbose(capsys):
     ScalableGPRegressor(kernel=KERNELS[1], verbose=2).fit(X, y)
     out = capsys.readouterr().out
     assert "optimiser run 1/1" in out and "|grad|" in out and "log-marginal-likelihood" in out
+    assert "conditioning on n=" in out and "conditioned in" in out and "cholesky_ok=True" in out
 
 
 def test_convergence_warning_near_bounds():
