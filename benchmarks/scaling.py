@@ -14,7 +14,8 @@ Run (each size in its own subprocess, so peak RSS is per size):
 ``C = 1, l = 0.5, White = 0.05`` with L-BFGS-B capped at ``--steps`` (20) evaluations of the
 log marginal likelihood and its gradient (PCG + SLQ value, stochastic-trace gradient), then
 conditions; it prints total time, evaluations, time per evaluation, the learned kernel,
-peak RSS and the CG diagnostics of the final fit.
+peak RSS and the CG diagnostics of the final fit. The evaluations solve to ``train_tol``
+(``train_tol_used``: ``max(tol, train_tol)``, default 1e-2), the final fit to ``tol`` (1e-6).
 
 Columns: ``op`` dense / matrix-free operator; ``prec_s`` pivoted-Cholesky build; ``rank``;
 ``fit_s`` full ``condition`` (PCG on targets + probes, SLQ, LOVE cache, LOVE check);
@@ -181,6 +182,7 @@ def run_train(n, steps, seed=0):
     return {"n": n, "fit_s": total, "evals": len(evals), "first_eval_s": evals[0] if evals else None,
             "eval_s": float(np.median(evals[1:])) if len(evals) > 1 else None, "kernel": str(gp.kernel_),
             "lml": gp.log_marginal_likelihood_value_, "rss_GB": _rss_gb(), "op": info["operator"],
+            "train_tol_used": getattr(gp.inference_, "lml_tol", None),
             "its": info["iterations"], "rank": info["preconditioner_rank"], "converged": info["converged"]}
 
 
