@@ -46,6 +46,7 @@ _OPTION_NAMES = (
     "n_components",
     "landmark_method",
     "tol",
+    "train_tol",
     "max_iter",
     "preconditioner_rank",
     "n_probes",
@@ -96,6 +97,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
       smallest of ``1e-10 ... 1e-6`` times the mean diagonal that works; reported in
       ``jitter_`` and warned about) or a fixed value always added (``0.0``: never).
     - `verbose`: 0 silent, 1 one line per optimiser run, 2 also every iteration.
+    - `train_tol` (CG back-ends): relative residual of the solves inside the optimiser's
+      likelihood evaluations, ``max(tol, train_tol)`` (default 1e-2, as GPyTorch trains
+      loosely; the final fit solves to `tol`); None: `tol` everywhere.
     - `n_components`, `landmark_method` (low-rank back-ends), `tol`, `max_iter`,
       `preconditioner_rank`, `n_probes`, `lanczos_order`, `variance_method`, `love_rank` (CG back-end):
       passed to the back-end in its ``options`` dict.
@@ -135,6 +139,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         n_components=1024,
         landmark_method="rpcholesky",
         tol=1e-6,
+        train_tol=1e-2,
         max_iter=1000,
         preconditioner_rank="auto",
         n_probes=16,
@@ -158,6 +163,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.n_components = n_components
         self.landmark_method = landmark_method
         self.tol = tol
+        self.train_tol = train_tol
         self.max_iter = max_iter
         self.preconditioner_rank = preconditioner_rank
         self.n_probes = n_probes
