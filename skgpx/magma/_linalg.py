@@ -11,13 +11,13 @@ import math
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-__all__ = ["chol", "tri_solve", "cho_solve", "logdet_from_chol", "LOG_2PI"]
+__all__ = ["add_jitter", "chol", "tri_solve", "cho_solve", "logdet_from_chol", "LOG_2PI"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-def chol(K, jitter, mask=None):
-    """Lower Cholesky factor of ``K + jitter * mean(diag K) * I`` (jitter relative to the scale).
+def add_jitter(K, jitter, mask=None):
+    """``K + jitter * mean(diag K) * I`` (jitter relative to the scale).
 
     With ``mask`` (bool ``(n,)``) the scale is the mean over real rows and the jitter
     is added on real rows only, so padded identity rows/columns stay exactly
@@ -26,9 +26,14 @@ def chol(K, jitter, mask=None):
     n = K.shape[-1]
     d = jnp.diagonal(K)
     if mask is None:
-        return jnp.linalg.cholesky(K + (jitter * jnp.mean(d)) * jnp.eye(n, dtype=K.dtype))
+        return K + (jitter * jnp.mean(d)) * jnp.eye(n, dtype=K.dtype)
     scale = jnp.sum(jnp.where(mask, d, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
-    return jnp.linalg.cholesky(K + jnp.diag(jnp.where(mask, jitter * scale, 0.0)))
+    return K + jnp.diag(jnp.where(mask, jitter * scale, 0.0))
+
+
+def chol(K, jitter, mask=None):
+    """Lower Cholesky factor of :func:`add_jitter` ``(K, jitter, mask)``."""
+    return jnp.linalg.cholesky(add_jitter(K, jitter, mask))
 
 
 def tri_solve(L, B, *, trans=False):

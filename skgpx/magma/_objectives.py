@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ._estep import TRACE_COUNTS, HyperPosterior
-from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
+from ._linalg import LOG_2PI, add_jitter, cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
 
 __all__ = [
@@ -79,10 +79,7 @@ _gaussian_term.defvjp(_gaussian_term_fwd, _gaussian_term_bwd)
 def _one_task(task_kernel, th, x, y, idx, mask, mean, cov, shared_inputs, jitter):
     """``Ji`` for one padded task (padded rows: identity in ``Psi``, zero residual and ``C_i``)."""
     k = task_kernel.with_theta(th)
-    K = k.gram(x, mask)
-    d = jnp.diagonal(K)
-    scale = jnp.sum(jnp.where(mask, d, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
-    Psi = K + jnp.diag(jnp.where(mask, jitter * scale, 0.0))  # as chol(K, jitter, mask)
+    Psi = add_jitter(k.gram(x, mask), jitter, mask)
     both = mask[:, None] & mask[None, :]
     Ci = jnp.where(both, cov if shared_inputs else cov[idx[:, None], idx[None, :]], 0.0)
     r = jnp.where(mask, y - (mean if shared_inputs else mean[idx]), 0.0)
