@@ -62,6 +62,12 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
       ``ConstantKernel(1.0) * RBF(1.0) + WhiteKernel(0.1)``.
     - `shared_hyperparameters`: one set of task hyperparameters for all tasks (True)
       or one per task (False; new tasks then learn theirs from their observations).
+    - `new_task_hyperparameters`: how a new task (``predict(..., X_obs=...)``) gets its
+      task hyperparameters: ``"auto"`` (default: the shared ones when
+      `shared_hyperparameters`, else learned from its observations), ``"shared"`` (the
+      shared ones, or the average of the training tasks'), ``"learn"`` (maximise its
+      likelihood under the mean-process hyper-posterior, eq. (7) of the paper, starting
+      from the shared/average ones). On swimmers "learn" predicted new swimmers better.
     - `prior_mean`: constant prior mean ``m0`` of the mean process in the units of
       ``y`` (default 0.0), or ``"constant"`` to learn it (closed-form GLS update in
       each M-step).
@@ -94,6 +100,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         "mean_kernel": [None, SkKernel, AbstractKernel],
         "task_kernel": [None, SkKernel, AbstractKernel],
         "shared_hyperparameters": ["boolean"],
+        "new_task_hyperparameters": [StrOptions({"auto", "shared", "learn"})],
         "prior_mean": [Real, StrOptions({"constant"})],
         "normalize_y": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -115,6 +122,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         task_kernel=None,
         *,
         shared_hyperparameters=True,
+        new_task_hyperparameters="auto",
         prior_mean=0.0,
         normalize_y=True,
         max_iter=25,
@@ -132,6 +140,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         self.mean_kernel = mean_kernel
         self.task_kernel = task_kernel
         self.shared_hyperparameters = shared_hyperparameters
+        self.new_task_hyperparameters = new_task_hyperparameters
         self.prior_mean = prior_mean
         self.normalize_y = normalize_y
         self.max_iter = max_iter
@@ -375,7 +384,10 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         yo[task, pos] = (y_obs - self._y_mean) / self._y_std
         mo[task, pos] = True
         thetas = np.tile(self.task_theta_.mean(axis=0), (len(ids), 1))
-        if not self.shared_hyperparameters:
+        learn = self.new_task_hyperparameters == "learn" or (
+            self.new_task_hyperparameters == "auto" and not self.shared_hyperparameters
+        )
+        if learn:
             thetas = self._learn_new_task_hyperparameters(thetas, Xo, yo, mo)
         return {"index": {_key(t): j for j, t in enumerate(ids)}, "X": Xo, "y": yo, "mask": mo, "theta": thetas}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -143,6 +144,24 @@ def test_std_cov_sample_and_mean_process(fitted, data):
     mm2, mc = fitted.predict_mean_process(X[:5], return_cov=True)
     np.testing.assert_allclose(ms, np.sqrt(np.diag(mc)), rtol=1e-8)
     assert np.all(ms < s[:5])  # the task prediction adds the task deviation and noise
+
+
+def test_new_task_hyperparameters_option(data, fitted):
+    """Shared-HP model: "auto" reuses the shared task kernel for new tasks, "learn" fits theirs."""
+    X, y, g = data
+    new = np.isin(g, [20, 21])
+    obs, tgt = new & (X[:, 0] < 5.0), new & (X[:, 0] >= 5.0)
+    kw = dict(X_obs=X[obs], y_obs=y[obs], groups_obs=g[obs], return_std=True)
+    est = copy.deepcopy(fitted).set_params(new_task_hyperparameters="shared")  # a predict-time option
+    m_shared, s_shared = est.predict(X[tgt], g[tgt], **kw)
+    m_auto, _ = fitted.predict(X[tgt], g[tgt], **kw)
+    np.testing.assert_allclose(m_shared, m_auto)  # "auto" with shared HPs == "shared"
+    est.set_params(new_task_hyperparameters="learn")
+    m_learn, s_learn = est.predict(X[tgt], g[tgt], **kw)
+    assert np.all(np.isfinite(m_learn)) and np.all(s_learn > 0)
+    assert not np.allclose(m_learn, m_shared)
+    with pytest.raises(ValueError, match="new_task_hyperparameters"):
+        _est(new_task_hyperparameters="never").fit(X[:40], y[:40], g[:40])
 
 
 def test_summary_reports_the_fit(fitted):

@@ -75,3 +75,15 @@ def test_swimmers_women_new_swimmers():
     assert mse < 20.0
     assert coverage > 0.75
     assert mse < 0.75 * mse_single
+    # Shared hyperparameters in training, new swimmers learning their own: measured MSE 5.01, coverage 0.86.
+    shared = MultiTaskMagmaRegressor(
+        C(1.0) * RBF(3.0), C(0.5) * RBF(3.0) + WhiteKernel(0.1), prior_mean="constant", max_iter=10,
+        new_task_hyperparameters="learn",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shared.fit(key[train, 1:2], perf[train], key[train, 0].astype(int))
+    m2 = shared.predict(key[tgt, 1:2], new(tgt), X_obs=key[obs, 1:2], y_obs=perf[obs], groups_obs=new(obs))
+    mse2 = float(np.mean((m2 - perf[tgt]) ** 2))
+    print(f"swimmers (women): shared-HP Magma, new swimmers learn theirs: MSE {mse2:.2f}")
+    assert mse2 < 0.75 * mse_single
