@@ -47,7 +47,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..operators import kernel_operator, tiled_cross_mm
-from ..operators._common import auto_tile_size, noise_diagonal
+from ..operators._common import auto_tile_size, noise_diagonal, row_tiles
 from ..solvers import LoveCache, love_cache, pcg, pivoted_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
@@ -113,12 +113,8 @@ class CGPosterior(AbstractPosterior):
         """Apply ``fn(Xs_chunk) -> (chunk, ...)`` over row chunks of ``Xs`` (padded, then cut)."""
         m = Xs.shape[0]
         c = int(min(m, max(1, self.inference.var_chunk)))
-        nc = math.ceil(m / c)
-        pad = nc * c - m
-        if pad:
-            Xs = jnp.concatenate([Xs, jnp.broadcast_to(Xs[:1], (pad, Xs.shape[1]))])
-        out = jax.lax.map(fn, Xs.reshape(nc, c, Xs.shape[1]))
-        return out.reshape((nc * c,) + out.shape[2:])[:m]
+        out = jax.lax.map(fn, row_tiles(Xs, c))
+        return out.reshape((-1,) + out.shape[2:])[:m]
 
     # -- the seam ------------------------------------------------------------------------
     def mean(self, Xs):
@@ -368,8 +364,6 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
     dyn, static = eqx.partition(kernel, eqx.is_inexact_array)
     n, d = X.shape
     T = auto_tile_size(n, n) if tile_size is None else int(min(tile_size, n))
-    n_tiles = math.ceil(n / T)
-    pad = n_tiles * T - n
 
     @jax.custom_vjp
     def f(dyn, X, V, Wt):
@@ -380,10 +374,6 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
 
     def bwd(res, ct):
         dyn, X, V, Wt = res
-        Xp, Wp = X, Wt
-        if pad:  # padded rows carry zero weights, so zero cotangents
-            Xp = jnp.concatenate([X, jnp.broadcast_to(X[:1], (pad, d))], axis=0)
-            Wp = jnp.concatenate([Wt, jnp.zeros((pad, Wt.shape[1]), Wt.dtype)], axis=0)
 
         def step(acc, tile):
             Xt, Wtt = tile
@@ -394,9 +384,10 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
             return (g_dyn, g_X + gX), gXt
 
         zero = (jax.tree_util.tree_map(jnp.zeros_like, dyn), jnp.zeros_like(X))
-        tiles = (Xp.reshape(n_tiles, T, d), Wp.reshape(n_tiles, T, Wt.shape[1]))
+        # Padded rows carry zero weights, so zero cotangents.
+        tiles = (row_tiles(X, T), row_tiles(Wt, T, fill=0.0))
         (g_dyn, g_X), g_rows = jax.lax.scan(step, zero, tiles)
-        g_X = g_X + g_rows.reshape(n_tiles * T, d)[:n]
+        g_X = g_X + g_rows.reshape(-1, d)[:n]
         return g_dyn, g_X, jnp.zeros_like(V), jnp.zeros_like(Wt)
 
     f.defvjp(fwd, bwd)

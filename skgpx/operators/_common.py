@@ -15,7 +15,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-__all__ = ["noise_diagonal", "cross_diagonal", "tiled_cross_mm", "auto_tile_size"]
+__all__ = ["noise_diagonal", "cross_diagonal", "tiled_cross_mm", "auto_tile_size", "row_tiles"]
 
 # Elements of one kernel tile (rows x n). 2^22 float64 = 32 MiB: large enough for a
 # GEMM-sized step, small enough that the handful of temporaries per tile stay in memory.
@@ -26,6 +26,23 @@ def auto_tile_size(n_rows: int, n_cols: int) -> int:
     """Rows per tile so that one ``(tile, n_cols)`` kernel block holds about 4M entries."""
     t = max(8, _TILE_ELEMENTS // max(n_cols, 1))
     return int(min(t, max(n_rows, 1)))
+
+
+def row_tiles(A, tile_size: int, fill=None):
+    """``A`` ``(m, ...)`` as ``(n_tiles, tile_size, ...)``, padded at the end.
+
+    Padded rows are copies of ``A[0]`` (``fill=None``: finite kernel inputs) or ``fill``
+    (e.g. 0.0 for weights that must contribute nothing). Outputs of padded rows are
+    dropped by the caller with ``[:m]``.
+    """
+    m = A.shape[0]
+    n_tiles = math.ceil(m / tile_size)
+    pad = n_tiles * tile_size - m
+    if pad:
+        extra = jnp.broadcast_to(A[:1], (pad,) + A.shape[1:]) if fill is None else jnp.full(
+            (pad,) + A.shape[1:], fill, A.dtype)
+        A = jnp.concatenate([A, extra], axis=0)
+    return A.reshape((n_tiles, tile_size) + A.shape[1:])
 
 
 def cross_diagonal(kernel, X):
@@ -54,11 +71,7 @@ def tiled_cross_mm(kernel, Xs, X, V, tile_size: int | None = None, checkpoint: b
     m = Xs.shape[0]
     n = X.shape[0]
     T = auto_tile_size(m, n) if tile_size is None else int(min(tile_size, m))
-    n_tiles = math.ceil(m / T)
-    pad = n_tiles * T - m
-    if pad:
-        Xs = jnp.concatenate([Xs, jnp.broadcast_to(Xs[:1], (pad, Xs.shape[1]))], axis=0)
-    tiles = Xs.reshape(n_tiles, T, Xs.shape[1])
+    tiles = row_tiles(Xs, T)
 
     def block(kernel, Xt, X, V):
         return kernel._cross(Xt, X) @ V
@@ -70,4 +83,4 @@ def tiled_cross_mm(kernel, Xs, X, V, tile_size: int | None = None, checkpoint: b
         return carry, block(kernel, Xt, X, V)
 
     _, out = jax.lax.scan(step, None, tiles)
-    return out.reshape(n_tiles * T, V.shape[1])[:m]
+    return out.reshape(-1, V.shape[1])[:m]
