@@ -68,14 +68,22 @@ class NegativeLML:
         self.verbose = verbose
         self.n_evals = 0
         self.last = None  # (value, grad) of the latest evaluation
+        self.first = inference.first_attempt()  # tried before `inference` (see AbstractInference)
+
+    def _evaluate(self, fn, th):
+        data = (self.X, self.Y, self.noise, self.key)
+        if self.first is not None:
+            out = fn(th, self.kernel, self.first, *data)
+            if np.isfinite(np.asarray(out[0] if isinstance(out, tuple) else out)):
+                return out
+        return fn(th, self.kernel, self.inference, *data)
 
     def __call__(self, theta, eval_gradient=True):
         th = jnp.asarray(np.asarray(theta, dtype=np.float64), dtype=self.dtype)
-        args = (self.kernel, self.inference, self.X, self.Y, self.noise, self.key)
         self.n_evals += 1
         if not eval_gradient:
-            return float(_neg_lml(th, *args))
-        value, grad = _neg_lml_and_grad(th, *args)
+            return float(self._evaluate(_neg_lml, th))
+        value, grad = self._evaluate(_neg_lml_and_grad, th)
         value, grad = float(value), np.asarray(grad, dtype=np.float64)
         self.last = (value, grad)
         return value, grad

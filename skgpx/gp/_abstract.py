@@ -73,3 +73,12 @@ class AbstractInference(eqx.Module):
     @abc.abstractmethod
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
         """``log p(Y | X, kernel, noise)`` summed over target columns (differentiable)."""
+
+    def first_attempt(self) -> "AbstractInference | None":
+        """A cheaper variant for optimiser evaluations to try first, or ``None``.
+
+        The optimiser's objective evaluates it and falls back to ``self`` only when
+        the value is not finite; both must give the same answer whenever the first
+        succeeds (e.g. a factorisation without the jitter-retry machinery).
+        """
+        return None

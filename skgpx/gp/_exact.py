@@ -72,8 +72,8 @@ class ExactPosterior(AbstractPosterior):
 class ExactInference(AbstractInference):
     """Dense Cholesky inference: ``O(n^3)`` time, ``O(n^2)`` memory, exact to rounding.
 
-    ``jitter``: ``"auto"`` (adaptive, see :func:`skgpx.solvers.jittered_cholesky`) or a
-    fixed absolute value added to the diagonal.
+    ``jitter``: ``"auto"`` (adaptive, see :func:`skgpx.solvers.jittered_cholesky`), a
+    fixed absolute value added to the diagonal, or ``None`` (as is, never retried).
     """
 
     jitter: object = eqx.field(static=True, default="auto")
@@ -87,9 +87,20 @@ class ExactInference(AbstractInference):
         return ExactPosterior(kernel, X, L, alpha, jitter, ok, lml)
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key=None):
-        value, _ = cholesky_quad_logdet(_noisy_gram(kernel, X, noise), Y, self.jitter)
+        # Rematerialised: differentiated, the Gram otherwise stores each intermediate
+        # (distances, their square root, exponentials) as an n x n residual; recomputing
+        # it inside the backward pass fuses with the contraction against dLML/dK
+        # (n = 2000, value and gradient: 0.39 s -> 0.32 s).
+        value, _ = cholesky_quad_logdet(jax.checkpoint(_noisy_gram)(kernel, X, noise), Y, self.jitter)
         n, t = Y.shape
         return value - 0.5 * n * t * math.log(2 * math.pi)
+
+
+    def first_attempt(self):
+        # "auto" tries the matrix as is before any jitter; trying exactly that without the
+        # retry loop skips the loop's n x n copies (n = 5000, value and gradient: 3.0 s
+        # -> 2.7 s). The objective reruns with `self` only when this one fails.
+        return ExactInference(jitter=None) if self.jitter == "auto" else None
 
 
 @register_solver("cholesky")

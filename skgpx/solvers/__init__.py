@@ -2,6 +2,7 @@
 
 from ._cholesky import (
     CholeskyResult as CholeskyResult,
+    cho_inverse as cho_inverse,
     cho_solve as cho_solve,
     cholesky_quad_logdet as cholesky_quad_logdet,
     jittered_cholesky as jittered_cholesky,

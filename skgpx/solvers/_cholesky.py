@@ -8,7 +8,7 @@
 * :func:`cholesky_quad_logdet` evaluates ``-1/2 tr(Y^T A^{-1} Y) - t/2 log|A|`` with
   a hand-written reverse-mode rule (Rasmussen & Williams 2006, Eq. 5.9):
   ``d/dA = 1/2 (alpha alpha^T - t A^{-1})`` with ``alpha = A^{-1} Y``. This is one
-  Cholesky forward and one ``cho_solve`` with the identity backward - cheaper
+  Cholesky forward and one :func:`cho_inverse` backward - cheaper
   than differentiating through the factorisation, and it keeps the jitter search
   (a while loop, which JAX cannot reverse-differentiate) out of the autodiff path.
 
@@ -32,6 +32,7 @@ __all__ = [
     "cho_solve",
     "solve_lower",
     "cholesky_quad_logdet",
+    "cho_inverse",
     "jitter_schedule",
 ]
 
@@ -59,6 +60,11 @@ def jitter_schedule(dtype) -> tuple[float, float, int]:
     return start, 10.0, n_tries
 
 
+def _cholesky(A):
+    # Lower triangle only: jnp.linalg.cholesky first symmetrises, one more n x n pass.
+    return jax.lax.linalg.cholesky(A, symmetrize_input=False)
+
+
 def _failed(L):
     # A failed factorisation is all-NaN in JAX; checking the diagonal is O(n).
     return ~jnp.all(jnp.isfinite(jnp.diagonal(L)))
@@ -71,23 +77,30 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
 
     - `A`: symmetric ``(n, n)`` matrix.
     - `jitter`: ``"auto"`` (try as is, then the adaptive schedule of
-      :func:`jitter_schedule`), or a number: that absolute jitter is always added
-      (``0.0`` reproduces scikit-learn, which never adds any).
+      :func:`jitter_schedule`), ``None`` (as is, no retries: what an optimiser's
+      evaluation tries first, see :meth:`ExactInference.first_attempt`), or a number:
+      that absolute jitter is always added (``0.0`` reproduces scikit-learn, which
+      never adds any).
+
+    Only the lower triangle of ``A`` is read, as LAPACK ``potrf`` and scikit-learn do.
 
     **Returns:** a :class:`CholeskyResult` ``(L, jitter, ok)``. Not differentiable
     through the retries; use :func:`cholesky_quad_logdet` for gradients.
     """
     n = A.shape[0]
+    if jitter is None:
+        L = _cholesky(A)
+        return CholeskyResult(L, jnp.zeros((), A.dtype), ~_failed(L))
     eye = jnp.eye(n, dtype=A.dtype)
     if not (isinstance(jitter, str) and jitter == "auto"):
         j = jnp.asarray(jitter, A.dtype)
-        L = jnp.linalg.cholesky(A + j * eye)
+        L = _cholesky(A + j * eye)
         return CholeskyResult(L, j, ~_failed(L))
 
     start, growth, n_tries = jitter_schedule(A.dtype)
     scale = jnp.mean(jnp.diagonal(A))
     scale = jnp.where(scale > 0, scale, 1.0)
-    L0 = jnp.linalg.cholesky(A)
+    L0 = _cholesky(A)
 
     def retry(_):
         def cond(state):
@@ -97,7 +110,7 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
         def body(state):
             i, _, _ = state
             j = start * scale * growth**i
-            return i + 1, jnp.linalg.cholesky(A + j * eye), j
+            return i + 1, _cholesky(A + j * eye), j
 
         init = (jnp.asarray(0), jnp.full_like(A, jnp.nan), jnp.zeros((), A.dtype))
         _, L, j = jax.lax.while_loop(cond, body, init)
@@ -112,6 +125,34 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
 def cho_solve(L, B):
     """``(L L^T)^{-1} B`` for a lower Cholesky factor ``L``."""
     return _cho_solve((L, True), B)
+
+
+# Blocks at most this large are inverted by two triangular solves with the identity.
+_INVERSE_LEAF = 128
+
+
+def cho_inverse(L):
+    """``(L L^T)^{-1}`` for a lower Cholesky factor ``L``, by recursive 2 x 2 blocking.
+
+    ``cho_solve(L, I)`` costs ``2 n^3`` flops (two triangular solves with ``n``
+    right-hand sides, blind to the zeros of ``I``); LAPACK ``potri`` needs
+    ``2/3 n^3`` but XLA has no such kernel. Splitting ``L = [[A, 0], [B, C]]``:
+
+        (L L^T)^{-1} = [[A^-T A^-1 + V^T W V, -(W V)^T], [-W V, W]]
+
+    with ``V = B A^{-1}`` and ``W = (C C^T)^{-1}`` (recursively, as is ``A^-T A^-1``):
+    about ``5/6 n^3`` flops, mostly in GEMMs. Measured on the 2-core CPU: n = 2000
+    0.15 s vs 0.22 s, n = 5000 1.57 s vs 2.75 s; agreement ~1e-15 relative.
+    """
+    n = L.shape[0]
+    if n <= _INVERSE_LEAF:
+        return cho_solve(L, jnp.eye(n, dtype=L.dtype))
+    m = n // 2
+    A, B, C = L[:m, :m], L[m:, :m], L[m:, m:]
+    V = jax.lax.linalg.triangular_solve(A, B, left_side=False, lower=True)  # B A^{-1}
+    W = cho_inverse(C)
+    WV = W @ V
+    return jnp.block([[cho_inverse(A) + V.T @ WV, -WV.T], [-WV, W]])
 
 
 def solve_lower(L, B):
@@ -152,7 +193,7 @@ def _bwd(jitter, res, cotangents):
     # RW Eq. 5.9: d/dA [-1/2 y^T A^{-1} y - 1/2 log|A|] = 1/2 (alpha alpha^T - A^{-1}), per target.
     # (LAPACK potri through a host callback is 3.5x cheaper alone, but with two processes on
     # two cores its threads fight XLA's: a fit went from 41 s to 163 s. Measured, rejected.)
-    A_inv = cho_solve(L, jnp.eye(L.shape[0], dtype=L.dtype))
+    A_inv = cho_inverse(L)
     A_bar = 0.5 * g * (alpha @ alpha.T - t * A_inv)
     return A_bar, -g * alpha
 

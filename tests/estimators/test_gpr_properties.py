@@ -136,6 +136,22 @@ def test_objective_compiled_once_across_iterations_and_restarts():
     assert _optimize.TRACE_COUNTS["neg_lml_and_grad"] - before == 1
 
 
+def test_objective_falls_back_to_adaptive_jitter_when_the_first_attempt_fails():
+    # Duplicate inputs, no noise: K is singular, the as-is factorisation an optimiser
+    # evaluation tries first fails, and the objective reruns with the jitter search.
+    from skgpx.gp import ExactInference
+
+    Xd = np.vstack([X, X])
+    yd = f(Xd).ravel()
+    gpr = ScalableGPRegressor(kernel=RBF(1.0), alpha=0.0, optimizer=None).fit(Xd, yd)
+    assert gpr.jitter_ > 0
+    value, grad = gpr.log_marginal_likelihood(gpr.kernel_.theta, eval_gradient=True)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(value, gpr.log_marginal_likelihood_value_, rtol=1e-10)
+    assert ExactInference().first_attempt() == ExactInference(jitter=None)
+    assert ExactInference(jitter=1e-6).first_attempt() is None
+
+
 def test_predict_does_not_recompile():
     gpr = ScalableGPRegressor(kernel=KERNELS[1]).fit(X, y)
     Xa, Xb = np.linspace(0, 9, 13)[:, None], np.linspace(1, 8, 13)[:, None]

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from skgpx.solvers import cho_solve, cholesky_quad_logdet, jittered_cholesky, solve_lower
+from skgpx.solvers import cho_inverse, cho_solve, cholesky_quad_logdet, jittered_cholesky, solve_lower
 from skgpx.solvers._cholesky import jitter_schedule
 
 
@@ -33,6 +33,32 @@ def test_adaptive_jitter_rescues_a_singular_matrix():
     np.testing.assert_allclose(np.asarray(L) @ np.asarray(L).T, A + float(jit) * np.eye(10), atol=1e-10)
     # a fixed jitter policy of 0 fails where the adaptive one succeeds
     assert not bool(jittered_cholesky(jnp.asarray(A), 0.0).ok)
+
+
+def test_jitter_none_factorises_as_is_without_retries():
+    A, _ = _spd()
+    L, jit, ok = jax.jit(lambda A: jittered_cholesky(A, None))(jnp.asarray(A))
+    assert bool(ok) and float(jit) == 0.0
+    np.testing.assert_allclose(L, np.linalg.cholesky(A), atol=1e-12)
+    V = np.random.RandomState(1).randn(10, 4)
+    assert not bool(jittered_cholesky(jnp.asarray(V @ V.T), None).ok)  # "auto" would rescue it
+
+
+def test_only_the_lower_triangle_is_read():
+    A, _ = _spd()
+    B = np.tril(A) + np.triu(np.full_like(A, 7.0), 1)  # garbage above the diagonal
+    np.testing.assert_allclose(jittered_cholesky(jnp.asarray(B)).L, np.linalg.cholesky(A), atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 7, 128, 129, 300, 517])
+def test_cho_inverse_matches_dense_inverse(n):
+    # sizes below, at and above the recursion leaf, odd splits, two levels
+    A, _ = _spd(n, seed=n)
+    L = jnp.linalg.cholesky(jnp.asarray(A))
+    W = np.asarray(jax.jit(cho_inverse)(L))
+    ref = np.linalg.inv(A)
+    np.testing.assert_allclose(W, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
+    np.testing.assert_allclose(W, W.T, rtol=0, atol=1e-12 * np.abs(ref).max())
 
 
 def test_indefinite_matrix_reports_failure():
