@@ -12,7 +12,7 @@ well-conditioned ``B = I + L0^T S L0 = LB LB^T`` (eigenvalues >= 1):
     log|C| = log|K0| - log|B|.
 
 ``S`` and ``b`` are scatter-adds of the per-task ``Psi_i^{-1}`` blocks (batched
-``cho_solve`` against the identity, padded rows masked to zero), accumulated chunk
+:func:`~skgpx.solvers.cho_inverse`, padded rows masked to zero), accumulated chunk
 by chunk with ``lax.scan`` so memory stays O(N^2 + chunk * n_max^2). When all
 tasks share the grid and the hyperparameters, one factorisation of ``Psi`` serves
 every task: ``L0^T S L0 = M (Lpsi^{-1} L0)^T (Lpsi^{-1} L0)`` and
@@ -27,6 +27,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ..solvers._cholesky import cho_inverse
 from ._linalg import cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
 
@@ -72,7 +73,7 @@ def _task_precisions(params: MagmaParams, data: TaskData, jitter):
         k = params.task_kernel.with_theta(th)
         L = chol(k.gram(x, mask), jitter, mask)
         both = mask[:, None] & mask[None, :]
-        Pinv = jnp.where(both, cho_solve(L, jnp.eye(x.shape[0], dtype=x.dtype)), 0.0)
+        Pinv = jnp.where(both, cho_inverse(L), 0.0)
         r = jnp.where(mask, cho_solve(L, jnp.where(mask, y, 0.0)), 0.0)
         return Pinv, r
 
