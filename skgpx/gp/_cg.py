@@ -335,7 +335,12 @@ class CGInference(AbstractInference):
             v_exact = kernel.diag(Xc) - jnp.sum(Kc * res.x[:, t + self.n_probes:], axis=0)
             v_love = post.var_love(Xc)
             sd_exact = jnp.sqrt(jnp.maximum(v_exact, 0.0))
-            err = jnp.abs(jnp.sqrt(v_love) - sd_exact) / jnp.maximum(sd_exact, jnp.finfo(sd_exact.dtype).tiny)
+            sd_love = jnp.sqrt(jnp.maximum(v_love, 0.0))
+            # Relative to the exact sd, floored at sqrt(eps) x the prior sd: a posterior sd
+            # below that is zero to working precision (near-noiseless data), where a plain
+            # relative error read ~1e306.
+            floor = jnp.sqrt(jnp.finfo(sd_exact.dtype).eps) * jnp.sqrt(jnp.mean(kernel.diag(Xc)))
+            err = jnp.abs(sd_love - sd_exact) / jnp.maximum(sd_exact, floor)
         else:
             err = jnp.full((1,), jnp.nan, alpha.dtype)
         stats = dict(

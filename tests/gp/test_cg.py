@@ -139,6 +139,21 @@ def test_love_variances_and_reported_accuracy(problem):
     # covered in test_posterior_matches_cholesky.)
 
 
+def test_love_error_is_finite_on_near_noiseless_data():
+    # Posterior sds near zero at the check points: the reported relative error is floored
+    # at sqrt(eps) x the prior sd instead of dividing by ~0 (it used to read ~1e306).
+    rng = np.random.default_rng(1)
+    X = jnp.asarray(np.sort(rng.random((200, 1)), axis=0))
+    Y = jnp.sin(6 * X)
+    noise = jnp.full((200,), 1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        post = make_inference("cg", {"variance_method": "love"}).condition(RBF(0.3), X, Y, noise, jax.random.key(0))
+    d = post.diagnostics()
+    assert np.isfinite(d["love_std_rel_error_max"])
+    assert d["love_std_rel_error_max"] <= 1.0 / np.sqrt(np.finfo(np.float64).eps)
+
+
 def test_convergence_warning_when_max_iter_too_small(problem):
     kernel, X, _, Y, noise = problem
     inf = make_inference("cg", {"max_iter": 3, "preconditioner_rank": 0, "variance_method": "exact"})
