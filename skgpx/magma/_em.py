@@ -31,7 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._estep import HyperPosterior, e_step
 from ._model import MagmaParams, TaskData, canonical
-from ._objectives import elbo, gls_prior_mean, mean_objective_and_grad, task_objective_and_grad
+from ._objectives import elbo, gls_prior_mean, m_step_covariance, mean_objective_and_grad, task_objective_and_grad
 from ._optimize import minimize_lbfgsb
 
 __all__ = ["EMResult", "run_em"]
@@ -90,7 +90,10 @@ def run_em(
         if it > 1:
             post = e_step(params, data, jitter)
         R = post.cov_sqrt()
-        C = R @ R.T
+        if data.shared_inputs and params.shared_hyperparameters:
+            cov_m, lowrank = R @ R.T, False  # one factorisation for all tasks: C as is
+        else:
+            cov_m, lowrank = m_step_covariance(post, jitter, data.X.shape[1])
         # M-step, mean process (theta0, then the GLS constant m0).
         r0 = minimize_lbfgsb(
             lambda th: mean_objective_and_grad(
@@ -107,7 +110,7 @@ def run_em(
             params = _with(params, m0=jnp.asarray(m0))
         # M-step, tasks.
         rt = minimize_lbfgsb(
-            lambda th: task_objective_and_grad(th, params, data, post.mean, C, jitter, scale),
+            lambda th: task_objective_and_grad(th, params, data, post.mean, cov_m, jitter, scale, lowrank),
             params.theta_task,
             bounds_t,
             max_iter=m_step_max_iter,

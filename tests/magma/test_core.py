@@ -206,3 +206,41 @@ def test_task_posterior_matches_dense_and_ignores_padding():
             ref = cov_ref if full else np.diag(cov_ref)
             got = second[b][np.ix_(sel, sel)] if full else second[b, sel]
             np.testing.assert_allclose(got, ref, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("shared_hp", [True, False])
+def test_low_rank_m_step_covariance(shared_hp, monkeypatch):
+    """C's uninformed directions sit on K0's jitter floor; the M-step's low-rank factor is
+    C minus that floor, and the task terms with the factor equal the full terms with F F^T."""
+    import jax
+
+    from skgpx.magma import _objectives
+    from skgpx.magma._objectives import m_step_covariance, task_terms_and_grad
+
+    X, y, g = make_magma_data(8, 12, shared_inputs=False, grid_size=200, random_state=3)
+    layout = build_layout(X, (y - y.mean()) / y.std(), g)
+    params = _params(shared_hp, layout.X.shape[0])
+    data = task_data_from_layout(layout)
+    post = e_step(params, data, jnp.asarray(JIT))
+    monkeypatch.setattr(_objectives, "_LOWRANK_MAX_FRACTION", 10.0)  # 12-point tasks: allow it here
+    F, lowrank = m_step_covariance(post, jnp.asarray(JIT), layout.X.shape[1])
+    assert lowrank and F.shape[1] % 8 == 0 and F.shape[1] < F.shape[0]
+    C = np.asarray(post.cov())
+    floor = JIT * np.mean(np.diag(np.asarray(params.mean_kernel_at().gram(data.grid))))
+    # C - F F^T is the floor on the complement of F's span: eigenvalues in [0, floor (1 + 1e-3)]
+    ev = np.linalg.eigvalsh(C - np.asarray(F) @ np.asarray(F).T)
+    assert ev.min() > -1e-12 and ev.max() < floor * 1.001
+    # the factor path of the task terms == the dense path with C_m = F F^T
+    th = params.theta_task
+    Cm = jnp.asarray(np.asarray(F) @ np.asarray(F).T)
+    v1, g1 = jax.jit(lambda t: task_terms_and_grad(t, params, data, post.mean, F, JIT, True))(th)
+    v0, g0 = jax.jit(lambda t: task_terms_and_grad(t, params, data, post.mean, Cm, JIT, False))(th)
+    np.testing.assert_allclose(float(v1), float(v0), rtol=1e-11)
+    np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-8, atol=1e-11)
+    # and differs from the exact C only at the jitter's size
+    ve, _ = jax.jit(lambda t: task_terms_and_grad(t, params, data, post.mean, post.cov(), JIT, False))(th)
+    assert abs(float(v1) - float(ve)) < 1e-6 * abs(float(ve))
+    # too large a rank for the tasks: the full C
+    monkeypatch.setattr(_objectives, "_LOWRANK_MAX_FRACTION", 0.0)
+    C2, lowrank2 = m_step_covariance(post, jnp.asarray(JIT), layout.X.shape[1])
+    assert not lowrank2 and C2.shape == (F.shape[0], F.shape[0])
