@@ -93,6 +93,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
     ``prior_mean_``, ``hyperposterior_`` (the hyper-posterior of the mean process on
     ``grid_``, on the normalised scale), ``grid_``, ``elbo_history_``, ``n_iter_``,
     ``converged_``, ``log_marginal_likelihood_value_``, ``iteration_times_``,
+    ``m_step_cov_ranks_`` (per EM iteration, the rank of the low-rank hyper-posterior
+    covariance the task M-step used, 0 where it used the full one; see the Magma guide),
     ``n_features_in_``, ``device_``.
     """
 
@@ -236,6 +238,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         self.converged_ = res.converged
         self.log_marginal_likelihood_value_ = res.log_marginal_likelihood
         self.iteration_times_ = res.iteration_times
+        self.m_step_cov_ranks_ = res.m_step_cov_ranks
         return self
 
     def summary(self) -> str:

@@ -52,7 +52,9 @@ def format_magma_summary(est) -> str:
         f"(per task min {int(counts.min())} / median {float(np.median(counts)):g} / max {int(counts.max())}), "
         f"union grid {est.grid_.shape[0]} inputs, d={est.n_features_in_}",
         f"  EM                 : {est.n_iter_} iterations, {conv}, "
-        f"{float(np.sum(est.iteration_times_)):.2f} s",
+        f"{float(np.sum(est.iteration_times_)):.2f} s"
+        + (f"; task M-step covariance of rank {int(est.m_step_cov_ranks_[-1])} (C minus the K0 jitter floor)"
+           if len(est.m_step_cov_ranks_) and est.m_step_cov_ranks_[-1] else ""),
         f"  log-likelihood     : {est.log_marginal_likelihood_value_:.6g} (normalised targets)"
         if est.normalize_y else f"  log-likelihood     : {est.log_marginal_likelihood_value_:.6g}",
         f"  device / dtype     : {est.device_} / {resolve_dtype(est.dtype).name}",

@@ -46,6 +46,9 @@ class EMResult:
     n_iter: int
     converged: bool
     iteration_times: np.ndarray
+    # Rank of the M-step's low-rank hyper-posterior covariance at each iteration
+    # (0: the full C was used; see `m_step_covariance`).
+    m_step_cov_ranks: np.ndarray
 
 
 def _task_bounds(params: MagmaParams, n_rows: int):
@@ -83,7 +86,7 @@ def run_em(
         )
     if verbose:
         print(f"[Magma] initial ELBO {history[0]:.6g}")
-    converged, times = False, []
+    converged, times, ranks = False, [], []
     it = 0
     for it in range(1, max_iter + 1):
         t0 = time.perf_counter()
@@ -94,6 +97,7 @@ def run_em(
             cov_m, lowrank = R @ R.T, False  # one factorisation for all tasks: C as is
         else:
             cov_m, lowrank = m_step_covariance(post, jitter, data.X.shape[1])
+        ranks.append(int(cov_m.shape[1]) if lowrank else 0)
         # M-step, mean process (theta0, then the GLS constant m0).
         r0 = minimize_lbfgsb(
             lambda th: mean_objective_and_grad(
@@ -124,7 +128,9 @@ def run_em(
         if verbose:
             print(
                 f"[Magma] iter {it:3d}  ELBO {value:.6g}  (mean-process L-BFGS {r0.n_iter} its, "
-                f"task L-BFGS {rt.n_iter} its, {times[-1]:.2f} s)"
+                f"task L-BFGS {rt.n_iter} its"
+                + (f", M-step covariance rank {ranks[-1]}" if ranks[-1] else "")
+                + f", {times[-1]:.2f} s)"
             )
         if not np.isfinite(value):
             raise FloatingPointError(
@@ -152,7 +158,7 @@ def run_em(
         )
     post = e_step(params, data, jitter)
     lml = float(elbo(params, data, post, jitter))
-    return EMResult(params, post, np.asarray(history), lml, it, converged, np.asarray(times))
+    return EMResult(params, post, np.asarray(history), lml, it, converged, np.asarray(times), np.asarray(ranks, int))
 
 
 def _with(params: MagmaParams, **changes) -> MagmaParams:

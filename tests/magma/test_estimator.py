@@ -239,5 +239,7 @@ def test_low_rank_m_step_matches_full_m_step(data, monkeypatch):
     a, b = fits["lowrank"], fits["full"]
     np.testing.assert_allclose(a.elbo_history_, b.elbo_history_, rtol=1e-6)
     assert np.all(np.diff(a.elbo_history_) >= -1e-8 * np.abs(a.elbo_history_[1:]))  # still monotone
+    assert np.all(a.m_step_cov_ranks_ > 0) and np.all(b.m_step_cov_ranks_ == 0)
+    assert f"covariance of rank {a.m_step_cov_ranks_[-1]}" in a.summary() and "rank" not in b.summary()
     Xq = np.linspace(0, 10, 7)[:, None]
     np.testing.assert_allclose(a.predict_mean_process(Xq), b.predict_mean_process(Xq), rtol=1e-5, atol=1e-6)
