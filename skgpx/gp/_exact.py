@@ -95,7 +95,6 @@ class ExactInference(AbstractInference):
         n, t = Y.shape
         return value - 0.5 * n * t * math.log(2 * math.pi)
 
-
     def first_attempt(self):
         # "auto" tries the matrix as is before any jitter; trying exactly that without the
         # retry loop skips the loop's n x n copies (n = 5000, value and gradient: 3.0 s

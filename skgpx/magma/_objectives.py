@@ -66,12 +66,17 @@ def _gaussian_term(Psi, r, Ci):
     return _gaussian_term_fwd(Psi, r, Ci)[0]
 
 
-def _gaussian_term_fwd(Psi, r, Ci):
+def _inverse_and_density(Psi, r):
+    """``(W, a, -1/2 r^T W r - 1/2 log|Psi|)`` with ``W = Psi^{-1}``, ``a = W r``."""
     L = jnp.linalg.cholesky(Psi)
     W = cho_inverse(L)
     a = W @ r
-    value = -0.5 * jnp.dot(r, a) - 0.5 * logdet_from_chol(L) - 0.5 * jnp.sum(W * Ci)
-    return value, (W, a, Ci)
+    return W, a, -0.5 * jnp.dot(r, a) - 0.5 * logdet_from_chol(L)
+
+
+def _gaussian_term_fwd(Psi, r, Ci):
+    W, a, value = _inverse_and_density(Psi, r)
+    return value - 0.5 * jnp.sum(W * Ci), (W, a, Ci)
 
 
 def _gaussian_term_bwd(res, g):
@@ -94,12 +99,9 @@ def _gaussian_term_lowrank(Psi, r, F):
 
 
 def _gaussian_term_lowrank_fwd(Psi, r, F):
-    L = jnp.linalg.cholesky(Psi)
-    W = cho_inverse(L)
-    a = W @ r
+    W, a, value = _inverse_and_density(Psi, r)
     WF = W @ F
-    value = -0.5 * jnp.dot(r, a) - 0.5 * logdet_from_chol(L) - 0.5 * jnp.sum(F * WF)
-    return value, (W, a, WF)
+    return value - 0.5 * jnp.sum(F * WF), (W, a, WF)
 
 
 def _gaussian_term_lowrank_bwd(res, g):
