@@ -97,7 +97,8 @@ def run_em(
             cov_m, lowrank = R @ R.T, False  # one factorisation for all tasks: C as is
         else:
             cov_m, lowrank = m_step_covariance(post, jitter, data.X.shape[1])
-        ranks.append(int(cov_m.shape[1]) if lowrank else 0)
+        # The factor's width is bucketed to multiples of 8 with zero columns; report its rank.
+        ranks.append(int(np.count_nonzero(np.any(np.asarray(cov_m) != 0, axis=0))) if lowrank else 0)
         # M-step, mean process (theta0, then the GLS constant m0).
         r0 = minimize_lbfgsb(
             lambda th: mean_objective_and_grad(
