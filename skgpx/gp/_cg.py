@@ -47,7 +47,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..operators import kernel_operator, tiled_cross_mm
-from ..operators._common import auto_tile_size, noise_diagonal, row_tiles
+from ..operators._common import auto_block_size, noise_diagonal, row_tiles
 from ..solvers import LoveCache, love_cache, pcg, pivoted_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
@@ -361,14 +361,18 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
 
     ``V``, ``Wt`` ``(n, k)`` are constants (no cotangent). The value of the surrogate is never
     needed (it enters as ``S - stop_gradient(S)``), so instead of a checkpointed tiled product
-    (forward pass, recomputation, backward pass: three kernel evaluations per entry) the
-    backward rule runs one ``lax.scan`` over row tiles that linearises each ``(tile, n)`` kernel
-    block and pulls back its cotangent ``Wt[tile] @ V^T``: two kernel evaluations per entry,
-    ``O(tile * n)`` memory. Reverse mode only (no ``jvp``/second derivatives).
+    (forward pass, recomputation, backward pass) the backward rule runs one ``lax.scan`` over
+    the square block pairs ``I <= J`` (as :func:`~skgpx.operators.symmetric_tiled_mm`): with
+    ``K`` symmetric, ``sum(Wt * K V) = sum_{I<=J} K_IJ : C_IJ`` where ``C_IJ = Wt_I V_J^T +
+    V_I Wt_J^T`` off the diagonal and ``Wt_I V_I^T`` on it, so each block is linearised and
+    pulled back once: half the kernel evaluations of row tiles, ``O(block^2)`` memory.
+    Reverse mode only (no ``jvp``/second derivatives).
     """
     dyn, static = eqx.partition(kernel, eqx.is_inexact_array)
     n, d = X.shape
-    T = auto_tile_size(n, n) if tile_size is None else int(min(tile_size, n))
+    Bk = auto_block_size(n) if tile_size is None else int(min(tile_size, n))
+    nb = math.ceil(n / Bk)
+    I, J = np.triu_indices(nb)
 
     @jax.custom_vjp
     def f(dyn, X, V, Wt):
@@ -379,21 +383,22 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
 
     def bwd(res, ct):
         dyn, X, V, Wt = res
-
-        def step(acc, tile):
-            Xt, Wtt = tile
-            g_dyn, g_X = acc
-            block, vjp = jax.vjp(lambda dy, a, b: eqx.combine(dy, static)._cross(a, b), dyn, Xt, X)
-            gd, gXt, gX = vjp((ct * Wtt) @ V.T)
-            g_dyn = jax.tree_util.tree_map(jnp.add, g_dyn, gd)
-            return (g_dyn, g_X + gX), gXt
-
-        zero = (jax.tree_util.tree_map(jnp.zeros_like, dyn), jnp.zeros_like(X))
         # Padded rows carry zero weights, so zero cotangents.
-        tiles = (row_tiles(X, T), row_tiles(Wt, T, fill=0.0))
-        (g_dyn, g_X), g_rows = jax.lax.scan(step, zero, tiles)
-        g_X = g_X + g_rows.reshape(-1, d)[:n]
-        return g_dyn, g_X, jnp.zeros_like(V), jnp.zeros_like(Wt)
+        Xb, Vb, Wb = row_tiles(X, Bk), row_tiles(V, Bk, fill=0.0), row_tiles(ct * Wt, Bk, fill=0.0)
+
+        def step(acc, ij):
+            i, j = ij
+            g_dyn, g_X = acc
+            off = jnp.where(i == j, 0.0, 1.0).astype(V.dtype)
+            cot = Wb[i] @ Vb[j].T + off * (Vb[i] @ Wb[j].T)
+            _, vjp = jax.vjp(lambda dy, a, b: eqx.combine(dy, static)._cross(a, b), dyn, Xb[i], Xb[j])
+            gd, gXi, gXj = vjp(cot)
+            g_dyn = jax.tree_util.tree_map(jnp.add, g_dyn, gd)
+            return (g_dyn, g_X.at[i].add(gXi).at[j].add(gXj)), None
+
+        zero = (jax.tree_util.tree_map(jnp.zeros_like, dyn), jnp.zeros_like(Xb))
+        (g_dyn, g_X), _ = jax.lax.scan(step, zero, (jnp.asarray(I), jnp.asarray(J)))
+        return g_dyn, g_X.reshape(-1, d)[:n], jnp.zeros_like(V), jnp.zeros_like(Wt)
 
     f.defvjp(fwd, bwd)
     return f(dyn, X, V, Wt)

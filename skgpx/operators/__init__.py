@@ -1,9 +1,11 @@
 """Linear operators (lineax) for GP covariance matrices: dense, matrix-free tiled, low-rank."""
 
 from ._common import (
+    auto_block_size as auto_block_size,
     auto_tile_size as auto_tile_size,
     cross_diagonal as cross_diagonal,
     noise_diagonal as noise_diagonal,
+    symmetric_tiled_mm as symmetric_tiled_mm,
     tiled_cross_mm as tiled_cross_mm,
 )
 from ._factory import (

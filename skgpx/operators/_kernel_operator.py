@@ -5,8 +5,10 @@ Two final forms share one abstract base:
 * :class:`DenseKernelOperator` materialises the matrix once (on a CPU a cached
   dense matvec is ~10x cheaper than re-evaluating the kernel), for when
   ``n^2 * itemsize`` fits a memory budget;
-* :class:`MatrixFreeKernelOperator` evaluates ``(K + diag(s)) @ V`` in row tiles
-  with ``lax.scan`` and ``jax.checkpoint`` (:func:`tiled_cross_mm`): ``O(tile * n)``
+* :class:`MatrixFreeKernelOperator` evaluates ``(K + diag(s)) @ V`` in square blocks
+  with ``lax.scan`` and ``jax.checkpoint`` (:func:`symmetric_tiled_mm`: each block
+  ``K_IJ``, ``I <= J``, is evaluated once and used for both ``K_IJ V_J`` and
+  ``K_IJ^T V_I``, so half the kernel evaluations of row tiles): ``O(block^2 + n k)``
   memory in the forward *and* the backward pass, with several right-hand sides at once.
 
 Both keep the kernel (hyperparameters traced) and the diagonal ``s`` (noise plus
@@ -25,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from ._common import noise_diagonal, tiled_cross_mm
+from ._common import noise_diagonal, symmetric_tiled_mm
 
 __all__ = ["AbstractKernelOperator", "DenseKernelOperator", "MatrixFreeKernelOperator"]
 
@@ -96,7 +98,8 @@ class MatrixFreeKernelOperator(AbstractKernelOperator):
 
     def __init__(self, kernel, X, noise, tile_size: int | None = None):
         """**Arguments:** ``kernel``, ``X`` ``(n, d)``, ``noise`` ``(n,)``, ``tile_size``
-        (rows per ``lax.scan`` step; ``None`` picks ~4M kernel entries per tile)."""
+        (side of the square kernel blocks, one pair of blocks per ``lax.scan`` step;
+        ``None``: :func:`~skgpx.operators.auto_block_size`, ~1M kernel entries per block)."""
         self.kernel = kernel
         self.X = X
         self.diag_noise = noise_diagonal(kernel, X, noise)
@@ -107,7 +110,7 @@ class MatrixFreeKernelOperator(AbstractKernelOperator):
         return "matrix-free"
 
     def mm(self, V):
-        return tiled_cross_mm(self.kernel, self.X, self.X, V, self.tile_size) + self.diag_noise[:, None] * V
+        return symmetric_tiled_mm(self.kernel, self.X, V, self.tile_size) + self.diag_noise[:, None] * V
 
     def as_matrix(self):
         # Explicit request only (tests, debugging): this is the one place that forms n x n.
