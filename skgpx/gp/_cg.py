@@ -23,7 +23,9 @@ chosen because it fits the memory budget (``skgpx.operators.kernel_operator``).
   (``skgpx.solvers._love``); the posterior always carries an accuracy estimate of LOVE
   against exact solves on a few check points (``diagnostics()["love_std_rel_error_*"]``,
   ``["love_accepted"]``), and ``variance_method="auto"`` uses LOVE only when that estimate
-  is below ``love_max_error`` (2%), exact solves otherwise.
+  is below ``love_max_error`` (2%), exact solves otherwise. On the matrix-free operator
+  "auto" builds no cache (its ``love_rank`` kernel sweeps would cost as much as the fit)
+  and always solves exactly; ``variance_method="love"`` builds it anyway.
 
   Measured (benchmarks/scaling.py, Matérn-3/2 l = 0.2 in 3-D, noise 0.01): LOVE is rejected
   at n = 10k and 20k (its measured std error is 100%: with a rank-1000 pivoted Cholesky the
@@ -46,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ..operators import kernel_operator, tiled_cross_mm
+from ..operators import dense_fits, kernel_operator, tiled_cross_mm
 from ..operators._common import auto_block_size, noise_diagonal, row_tiles
 from ..solvers import LoveCache, love_cache, pcg, pivoted_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
@@ -255,6 +257,20 @@ class CGInference(AbstractInference):
         ``max(tol, train_tol)``, or ``tol`` when ``train_tol`` is None."""
         return self.tol if self.train_tol is None else max(float(self.tol), float(self.train_tol))
 
+    def _operator_kind(self, X) -> str:
+        """``"dense"`` or ``"matrix-free"``: ``operator``, or by memory when ``"auto"`` (static)."""
+        if self.operator != "auto":
+            return self.operator
+        return "dense" if dense_fits(X.shape[0], X.dtype.itemsize) else "matrix-free"
+
+    def _uses_love(self, X) -> bool:
+        """Whether ``condition`` builds the LOVE cache: ``variance_method="love"``, or ``"auto"``
+        on the dense operator. Past the dense-memory budget a cache of ``love_rank`` Lanczos
+        steps costs ``love_rank`` matrix-free kernel sweeps (at n = 10^5 about as long as the
+        whole fit), so ``"auto"`` predicts variances by exact solves there and skips it."""
+        return self.variance_method == "love" or (
+            self.variance_method == "auto" and self._operator_kind(X) == "dense")
+
     def _rank(self, n):
         r = self.preconditioner_rank
         return auto_preconditioner_rank(n) if r == "auto" else int(min(r, n))
@@ -267,7 +283,7 @@ class CGInference(AbstractInference):
         """
         n, t = Y.shape
         k = self.n_probes
-        op = kernel_operator(kernel, X, noise, self.operator, self.tile_size)
+        op = kernel_operator(kernel, X, noise, self._operator_kind(X), self.tile_size)
         trace_tol = self.trace_tol if self.preconditioner_rank == "auto" else 0.0
         P = pivoted_cholesky(kernel, X, op.diag_noise, self._rank(n), trace_tol)
         Z = P.sample(key, k)
@@ -306,7 +322,7 @@ class CGInference(AbstractInference):
     def _condition(self, kernel, X, Y, noise, key) -> CGPosterior:
         k_slq, k_love, k_check = jax.random.split(key, 3)
         n = X.shape[0]
-        use_love = self.variance_method != "exact"
+        use_love = self._uses_love(X)
         if use_love:
             # LOVE check points: half training inputs, half midpoints of random pairs
             # (interior points away from the data); their exact solves join the main block.
