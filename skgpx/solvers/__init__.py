@@ -13,6 +13,7 @@ from ._pcg import PCGResult as PCGResult, pcg as pcg
 from ._pivoted_cholesky import (
     PivotedCholeskyPreconditioner as PivotedCholeskyPreconditioner,
     pivoted_cholesky as pivoted_cholesky,
+    rp_cholesky as rp_cholesky,
 )
 from ._slq import cg_tridiagonal as cg_tridiagonal, slq_quadratures as slq_quadratures
 from ._woodbury import (

@@ -1,11 +1,13 @@
-"""Pivoted partial Cholesky: exactness at full rank, trace error, Woodbury solve/logdet, adaptivity."""
+"""Pivoted partial Cholesky (greedy and randomly pivoted): exactness at full rank, trace error,
+Woodbury solve/logdet, adaptivity, PCG benefit."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from skgpx.kernels import RBF, Matern
-from skgpx.solvers import pivoted_cholesky
+from skgpx.operators import DenseKernelOperator
+from skgpx.solvers import _pivoted_cholesky, pcg, pivoted_cholesky, rp_cholesky
 
 
 def _setup(n=120, seed=0):
@@ -40,6 +42,15 @@ def test_woodbury_solve_logdet_and_mm_match_dense():
     np.testing.assert_allclose(P.logdet(), jnp.linalg.slogdet(Pd)[1], rtol=1e-10)
 
 
+def test_core_matrix_accumulated_in_row_chunks(monkeypatch):
+    X, s = _setup()
+    P = pivoted_cholesky(RBF(0.4), X, s, max_rank=25)
+    # 7-row chunks: 17 in the loop and a ragged last one of 1 row.
+    monkeypatch.setattr(_pivoted_cholesky, "_CORE_CHUNK_ELEMENTS", 25 * 7)
+    C = _pivoted_cholesky._core_matrix(P.L, s)
+    np.testing.assert_allclose(C, jnp.eye(25) + (P.L / s[:, None]).T @ P.L, rtol=1e-12, atol=1e-12)
+
+
 def test_adaptive_rank_stops_on_trace_tolerance():
     X, s = _setup(200)
     k = RBF(1.0)  # smooth kernel: numerically low rank
@@ -59,3 +70,77 @@ def test_samples_have_covariance_P():
     # Entry-wise sampling error of a Wishart average: sqrt((P_ij^2 + P_ii P_jj) / N).
     se = jnp.sqrt((Pd**2 + jnp.outer(jnp.diag(Pd), jnp.diag(Pd))) / Z.shape[1])
     assert float(jnp.max(jnp.abs(emp - Pd) / se)) < 5.5
+
+
+def test_rp_full_rank_reproduces_gram_and_trace_error():
+    X, s = _setup(80)
+    k = Matern(0.3, nu=1.5)
+    K = k.gram(X)
+    P = rp_cholesky(k, X, s, max_rank=80, key=jax.random.key(0), block_size=16)
+    assert int(P.rank) == 80
+    np.testing.assert_allclose(P.L @ P.L.T, K, atol=1e-8)
+    errs = []
+    for r in (10, 30):
+        P = rp_cholesky(k, X, s, max_rank=r, key=jax.random.key(1), block_size=8)
+        assert int(P.rank) == r
+        assert np.all(np.asarray(P.L[:, r:]) == 0.0)
+        np.testing.assert_allclose(float(P.trace_error), float(jnp.trace(K - P.L @ P.L.T)), rtol=1e-8)
+        errs.append(float(P.trace_error))
+    assert errs[0] > errs[1]
+
+
+def test_rp_columns_past_rank_are_zero_and_trace_tolerance_stops():
+    X, s = _setup(200)
+    k = RBF(1.0)  # smooth kernel: numerically low rank
+    P = rp_cholesky(k, X, s, max_rank=150, trace_tol=1e-3, key=jax.random.key(0), block_size=8)
+    r = int(P.rank)
+    assert 0 < r < 40
+    assert float(P.trace_error) <= 1e-3 * float(jnp.sum(s))
+    np.testing.assert_allclose(float(P.trace_error), float(jnp.trace(k.gram(X) - P.L @ P.L.T)), rtol=1e-6)
+    assert np.all(np.asarray(P.L[:, r:]) == 0.0)
+
+
+def test_rp_fixed_key_is_deterministic():
+    X, s = _setup()
+    k = Matern(0.3, nu=1.5)
+    a = rp_cholesky(k, X, s, max_rank=40, key=jax.random.key(3), block_size=16)
+    b = rp_cholesky(k, X, s, max_rank=40, key=jax.random.key(3), block_size=16)
+    c = rp_cholesky(k, X, s, max_rank=40, key=jax.random.key(4), block_size=16)
+    assert np.array_equal(np.asarray(a.L), np.asarray(b.L))
+    assert float(a.trace_error) == float(b.trace_error)
+    assert not np.array_equal(np.asarray(a.L), np.asarray(c.L))
+
+
+def test_rp_duplicate_points_small_n_and_zero_rank():
+    X, _ = _setup(20)
+    Xd = jnp.concatenate([X, X, X])  # 60 inputs, 20 distinct: the Gram matrix has rank 20
+    s = jnp.full(60, 0.01)
+    k = Matern(0.3, nu=1.5)
+    # block_size > n: more candidates than points, drawn with replacement.
+    P = rp_cholesky(k, Xd, s, max_rank=60, key=jax.random.key(0), block_size=128)
+    assert np.all(np.isfinite(np.asarray(P.L)))
+    assert int(P.rank) == 20
+    np.testing.assert_allclose(P.L @ P.L.T, k.gram(Xd), atol=1e-8)
+    assert float(P.trace_error) < 1e-10
+    P0 = rp_cholesky(k, Xd, s, max_rank=0, key=jax.random.key(0))
+    assert P0.L.shape == (60, 0) and int(P0.rank) == 0
+    np.testing.assert_allclose(float(P0.trace_error), float(jnp.trace(k.gram(Xd))))
+    np.testing.assert_allclose(P0.solve(jnp.ones((60, 1))), 1.0 / s[:, None])
+
+
+def test_rp_preconditioner_reduces_pcg_iterations_like_greedy():
+    rng = np.random.default_rng(0)
+    X = jnp.asarray(rng.random((600, 3)))
+    k = Matern(0.2, nu=1.5)
+    op = DenseKernelOperator(k, X, jnp.full(600, 0.01))
+    y = jnp.asarray(rng.standard_normal((600, 1)))
+
+    def its(P):
+        return int(pcg(op.mm, y, None if P is None else P.solve, tol=1e-6, max_iter=2000).iterations)
+
+    plain = its(None)
+    greedy = its(pivoted_cholesky(k, X, op.diag_noise, 100))
+    rp = its(rp_cholesky(k, X, op.diag_noise, 100, key=jax.random.key(0), block_size=32))
+    # Measured: 241 plain, 77 greedy, 81-85 randomly pivoted over six keys.
+    assert rp < 0.5 * plain, (plain, greedy, rp)
+    assert rp <= 1.3 * greedy, (plain, greedy, rp)
