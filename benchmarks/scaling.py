@@ -17,18 +17,23 @@ conditions; it prints total time, evaluations, time per evaluation, the learned 
 peak RSS and the CG diagnostics of the final fit. The evaluations solve to ``train_tol``
 (``train_tol_used``: ``max(tol, train_tol)``, default 1e-2), the final fit to ``tol`` (1e-6).
 
-Columns: ``op`` dense / matrix-free operator; ``prec_s`` pivoted-Cholesky build; ``rank``;
-``fit_s`` full ``condition`` (PCG on targets + probes, SLQ, LOVE cache, LOVE check);
+Columns: ``op`` dense / matrix-free operator; ``prec_s`` preconditioner build (``rp_cholesky``); ``rank``;
+``fit_s`` full ``condition`` (PCG on targets + probes, SLQ; LOVE cache and check on the dense operator);
 ``its`` PCG iterations of the fit; ``it_s`` time per iteration of a single-RHS PCG solve
 (``mf_it_s``: the same with the matrix-free operator, when the fit used the dense one);
-``mv_s`` one bare kernel matvec (matrix-free, the floor) and ``dmv_s`` one dense matvec;
-``pred_s`` mean + std at ``--n-test`` points as ``predict(return_std=True)`` does it
-(``variance_method="auto"``: exact batched solves up to 1024 points); ``exact_s`` exact std at
-``--n-check`` points (only when there is no Cholesky reference); ``rss_GB`` peak resident memory of the CG part; ``mean_err`` max |mean - exact| /
-max |exact mean|; ``std_err`` median relative std error (exact-solve std where LOVE
-was rejected; ``love_err`` the LOVE estimate's own median error); reference = dense
-Cholesky for ``n <= --ref-max`` else exact solves at ``--n-check`` points; ``sk_s``
-scikit-learn fit + predict(return_std) for ``n <= --sklearn-max``.
+``mv_s`` one bare kernel matvec (matrix-free operator: symmetric block pairs, each kernel
+entry evaluated once for both triangles), ``rows_mv_s`` the same product by row tiles
+(every entry evaluated: the plain floor), ``dmv_s`` one dense matvec;
+``pred_s`` mean + std at ``--n-test`` points (``--n-test-large``, default 64, past
+``--ref-max``) as ``predict(return_std=True)`` does it (``variance_method="auto"``: exact
+batched solves up to 1024 points); ``exact_s`` / ``ref_its`` the reference solves (only when
+there is no Cholesky reference); ``rss_GB`` peak resident memory of the CG part;
+``mean_err`` max |mean - exact| / max |exact mean|; ``std_err`` median relative std error
+(exact-solve std where LOVE was rejected or not built; ``love_err`` the LOVE estimate's own
+median error); reference = dense Cholesky for ``n <= --ref-max``, else, at the first
+``--n-check`` (32) test points, one block PCG of ``K(X, X_check)`` to relative residual
+1e-10, which gives both the exact std and the exact mean ``K(X_check, X) K^{-1} y``;
+``sk_s`` scikit-learn fit + predict(return_std) for ``n <= --sklearn-max``.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0):
     from skgpx.gp import make_inference
     from skgpx.kernels import Matern
     from skgpx.operators import MatrixFreeKernelOperator
-    from skgpx.solvers import pcg, pivoted_cholesky
+    from skgpx.solvers import pcg, rp_cholesky
 
     row = {"n": n}
     with precision_scope(np.float64):
@@ -80,6 +85,26 @@ def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0):
         mv = jax.jit(lambda op, v: op.mm(v))
         _timed(mv, free, Y)
         _, row["mv_s"] = _timed(mv, free, Y)
+        # ... and the same product by row tiles (every kernel entry evaluated, not half of them).
+        from skgpx.operators import tiled_cross_mm
+
+        rows = jax.jit(lambda X, v: tiled_cross_mm(kernel, X, X, v, checkpoint=False))
+        _timed(rows, X, Y)
+        _, row["rows_mv_s"] = _timed(rows, X, Y)
+
+        # Past --ref-max every step is timed on its first (compiling) call: compilation is
+        # seconds, a second call minutes.
+        def timed(fn, *a):
+            if n <= ref_max:
+                _timed(fn, *a)  # compile
+            return _timed(fn, *a)
+
+        # The preconditioner alone (before the fit, so that peak memory holds one factor).
+        from skgpx.operators import noise_diagonal
+
+        s_diag, r_buf = noise_diagonal(kernel, X, noise), inf._rank(X)
+        prec = jax.jit(lambda: rp_cholesky(kernel, X, s_diag, r_buf, inf.trace_tol, key=jax.random.key(1)).rank)
+        _, row["prec_s"] = timed(prec)
 
         post, row["fit_s"] = _timed(inf.condition, kernel, X, Y, noise, jax.random.key(seed))
         d = post.diagnostics()
@@ -89,26 +114,28 @@ def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0):
         if d["operator"] == "dense":
             _timed(mv, op, Y)
             _, row["dmv_s"] = _timed(mv, op, Y)
-        prec = jax.jit(lambda: pivoted_cholesky(kernel, X, op.diag_noise, P.L.shape[1], inf.trace_tol).L)
-        _timed(prec)
-        _, row["prec_s"] = _timed(prec)
-        solve = jax.jit(lambda op, P, b: pcg(op.mm, b, P.solve, tol=inf.tol, max_iter=inf.max_iter))
-        res, _ = _timed(solve, op, P, Y)
-        res, t_solve = _timed(solve, op, P, Y)
-        row["it_s"] = t_solve / max(int(res.iterations), 1)
-        if d["operator"] == "dense":  # the matrix-free path's iteration, same preconditioner, 8 iterations
-            solve8 = jax.jit(lambda op, P, b: pcg(op.mm, b, P.solve, tol=1e-30, max_iter=8))
-            _timed(solve8, free, P, Y)
-            res8, t8 = _timed(solve8, free, P, Y)
-            row["mf_it_s"] = t8 / max(int(res8.iterations), 1)
+        # Time per single-RHS PCG iteration: 8 iterations with the fit's operator and preconditioner
+        # (and with the matrix-free operator when the fit used the dense one).
+        solve8 = jax.jit(lambda op, P, b: pcg(op.mm, b, P.solve, tol=1e-30, max_iter=8))
+        _, t8 = timed(solve8, op, P, Y)
+        row["it_s"] = t8 / 8
+        if d["operator"] == "dense":
+            _, t8 = timed(solve8, free, P, Y)
+            row["mf_it_s"] = t8 / 8
 
         # mean + std as predict(return_std=True) computes them (variance_method="auto").
         pred = jax.jit(lambda p, Z: (p.mean(Z), jnp.sqrt(p.var(Z))))
         (mu, sd), row["pred_s"] = _timed(pred, post, Xs)
         Xc = Xs[:n_check]
-        if n > ref_max:  # exact-solve std on the check subset as the reference
-            exact_sd = jax.jit(lambda p, Z: jnp.sqrt(p.var_exact(Z)))
-            sd_exact, row["exact_s"] = _timed(exact_sd, post, Xc)
+        if n > ref_max:  # reference on the check subset: one block solve of K(X, Xc) to 1e-10
+            def reference(post, Xc):
+                Kc = kernel.cross(X, Xc)
+                res = pcg(post.operator.mm, Kc, post.precond.solve, tol=1e-10, max_iter=5000)
+                sd = jnp.sqrt(jnp.maximum(kernel.diag(Xc) - jnp.sum(Kc * res.x, axis=0), 0.0))
+                return res.x.T @ Y, sd, res.iterations
+
+            (mu_ref_c, sd_exact, its_ref), row["exact_s"] = _timed(jax.jit(reference), post, Xc)
+            row["ref_its"] = int(its_ref)
         row["rss_GB"] = _rss_gb()
         del free, op, P
 
@@ -125,16 +152,12 @@ def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0):
             sd_cmp, sd_ref_cmp = sd, sd_ref
         else:  # exact solves on the check subset
             mu_ref = None
-            row["ref"] = f"solves@{n_check}"
+            row["ref"] = f"1e-10 solves@{n_check}"
             sd_cmp, sd_ref_cmp = sd[:n_check], sd_exact
         if mu_ref is not None:
             row["mean_err"] = float(jnp.max(jnp.abs(mu - mu_ref)) / jnp.max(jnp.abs(mu_ref)))
-        else:  # mean reference: a tighter CG solve
-            tight = pcg(post.operator.mm, Y, post.precond.solve, tol=1e-10, max_iter=5000).x
-            from skgpx.operators import tiled_cross_mm
-
-            mu_t = tiled_cross_mm(kernel, Xc, X, tight)
-            row["mean_err"] = float(jnp.max(jnp.abs(mu[:n_check] - mu_t)) / jnp.max(jnp.abs(mu_t)))
+        else:  # mean reference: k_c^T K^{-1} y from the 1e-10 solves of the check columns
+            row["mean_err"] = float(jnp.max(jnp.abs(mu[:n_check] - mu_ref_c)) / jnp.max(jnp.abs(mu_ref_c)))
         row["std_err"] = float(jnp.median(jnp.abs(sd_cmp - sd_ref_cmp) / sd_ref_cmp))
 
     if n <= sklearn_max:
@@ -186,7 +209,8 @@ def run_train(n, steps, seed=0):
             "its": info["iterations"], "rank": info["preconditioner_rank"], "converged": info["converged"]}
 
 
-COLS = ["n", "op", "rank", "prec_s", "fit_s", "its", "it_s", "mf_it_s", "mv_s", "dmv_s", "pred_s", "exact_s", "rss_GB",
+COLS = ["n", "op", "rank", "prec_s", "fit_s", "its", "it_s", "mf_it_s", "mv_s", "rows_mv_s", "dmv_s", "pred_s", "exact_s", "ref_its",
+        "rss_GB",
         "ref", "mean_err", "std_err", "love_err", "sk_s", "sk_mean_err"]
 
 
@@ -202,7 +226,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 20_000, 50_000, 100_000])
     p.add_argument("--n-test", type=int, default=256)
-    p.add_argument("--n-check", type=int, default=64, help="test points with exact-solve std")
+    p.add_argument("--n-test-large", type=int, default=64, help="test points past --ref-max")
+    p.add_argument("--n-check", type=int, default=32, help="test points with 1e-10 reference solves past --ref-max")
     p.add_argument("--ref-max", type=int, default=20_000, help="largest n with a dense Cholesky reference")
     p.add_argument("--sklearn-max", type=int, default=10_000)
     p.add_argument("--train", type=int, help="instead: train the hyperparameters at this n")
@@ -219,7 +244,8 @@ def main(argv=None):
         return
     print(" | ".join(COLS), flush=True)
     for n in a.sizes:
-        cmd = [sys.executable, __file__, "--one", str(n), "--n-test", str(a.n_test), "--n-check", str(a.n_check),
+        n_test = a.n_test if n <= a.ref_max else a.n_test_large
+        cmd = [sys.executable, __file__, "--one", str(n), "--n-test", str(n_test), "--n-check", str(a.n_check),
                "--ref-max", str(a.ref_max), "--sklearn-max", str(a.sklearn_max)]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:

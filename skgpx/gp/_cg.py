@@ -4,8 +4,9 @@
 chosen because it fits the memory budget (``skgpx.operators.kernel_operator``).
 
 * Solves: PCG (``skgpx.solvers.pcg``, ``||r||/||b|| <= tol`` per column) with a
-  rank-adaptive pivoted-Cholesky preconditioner ``P = L L^T + diag(s)``; the targets and
-  the probe vectors share one block solve.
+  rank-adaptive partial-Cholesky preconditioner ``P = L L^T + diag(s)`` (accelerated
+  randomly pivoted Cholesky, ``skgpx.solvers.rp_cholesky``; rank cap
+  :func:`auto_preconditioner_rank`); the targets and the probe vectors share one block solve.
 * Log marginal likelihood (Rasmussen & Williams eq. 2.30)
   ``-1/2 y^T a - 1/2 log|K| - n/2 log 2 pi`` with ``a = K^{-1} y`` and ``log|K|`` by
   preconditioned SLQ from the same CG run (``skgpx.solvers._slq``).
@@ -50,7 +51,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ..operators import dense_fits, kernel_operator, tiled_cross_mm
 from ..operators._common import auto_block_size, noise_diagonal, row_tiles
-from ..solvers import LoveCache, love_cache, pcg, pivoted_cholesky, slq_quadratures
+from ..solvers import LoveCache, love_cache, pcg, rp_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
 
@@ -59,16 +60,27 @@ __all__ = ["CGInference", "CGPosterior", "warn_if_not_converged", "auto_precondi
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def auto_preconditioner_rank(n: int) -> int:
+def auto_preconditioner_rank(n: int, matrix_free: bool = False, itemsize: int = 8) -> int:
     """Buffer size of the adaptive pivoted Cholesky for ``preconditioner_rank="auto"``.
 
-    Measured on Matern-3/2 (l = 0.2, 3-D, noise 0.01), n = 3000: PCG iterations
-    552 / 276 / 109 / 50 / 26 at rank 0 / 50 / 200 / 500 / 1000 for an unchanged
-    wall time, so the rank grows until the neglected kernel trace falls below the
-    total noise or this cap: ``n/4`` (Woodbury then costs <= 1/2 of a dense product)
-    between 100 and 1000 (``n x 1000`` floats: 0.8 GB at n = 10^5).
+    The rank grows until the neglected kernel trace falls below the total noise or this
+    cap. Measured on Matern-3/2 (l = 0.2, 3-D, noise 0.01): PCG iterations scale like
+    ``~475 sqrt(n) / rank`` (n = 3000: 552 / 276 / 109 / 50 / 26 at rank 0 / 50 / 200 /
+    500 / 1000; n = 20k, rank 1000: 70).
+
+    * Dense operator (a product costs ``2 n^2`` flops from memory): ``n/4`` (Woodbury then
+      costs <= 1/2 of a product) between 100 and 1000.
+    * Matrix-free operator (a product costs ``n^2 / 2`` kernel evaluations, ~25x a dense
+      one): ``12 sqrt(n)``, at least 1000, at most ``n/4``, and at most ``min(3 GiB,
+      available / 8)`` of factor, so the iteration count stays near 40-50 as ``n`` grows
+      (``rp_cholesky`` builds it with GEMMs: ~1.5 min at n = 10^5, rank 3800, on 2 cores).
     """
-    return int(min(n, 1000, max(100, n // 4)))
+    if not matrix_free:
+        return int(min(n, 1000, max(100, n // 4)))
+    from ..operators import available_memory_bytes
+
+    mem_cap = min(3 * 2**30, available_memory_bytes() // 8) // max(n * itemsize, 1)
+    return int(max(min(n, 100), min(n // 4, max(1000, int(12 * math.sqrt(n))), mem_cap)))
 
 
 def _stop(tree):
@@ -271,9 +283,11 @@ class CGInference(AbstractInference):
         return self.variance_method == "love" or (
             self.variance_method == "auto" and self._operator_kind(X) == "dense")
 
-    def _rank(self, n):
-        r = self.preconditioner_rank
-        return auto_preconditioner_rank(n) if r == "auto" else int(min(r, n))
+    def _rank(self, X):
+        r, n = self.preconditioner_rank, X.shape[0]
+        if r == "auto":
+            return auto_preconditioner_rank(n, self._operator_kind(X) == "matrix-free", X.dtype.itemsize)
+        return int(min(r, n))
 
     def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None):
         """Operator, preconditioner, one block PCG on ``[Y, Z, extra]``, value of the LML.
@@ -285,8 +299,9 @@ class CGInference(AbstractInference):
         k = self.n_probes
         op = kernel_operator(kernel, X, noise, self._operator_kind(X), self.tile_size)
         trace_tol = self.trace_tol if self.preconditioner_rank == "auto" else 0.0
-        P = pivoted_cholesky(kernel, X, op.diag_noise, self._rank(n), trace_tol)
-        Z = P.sample(key, k)
+        k_prec, k_probe = jax.random.split(key)
+        P = rp_cholesky(kernel, X, op.diag_noise, self._rank(X), trace_tol, key=k_prec)
+        Z = P.sample(k_probe, k)
         blocks = [Y, Z] + ([] if extra is None else [extra])
         tol = self.tol if tol is None else tol
         res = pcg(op.mm, jnp.concatenate(blocks, axis=1), P.solve, tol=tol, max_iter=self.max_iter,

@@ -38,7 +38,7 @@ class LoveCache(eqx.Module):
     def quad(self, Ks, precond_solve: Callable):
         """``diag(Ks^T A^{-1} Ks)`` (approximate) for ``Ks`` of shape ``(n, m)``."""
         base = jnp.sum(Ks * precond_solve(Ks), axis=0)
-        W = self.V.T @ Ks
+        W = (Ks.T @ self.V).T  # not V.T @ Ks: one column would transpose-copy V
         return base + jnp.sum(W * (self.M @ W), axis=0)
 
 
@@ -66,7 +66,7 @@ def love_cache(matmul: Callable, precond_solve: Callable, precond_mm: Callable, 
         # Full reorthogonalisation against all previous vectors in the P inner product
         # (twice is enough: Giraud et al. 2005); this also removes alpha v + beta v_prev.
         for _ in range(2):
-            w = w - V @ (PV.T @ w)
+            w = w - V @ (w @ PV)
         Pw = precond_mm(w[:, None])[:, 0]
         beta = jnp.sqrt(jnp.maximum(w @ Pw, 0.0))
         nxt = jnp.minimum(i + 1, k - 1)
