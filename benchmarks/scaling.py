@@ -9,6 +9,7 @@ Run (each size in its own subprocess, so peak RSS is per size):
     .venv/bin/python benchmarks/scaling.py --sizes 10000 20000  # the sizes with a Cholesky reference
     .venv/bin/python benchmarks/scaling.py --sizes 2000 5000    # quick
     .venv/bin/python benchmarks/scaling.py --train 20000        # training: 20 LML+gradient evaluations
+    .venv/bin/python benchmarks/scaling.py --sizes 100000 --no-ref  # time and memory only (no reference solves)
 
 ``--train N`` fits ``ScalableGPRegressor(C * Matern(nu=1.5) + White, solver="cg")`` from
 ``C = 1, l = 0.5, White = 0.05`` with L-BFGS-B capped at ``--steps`` (20) evaluations of the
@@ -58,7 +59,7 @@ def _timed(fn, *a):
     return out, time.perf_counter() - t
 
 
-def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0):
+def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0, reference=True):
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -127,6 +128,10 @@ def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0):
         pred = jax.jit(lambda p, Z: (p.mean(Z), jnp.sqrt(p.var(Z))))
         (mu, sd), row["pred_s"] = _timed(pred, post, Xs)
         Xc = Xs[:n_check]
+        if n > ref_max and not reference:  # --no-ref: timings and memory only
+            row["rss_GB"] = _rss_gb()
+            row["ref"] = "none"
+            return row
         if n > ref_max:  # reference on the check subset: one block solve of K(X, Xc) to 1e-10
             def reference(post, Xc):
                 Kc = kernel.cross(X, Xc)
@@ -230,6 +235,7 @@ def main(argv=None):
     p.add_argument("--n-check", type=int, default=32, help="test points with 1e-10 reference solves past --ref-max")
     p.add_argument("--ref-max", type=int, default=20_000, help="largest n with a dense Cholesky reference")
     p.add_argument("--sklearn-max", type=int, default=10_000)
+    p.add_argument("--no-ref", action="store_true", help="past --ref-max: skip the reference solves (errors)")
     p.add_argument("--train", type=int, help="instead: train the hyperparameters at this n")
     p.add_argument("--steps", type=int, default=20, help="LML+gradient evaluations for --train")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
@@ -240,13 +246,13 @@ def main(argv=None):
         print(" | ".join(_fmt(v) for v in row.values()), flush=True)
         return
     if a.one:
-        print(json.dumps(run_one(a.one, a.n_test, a.n_check, a.ref_max, a.sklearn_max)))
+        print(json.dumps(run_one(a.one, a.n_test, a.n_check, a.ref_max, a.sklearn_max, reference=not a.no_ref)))
         return
     print(" | ".join(COLS), flush=True)
     for n in a.sizes:
         n_test = a.n_test if n <= a.ref_max else a.n_test_large
         cmd = [sys.executable, __file__, "--one", str(n), "--n-test", str(n_test), "--n-check", str(a.n_check),
-               "--ref-max", str(a.ref_max), "--sklearn-max", str(a.sklearn_max)]
+               "--ref-max", str(a.ref_max), "--sklearn-max", str(a.sklearn_max)] + (["--no-ref"] if a.no_ref else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(f"n={n} failed:\n{out.stderr[-3000:]}", flush=True)
