@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ..operators import dense_fits, kernel_operator, tiled_cross_mm
+from ..operators import kernel_operator, operator_kind, tiled_cross_mm
 from ..operators._common import auto_block_size, noise_diagonal, row_tiles
 from ..solvers import LoveCache, love_cache, pcg, rp_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
@@ -271,9 +271,7 @@ class CGInference(AbstractInference):
 
     def _operator_kind(self, X) -> str:
         """``"dense"`` or ``"matrix-free"``: ``operator``, or by memory when ``"auto"`` (static)."""
-        if self.operator != "auto":
-            return self.operator
-        return "dense" if dense_fits(X.shape[0], X.dtype.itemsize) else "matrix-free"
+        return operator_kind(self.operator, X.shape[0], X.dtype.itemsize)
 
     def _uses_love(self, X) -> bool:
         """Whether ``condition`` builds the LOVE cache: ``variance_method="love"``, or ``"auto"``

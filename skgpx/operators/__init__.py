@@ -13,6 +13,7 @@ from ._factory import (
     dense_fits as dense_fits,
     dense_memory_budget as dense_memory_budget,
     kernel_operator as kernel_operator,
+    operator_kind as operator_kind,
 )
 from ._kernel_operator import (
     AbstractKernelOperator as AbstractKernelOperator,

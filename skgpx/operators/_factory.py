@@ -6,7 +6,7 @@ import os
 
 from ._kernel_operator import DenseKernelOperator, MatrixFreeKernelOperator
 
-__all__ = ["available_memory_bytes", "dense_memory_budget", "dense_fits", "kernel_operator"]
+__all__ = ["available_memory_bytes", "dense_memory_budget", "dense_fits", "operator_kind", "kernel_operator"]
 
 _GIB = 2**30
 
@@ -35,14 +35,20 @@ def dense_fits(n: int, itemsize: int = 8, budget: int | None = None) -> bool:
     return n * n * itemsize <= budget
 
 
+def operator_kind(kind: str, n: int, itemsize: int = 8) -> str:
+    """``kind`` with ``"auto"`` resolved: ``"dense"`` while :func:`dense_fits`, else ``"matrix-free"``."""
+    if kind == "auto":
+        return "dense" if dense_fits(n, itemsize) else "matrix-free"
+    return kind
+
+
 def kernel_operator(kernel, X, noise, kind: str = "auto", tile_size: int | None = None):
     """``K(X, X) + diag(noise)`` as a lineax operator.
 
     ``kind`` is ``"dense"``, ``"matrix-free"`` or ``"auto"`` (dense while
     :func:`dense_fits`). The decision uses static shapes only, so it is safe under ``jit``.
     """
-    if kind == "auto":
-        kind = "dense" if dense_fits(X.shape[0], X.dtype.itemsize) else "matrix-free"
+    kind = operator_kind(kind, X.shape[0], X.dtype.itemsize)
     if kind == "dense":
         return DenseKernelOperator(kernel, X, noise)
     if kind == "matrix-free":
