@@ -50,7 +50,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..operators import kernel_operator, operator_kind, tiled_cross_mm
-from ..operators._common import auto_block_size, noise_diagonal, row_tiles
+from ..operators._common import block_pairs, noise_diagonal, row_tiles
 from ..solvers import LoveCache, love_cache, pcg, rp_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
@@ -399,9 +399,7 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
     """
     dyn, static = eqx.partition(kernel, eqx.is_inexact_array)
     n, d = X.shape
-    Bk = auto_block_size(n) if tile_size is None else int(min(tile_size, n))
-    nb = math.ceil(n / Bk)
-    I, J = np.triu_indices(nb)
+    Bk, I, J = block_pairs(n, tile_size)
 
     @jax.custom_vjp
     def f(dyn, X, V, Wt):
@@ -426,7 +424,7 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
             return (g_dyn, g_X.at[i].add(gXi).at[j].add(gXj)), None
 
         zero = (jax.tree_util.tree_map(jnp.zeros_like, dyn), jnp.zeros_like(Xb))
-        (g_dyn, g_X), _ = jax.lax.scan(step, zero, (jnp.asarray(I), jnp.asarray(J)))
+        (g_dyn, g_X), _ = jax.lax.scan(step, zero, (I, J))
         return g_dyn, g_X.reshape(-1, d)[:n], jnp.zeros_like(V), jnp.zeros_like(Wt)
 
     f.defvjp(fwd, bwd)

@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = [
     "noise_diagonal", "cross_diagonal", "tiled_cross_mm", "symmetric_tiled_mm", "auto_tile_size", "auto_block_size",
-    "row_tiles",
+    "block_pairs", "row_tiles",
 ]
 
 # Elements of one kernel tile (rows x n). 2^22 float64 = 32 MiB: large enough for a
@@ -41,6 +41,14 @@ def auto_block_size(n: int) -> int:
     0.93 / 0.93 s for 17 (row tiles of :func:`tiled_cross_mm`: 1.09 and 2.0 s)."""
     nb = max(1, math.ceil(n / 1024))
     return int(math.ceil(n / nb))
+
+
+def block_pairs(n: int, block_size: int | None = None):
+    """Square blocks of ``n`` rows and their upper-triangle pairs: ``(block, I, J)`` with
+    ``I <= J`` the block indices (arrays of length ``nb (nb + 1) / 2``) to ``lax.scan`` over."""
+    Bk = auto_block_size(n) if block_size is None else int(min(block_size, n))
+    I, J = np.triu_indices(math.ceil(n / Bk))
+    return Bk, jnp.asarray(I), jnp.asarray(J)
 
 
 def row_tiles(A, tile_size: int, fill=None):
@@ -121,11 +129,9 @@ def symmetric_tiled_mm(kernel, X, V, block_size: int | None = None, checkpoint: 
     n, k = V.shape
     if k == 1:  # a one-column transposed product lowers to a slow axis-0 reduction; two columns to GEMMs
         return symmetric_tiled_mm(kernel, X, jnp.pad(V, ((0, 0), (0, 1))), block_size, checkpoint)[:, :1]
-    Bk = auto_block_size(n) if block_size is None else int(min(block_size, n))
-    nb = math.ceil(n / Bk)
+    Bk, I, J = block_pairs(n, block_size)
     Xb = row_tiles(X, Bk)
     Vb = row_tiles(V, Bk, fill=0.0)
-    I, J = np.triu_indices(nb)
 
     def pair(kernel, Xi, Xj, Vi, Vj):
         Kb = kernel._cross(Xi, Xj)
@@ -140,5 +146,5 @@ def symmetric_tiled_mm(kernel, X, V, block_size: int | None = None, checkpoint: 
         out = out.at[i].add(to_i)
         return out.at[j].add(jnp.where(i == j, 0.0, 1.0).astype(V.dtype) * to_j), None
 
-    out, _ = jax.lax.scan(step, jnp.zeros_like(Vb), (jnp.asarray(I), jnp.asarray(J)))
+    out, _ = jax.lax.scan(step, jnp.zeros_like(Vb), (I, J))
     return out.reshape(-1, k)[:n]
