@@ -18,6 +18,7 @@ from sklearn.gaussian_process.kernels import Kernel as SkKernel
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._blas import dense_factorisation_guard
 from .._config import precision_scope, resolve_dtype
 from .._device import describe_device, resolve_device
 from .._random import key_from_random_state
@@ -239,7 +240,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.inference_ = inference
         self.device_ = describe_device(device)
 
-        with precision_scope(dtype), jax.default_device(device):
+        guard = dense_factorisation_guard(n if self.solver_ == "cholesky" else 0)
+        with precision_scope(dtype), jax.default_device(device), guard:
             Xj = jax.device_put(jnp.asarray(X, dtype), device)
             Yj = jax.device_put(jnp.asarray(y.reshape(n, -1), dtype), device)
             noise_j = jax.device_put(jnp.asarray(noise, dtype), device)
@@ -269,8 +271,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 print(f"[skgpx] conditioning on n={n} points with solver {self.solver_!r} ...", flush=True)
             t0 = time.perf_counter()
             posterior = _predict.condition(inference, kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
+            jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously
             if self.verbose:
-                jax.block_until_ready(posterior)
                 info = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in posterior.diagnostics().items() if k != "solver")
                 print(f"[skgpx] conditioned in {time.perf_counter() - t0:.2f} s ({info})", flush=True)
@@ -473,7 +475,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 self.kernel_ = self.kernel_skgpx_
         dtype, device = self._context()
         n = self.X_train_.shape[0]
-        with precision_scope(dtype), jax.default_device(device):
+        guard = dense_factorisation_guard(n if self.solver_ == "cholesky" else 0)
+        with precision_scope(dtype), jax.default_device(device), guard:
             obj = NegativeLML(
                 self.kernel_skgpx_,
                 self.inference_,
