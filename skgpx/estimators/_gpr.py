@@ -89,8 +89,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
       ``"cg-matrix-free"`` (tiled kernel matvecs, the Gram never formed), ``"cg"``
       (CG, dense or matrix-free by the memory budget), ``"rff"``, ``"nystrom"``, or
       an ``skgpx.gp.AbstractInference`` instance. ``"auto"`` picks ``"cholesky"``
-      for n <= 5000 when three n x n matrices fit min(25% of available memory, 8 GiB), then
-      ``"cg-dense"`` while one does, then ``"cg-matrix-free"``.
+      for n <= 5000 (n <= 15000 when no hyperparameter is optimised) when three n x n
+      matrices fit min(25% of available memory, 8 GiB), then ``"cg-dense"`` while one
+      does, then ``"cg-matrix-free"``.
     - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
       ``jax.Device``; arrays are placed and computations run there.
     - `dtype`: ``"float64"`` (default; matches scikit-learn) or ``"float32"``.
@@ -233,7 +234,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.y_train_ = np.copy(y) if self.copy_X_train else y
 
         n, d = X.shape
-        self.solver_ = select_solver(n, d, dtype.itemsize) if self.solver == "auto" else self.solver
+        optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
+        self.solver_ = select_solver(n, d, dtype.itemsize, optimize=optimize) if self.solver == "auto" else self.solver
         if not isinstance(self.solver_, str):
             self.solver_ = type(self.solver_).__name__
         inference = make_inference(self.solver if self.solver != "auto" else self.solver_, self._options())
@@ -249,7 +251,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             # Kept (as raw key data) so log_marginal_likelihood(theta) uses the fit's key.
             self._key_data = np.asarray(jax.random.key_data(key))
             self.optimizer_runs_, self.n_iter_ = [], 0
-            if self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0:
+            if optimize:
                 obj = NegativeLML(kernel_skgpx, inference, Xj, Yj, noise_j, key, dtype, self.verbose)
                 bounds = kernel_skgpx.bounds
                 theta, func_min, runs, best = optimize_hyperparameters(

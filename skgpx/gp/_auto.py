@@ -2,10 +2,14 @@
 
 Three outcomes, reported in the estimator's ``solver_`` (each is a registered solver name):
 
-* ``"cholesky"`` while ``n <= CHOLESKY_MAX_N`` and three ``n x n`` matrices (Gram, factor,
-  workspace) fit the memory budget: exact dense Cholesky, the fastest exact method at this
-  size (measured on 2 CPU cores: Gram + factor + solve 17.5 s at n = 5 000, but 91 s at
-  10 000 and 384 s / 12.3 GB at 20 000: ``O(n^3)`` time, ``n^2`` memory);
+* ``"cholesky"`` while three ``n x n`` matrices (Gram, factor, workspace) fit the memory
+  budget and ``n <= CHOLESKY_MAX_N`` (5 000) when the hyperparameters are optimised, or
+  ``n <= CHOLESKY_MAX_N_FIXED`` (15 000) when they are not (``optimizer=None`` or nothing
+  free to learn). One factorisation is cheap well past 5 000 points (n = 10 000,
+  3-D Matérn-3/2, on 2 CPU cores: fit + ``predict(return_std=True)`` at 256 points
+  6.5 s, against 49 s for dense CG on the same problem), but an optimiser repeats it,
+  with the inverse for the gradient, at every step (17.6 s per likelihood + gradient
+  evaluation at 10 000, against 4.6 s for a CG evaluation);
 * ``"cg-dense"`` beyond, while one ``n x n`` Gram matrix fits the budget: preconditioned CG on
   a materialised Gram matrix (a cached dense product is ~13x cheaper than re-evaluating
   the kernel on a CPU);
@@ -19,23 +23,28 @@ from __future__ import annotations
 
 from ..operators import dense_fits, dense_memory_budget
 
-__all__ = ["select_solver", "CHOLESKY_MAX_N"]
+__all__ = ["select_solver", "CHOLESKY_MAX_N", "CHOLESKY_MAX_N_FIXED"]
 
 CHOLESKY_MAX_N = 5000
+CHOLESKY_MAX_N_FIXED = 15_000
 
 
-def select_solver(n_samples: int, n_features: int, itemsize: int = 8, memory_budget: int | None = None) -> str:
+def select_solver(
+    n_samples: int, n_features: int, itemsize: int = 8, memory_budget: int | None = None, optimize: bool = True
+) -> str:
     """Name of the solver ``"auto"`` resolves to for a training set of ``n_samples`` rows.
 
     **Arguments:** ``n_samples``, ``n_features`` (unused today: kernel cost is linear in it for
     every back-end), ``itemsize`` (bytes per float), ``memory_budget`` (bytes; ``None``:
-    :func:`skgpx.operators.dense_memory_budget`).
+    :func:`skgpx.operators.dense_memory_budget`), ``optimize`` (whether the
+    hyperparameters will be optimised: many factorisations instead of one).
 
     **Returns:** ``"cholesky"``, ``"cg-dense"`` or ``"cg-matrix-free"``.
     """
     budget = dense_memory_budget() if memory_budget is None else int(memory_budget)
     n = int(n_samples)
-    if n <= CHOLESKY_MAX_N and 3 * n * n * itemsize <= budget:
+    max_n = CHOLESKY_MAX_N if optimize else CHOLESKY_MAX_N_FIXED
+    if n <= max_n and 3 * n * n * itemsize <= budget:
         return "cholesky"
     if dense_fits(n, itemsize, budget):
         return "cg-dense"

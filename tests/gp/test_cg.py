@@ -197,6 +197,10 @@ def test_auto_selection():
     # Memory, not only n: a tiny budget rules out the dense paths even at small n.
     assert select_solver(1000, 3, memory_budget=10**6) == "cg-matrix-free"
     assert select_solver(1000, 3, itemsize=4, memory_budget=3 * 4 * 1000**2) == "cholesky"
+    # Without optimisation one factorisation is cheap up to CHOLESKY_MAX_N_FIXED, memory allowing.
+    assert select_solver(8000, 3, memory_budget=2 * gib, optimize=False) == "cholesky"
+    assert select_solver(8000, 3, memory_budget=gib, optimize=False) == "cg-dense"  # 3 n^2 floats > 1 GiB
+    assert select_solver(16_000, 3, memory_budget=8 * gib, optimize=False) == "cg-dense"
     for name in ("cg-dense", "cg-matrix-free"):
         assert make_inference(name, {}).operator == name[3:]
 
@@ -335,3 +339,25 @@ def test_kernel_surrogate_gradient_only_pass_matches_autodiff():
     np.testing.assert_allclose(got[0] / 3.0, ref[0], rtol=1e-12, atol=1e-12 * float(jnp.max(jnp.abs(ref[0]))))
     np.testing.assert_allclose(got[1] / 3.0, ref[1], rtol=1e-10, atol=1e-12 * float(jnp.max(jnp.abs(ref[1]))))
     assert float(_kernel_surrogate_grad(k, X, V, W, 64)) == 0.0
+
+
+def test_auto_uses_cholesky_longer_when_nothing_is_optimised(monkeypatch):
+    import skgpx.gp._auto as auto
+    from sklearn.gaussian_process.kernels import RBF as SkRBF
+
+    from skgpx import ScalableGPRegressor
+    from skgpx.optimizers import LBFGSB
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(300, 2)
+    y = np.sin(4 * X[:, 0]) + 0.05 * rng.randn(300)
+    monkeypatch.setattr(auto, "CHOLESKY_MAX_N", 100)  # 300 points: "too many" to optimise by Cholesky
+    fixed = ScalableGPRegressor(SkRBF(0.3), alpha=1e-2, optimizer=None).fit(X, y)
+    assert fixed.solver_ == "cholesky"
+    frozen = ScalableGPRegressor(SkRBF(0.3, length_scale_bounds="fixed"), alpha=1e-2).fit(X, y)
+    assert frozen.solver_ == "cholesky"  # nothing free to learn: one factorisation
+    learned = ScalableGPRegressor(SkRBF(0.3), alpha=1e-2, optimizer=LBFGSB(max_evals=3), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        learned.fit(X, y)
+    assert learned.solver_ == "cg-dense"
