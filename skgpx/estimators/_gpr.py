@@ -242,8 +242,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.inference_ = inference
         self.device_ = describe_device(device)
 
-        guard = dense_factorisation_guard(n if self.solver_ == "cholesky" else 0)
-        with precision_scope(dtype), jax.default_device(device), guard:
+        with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
             Xj = jax.device_put(jnp.asarray(X, dtype), device)
             Yj = jax.device_put(jnp.asarray(y.reshape(n, -1), dtype), device)
             noise_j = jax.device_put(jnp.asarray(noise, dtype), device)
@@ -287,6 +286,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             float(posterior.log_marginal_likelihood_value) if lml_value is None else float(lml_value)
         )
         return self
+
+    def _factorisation_guard(self, n):
+        # Dense n x n factorisations happen only on the Cholesky path (skgpx._blas).
+        return dense_factorisation_guard(n if self.solver_ == "cholesky" else 0)
 
     def _check_posterior(self, posterior):
         diag = posterior.diagnostics()
@@ -477,8 +480,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 self.kernel_ = self.kernel_skgpx_
         dtype, device = self._context()
         n = self.X_train_.shape[0]
-        guard = dense_factorisation_guard(n if self.solver_ == "cholesky" else 0)
-        with precision_scope(dtype), jax.default_device(device), guard:
+        with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
             obj = NegativeLML(
                 self.kernel_skgpx_,
                 self.inference_,

@@ -26,7 +26,7 @@ class LBFGSB:
     **Arguments:**
 
     - `max_evals`: evaluations of the objective (value and gradient), or None (no
-      budget: identical to ``optimizer="fmin_l_bfgs_b"``).
+      budget: the iterates and optimum of ``optimizer="fmin_l_bfgs_b"``).
     - `max_iter`: L-BFGS-B iterations (scipy's ``maxiter``; scikit-learn's default 15000).
     - `verbose`: print every evaluation.
 
