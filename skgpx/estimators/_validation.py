@@ -38,6 +38,7 @@ GPR_PARAMETER_CONSTRAINTS: dict = {
     "landmark_method": [str],
     "tol": [Interval(Real, 0, None, closed="neither")],
     "train_tol": [Interval(Real, 0, None, closed="neither"), None],
+    "var_tol": [Interval(Real, 0, None, closed="neither"), None],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "preconditioner_rank": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
     "n_probes": [Interval(Integral, 1, None, closed="left")],

@@ -361,3 +361,29 @@ def test_auto_uses_cholesky_longer_when_nothing_is_optimised(monkeypatch):
         warnings.simplefilter("ignore", ConvergenceWarning)
         learned.fit(X, y)
     assert learned.solver_ == "cg-dense"
+
+
+def test_var_tol_controls_the_variance_solves_only(problem):
+    kernel, X, Xs, Y, noise = problem
+    _, cov_ref = _ref_post(kernel, X, Xs, Y, noise)
+    sd_ref = np.sqrt(np.diag(np.asarray(cov_ref)))
+    assert make_inference("cg", {"tol": 1e-8}).var_solve_tol == 1e-8  # None: `tol`
+    with pytest.raises(ValueError, match="var_tol"):
+        make_inference("cg", {"var_tol": -1.0})
+    key = jax.random.key(0)
+    errs = {}
+    for var_tol in (None, 1e-3):
+        inf = make_inference("cg", {"tol": 1e-8, "var_tol": var_tol, "variance_method": "exact"})
+        post = inf.condition(kernel, X, Y, noise, key)
+        sd = np.sqrt(np.asarray(post.var(Xs)))
+        errs[var_tol] = np.median(np.abs(sd - sd_ref) / sd_ref)
+        mean = np.asarray(post.mean(Xs))
+        if var_tol is None:
+            mean0 = mean
+            cov_diag0 = np.diag(np.asarray(post.cov(Xs)))
+        else:
+            np.testing.assert_array_equal(mean, mean0)  # the fit's solve is untouched
+            cov_diag = np.diag(np.asarray(post.cov(Xs)))
+            assert np.max(np.abs(cov_diag - cov_diag0)) > 0  # return_cov uses it too
+    assert errs[None] < 1e-6
+    assert errs[None] < errs[1e-3] < 5e-2  # looser, and used
