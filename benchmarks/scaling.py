@@ -71,7 +71,7 @@ def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0, reference=True):
     from skgpx._config import precision_scope
     from skgpx.gp import make_inference
     from skgpx.kernels import Matern
-    from skgpx.operators import MatrixFreeKernelOperator
+    from skgpx.operators import MatrixFreeKernelOperator, noise_diagonal, tiled_cross_mm
     from skgpx.solvers import pcg, rp_cholesky
 
     row = {"n": n}
@@ -91,8 +91,6 @@ def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0, reference=True):
         _timed(mv, free, Y)
         _, row["mv_s"] = _timed(mv, free, Y)
         # ... and the same product by row tiles (every kernel entry evaluated, not half of them).
-        from skgpx.operators import tiled_cross_mm
-
         rows = jax.jit(lambda X, v: tiled_cross_mm(kernel, X, X, v, checkpoint=False))
         _timed(rows, X, Y)
         _, row["rows_mv_s"] = _timed(rows, X, Y)
@@ -105,8 +103,6 @@ def run_one(n, n_test, n_check, ref_max, sklearn_max, seed=0, reference=True):
             return _timed(fn, *a)
 
         # The preconditioner alone (before the fit, so that peak memory holds one factor).
-        from skgpx.operators import noise_diagonal
-
         s_diag, r_buf = noise_diagonal(kernel, X, noise), inf._rank(X)
         prec = jax.jit(lambda: rp_cholesky(kernel, X, s_diag, r_buf, inf.trace_tol, key=jax.random.key(1)).rank)
         _, row["prec_s"] = timed(prec)

@@ -26,6 +26,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ._matmul import t_matmul
+
 __all__ = ["LoveCache", "love_cache"]
 
 
@@ -38,7 +40,7 @@ class LoveCache(eqx.Module):
     def quad(self, Ks, precond_solve: Callable):
         """``diag(Ks^T A^{-1} Ks)`` (approximate) for ``Ks`` of shape ``(n, m)``."""
         base = jnp.sum(Ks * precond_solve(Ks), axis=0)
-        W = (Ks.T @ self.V).T  # not V.T @ Ks: one column would transpose-copy V
+        W = t_matmul(self.V, Ks)
         return base + jnp.sum(W * (self.M @ W), axis=0)
 
 

@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ._matmul import t_matmul
+
 __all__ = ["PivotedCholeskyPreconditioner", "pivoted_cholesky", "rp_cholesky"]
 
 # Elements of one row chunk of ``L`` when accumulating ``L^T D^{-1} L`` (16 MiB in float64).
@@ -57,12 +59,12 @@ class PivotedCholeskyPreconditioner(eqx.Module):
         W = V / self.s[:, None]
         if self.L.shape[1] == 0:
             return W
-        U = jax.scipy.linalg.cho_solve((self.core_chol, True), _t_matmul(self.L, W))
+        U = jax.scipy.linalg.cho_solve((self.core_chol, True), t_matmul(self.L, W))
         return W - (self.L @ U) / self.s[:, None]
 
     def mm(self, V):
         """``P @ V`` for ``V`` ``(n, k)``."""
-        return self.L @ _t_matmul(self.L, V) + self.s[:, None] * V
+        return self.L @ t_matmul(self.L, V) + self.s[:, None] * V
 
     def logdet(self):
         """``log|L L^T + diag(s)|`` by the matrix determinant lemma."""
@@ -76,12 +78,6 @@ class PivotedCholeskyPreconditioner(eqx.Module):
         if r:
             Z = Z + self.L @ jax.random.normal(k1, (r, k), self.s.dtype)
         return Z
-
-
-def _t_matmul(L, V):
-    """``L^T @ V`` as ``(V^T @ L)^T``: with one column, XLA on CPU lowers ``L.T @ v`` to a
-    transposed copy of ``L`` (2.8 GB at n = 1e5, rank 3800, on every PCG iteration)."""
-    return (V.T @ L).T
 
 
 def _core_matrix(L, s):
