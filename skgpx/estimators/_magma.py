@@ -78,6 +78,13 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
     - `m_step_max_iter`, `m_step_tol`: L-BFGS-B iterations and relative tolerance of
       each M-step problem.
     - `jitter`: added to every Cholesky diagonal, relative to the mean diagonal.
+    - `low_rank_tasks`: when the task kernel is ``smooth + WhiteKernel`` and its smooth
+      part is, on every task, a low-rank matrix up to the jitter (pivoted Cholesky
+      residual below ``jitter`` times the mean diagonal on every point; RBF kernels,
+      long length scales), train with Nyström factors plus diagonal and Woodbury
+      instead of a dense Cholesky per task (default True; the rank is chosen at
+      every EM iteration and reported in ``task_cov_ranks_``). The change in the
+      ELBO is below the jitter's own effect on it. False: always dense.
     - `input_decimals`: round inputs to this many decimals before building the
       union grid (fewer distinct inputs: a cheaper E-step); None keeps them exact.
     - `max_grid_size`: refuse a union grid of more distinct inputs (the E-step is
@@ -95,6 +102,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
     ``converged_``, ``log_marginal_likelihood_value_``, ``iteration_times_``,
     ``m_step_cov_ranks_`` (per EM iteration, the rank of the low-rank hyper-posterior
     covariance the task M-step used, 0 where it used the full one; see the Magma guide),
+    ``task_cov_ranks_`` (per EM iteration, the rank of the low-rank task covariances,
+    0 where they were dense; see `low_rank_tasks`),
     ``n_features_in_``, ``device_``.
     """
 
@@ -110,6 +119,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         "m_step_max_iter": [Interval(Integral, 1, None, closed="left")],
         "m_step_tol": [Interval(Real, 0, None, closed="left")],
         "jitter": [Interval(Real, 0, None, closed="left")],
+        "low_rank_tasks": ["boolean"],
         "input_decimals": [None, Interval(Integral, None, None, closed="neither")],
         "max_grid_size": [None, Interval(Integral, 1, None, closed="left")],
         "device": "no_validation",
@@ -132,6 +142,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         m_step_max_iter=50,
         m_step_tol=1e-8,
         jitter=1e-8,
+        low_rank_tasks=True,
         input_decimals=None,
         max_grid_size=5000,
         device=None,
@@ -150,6 +161,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         self.m_step_max_iter = m_step_max_iter
         self.m_step_tol = m_step_tol
         self.jitter = jitter
+        self.low_rank_tasks = low_rank_tasks
         self.input_decimals = input_decimals
         self.max_grid_size = max_grid_size
         self.device = device
@@ -217,6 +229,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
                 m_step_max_iter=self.m_step_max_iter,
                 m_step_tol=self.m_step_tol,
                 jitter=self.jitter,
+                low_rank_tasks=self.low_rank_tasks,
                 verbose=self.verbose,
             )
         P = to_host(res.params)
@@ -239,6 +252,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         self.log_marginal_likelihood_value_ = res.log_marginal_likelihood
         self.iteration_times_ = res.iteration_times
         self.m_step_cov_ranks_ = res.m_step_cov_ranks
+        self.task_cov_ranks_ = res.task_ranks
         return self
 
     def summary(self) -> str:

@@ -33,6 +33,7 @@ from ._estep import HyperPosterior, e_step
 from ._model import MagmaParams, TaskData, canonical
 from ._objectives import elbo, gls_prior_mean, m_step_covariance, mean_objective_and_grad, task_objective_and_grad
 from ._optimize import minimize_lbfgsb
+from ._taskcov import choose_task_rank
 
 __all__ = ["EMResult", "run_em"]
 
@@ -49,6 +50,8 @@ class EMResult:
     # Rank of the M-step's low-rank hyper-posterior covariance at each iteration
     # (0: the full C was used; see `m_step_covariance`).
     m_step_cov_ranks: np.ndarray
+    # Rank of the low-rank task covariances at each iteration (0: dense; see `_taskcov`).
+    task_ranks: np.ndarray
 
 
 def _task_bounds(params: MagmaParams, n_rows: int):
@@ -66,9 +69,15 @@ def run_em(
     m_step_max_iter: int,
     m_step_tol: float,
     jitter: float,
+    low_rank_tasks: bool = True,
     verbose: int = 0,
 ) -> EMResult:
-    """Run EM from ``params`` on ``data`` (normalised targets)."""
+    """Run EM from ``params`` on ``data`` (normalised targets).
+
+    ``low_rank_tasks``: represent task covariances by low-rank factors plus diagonal
+    where the task kernel allows it to the jitter level (:mod:`._taskcov`), choosing
+    the rank anew at every iteration; otherwise always dense.
+    """
     dtype = np.dtype(data.y.dtype)
     params = canonical(params, dtype)
     jitter = jnp.asarray(jitter, data.y.dtype)
@@ -77,8 +86,14 @@ def run_em(
     bounds0 = np.asarray(params.mean_kernel.bounds)
     bounds_t = _task_bounds(params, data.X.shape[0])
 
-    post = e_step(params, data, jitter)
-    history = [float(elbo(params, data, post, jitter))]
+    structured = data.shared_inputs and params.shared_hyperparameters  # one factorisation already
+
+    def rank_at(p):
+        return choose_task_rank(p, data, jitter) if low_rank_tasks and not structured else 0
+
+    rank = rank_at(params)
+    post = e_step(params, data, jitter, rank)
+    history = [float(elbo(params, data, post, jitter, rank))]
     if not np.isfinite(history[0]):
         raise ValueError(
             "The initial hyperparameters give a non-finite log-likelihood. Pass kernels with "
@@ -86,12 +101,12 @@ def run_em(
         )
     if verbose:
         print(f"[Magma] initial ELBO {history[0]:.6g}")
-    converged, times, ranks = False, [], []
+    converged, times, ranks, task_ranks = False, [], [], []
     it = 0
     for it in range(1, max_iter + 1):
         t0 = time.perf_counter()
         if it > 1:
-            post = e_step(params, data, jitter)
+            post = e_step(params, data, jitter, rank)
         R = post.cov_sqrt()
         if data.shared_inputs and params.shared_hyperparameters:
             cov_m, lowrank = R @ R.T, False  # one factorisation for all tasks: C as is
@@ -113,16 +128,25 @@ def run_em(
         if learn_prior_mean:
             m0 = gls_prior_mean(params.theta0, params.mean_kernel, data.grid, post.mean, jitter)
             params = _with(params, m0=jnp.asarray(m0))
-        # M-step, tasks.
-        rt = minimize_lbfgsb(
-            lambda th: task_objective_and_grad(th, params, data, post.mean, cov_m, jitter, scale, lowrank),
-            params.theta_task,
-            bounds_t,
-            max_iter=m_step_max_iter,
-            tol=m_step_tol,
-        )
-        params = _with(params, theta_task=jnp.asarray(rt.x))
-        value = float(elbo(params, data, post, jitter))
+        # M-step, tasks. The low-rank factors' rank must still suffice at the new
+        # hyperparameters; if it does not, the M-step is redone with the rank they need.
+        while True:
+            rt = minimize_lbfgsb(
+                lambda th: task_objective_and_grad(th, params, data, post.mean, cov_m, jitter, scale, lowrank, rank),
+                params.theta_task,
+                bounds_t,
+                max_iter=m_step_max_iter,
+                tol=m_step_tol,
+            )
+            new = _with(params, theta_task=jnp.asarray(rt.x))
+            next_rank = rank_at(new)
+            if rank == 0 or 0 < next_rank <= rank:
+                break
+            rank = next_rank
+        params = new
+        task_ranks.append(rank)
+        value = float(elbo(params, data, post, jitter, rank))
+        rank = next_rank
         times.append(time.perf_counter() - t0)
         prev = history[-1]
         history.append(value)
@@ -131,6 +155,7 @@ def run_em(
                 f"[Magma] iter {it:3d}  ELBO {value:.6g}  (mean-process L-BFGS {r0.n_iter} its, "
                 f"task L-BFGS {rt.n_iter} its"
                 + (f", M-step covariance rank {ranks[-1]}" if ranks[-1] else "")
+                + (f", task covariance rank {task_ranks[-1]}" if task_ranks[-1] else "")
                 + f", {times[-1]:.2f} s)"
             )
         if not np.isfinite(value):
@@ -157,9 +182,12 @@ def run_em(
             ConvergenceWarning,
             stacklevel=3,
         )
-    post = e_step(params, data, jitter)
-    lml = float(elbo(params, data, post, jitter))
-    return EMResult(params, post, np.asarray(history), lml, it, converged, np.asarray(times), np.asarray(ranks, int))
+    post = e_step(params, data, jitter, rank)
+    lml = float(elbo(params, data, post, jitter, rank))
+    return EMResult(
+        params, post, np.asarray(history), lml, it, converged, np.asarray(times), np.asarray(ranks, int),
+        np.asarray(task_ranks, int),
+    )
 
 
 def _with(params: MagmaParams, **changes) -> MagmaParams:

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from ..solvers._cholesky import cho_inverse
 from ._linalg import cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
+from ._taskcov import task_factor, woodbury_precision
 
 __all__ = ["HyperPosterior", "e_step", "TRACE_COUNTS"]
 
@@ -64,13 +65,20 @@ class HyperPosterior(eqx.Module):
         return logdet_from_chol(self.L0) - logdet_from_chol(self.LB)
 
 
-def _task_precisions(params: MagmaParams, data: TaskData, jitter):
-    """``(L0^T S L0`` is built by the caller) ``S`` and ``b`` by chunked scatter-add."""
+def _task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0):
+    """``(L0^T S L0`` is built by the caller) ``S`` and ``b`` by chunked scatter-add.
+
+    ``task_rank > 0``: each ``Psi_i^{-1}`` by Woodbury from its low-rank factor
+    (:mod:`._taskcov`), ``O(n^2 r)`` instead of a Cholesky and an inverse.
+    """
     N = data.grid.shape[0]
     thetas = params.task_thetas(data.X.shape[0])
 
     def per_task(x, y, mask, th):
         k = params.task_kernel.with_theta(th)
+        if task_rank:
+            Pinv = woodbury_precision(*task_factor(k, x, mask, jitter, task_rank), mask)
+            return Pinv, Pinv @ jnp.where(mask, y, 0.0)
         L = chol(k.gram(x, mask), jitter, mask)
         both = mask[:, None] & mask[None, :]
         Pinv = jnp.where(both, cho_inverse(L), 0.0)
@@ -96,8 +104,11 @@ def _task_precisions(params: MagmaParams, data: TaskData, jitter):
 
 
 @eqx.filter_jit
-def e_step(params: MagmaParams, data: TaskData, jitter) -> HyperPosterior:
-    """Hyper-posterior of the mean process on ``data.grid`` given ``params`` (A.2 E-step)."""
+def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0) -> HyperPosterior:
+    """Hyper-posterior of the mean process on ``data.grid`` given ``params`` (A.2 E-step).
+
+    ``task_rank > 0``: task precisions from low-rank factors (:mod:`._taskcov`).
+    """
     TRACE_COUNTS["e_step"] += 1
     T = data.grid
     N = T.shape[0]
@@ -111,7 +122,7 @@ def e_step(params: MagmaParams, data: TaskData, jitter) -> HyperPosterior:
         LtSL = n_real * (A.T @ A)
         b = cho_solve(Lp, jnp.sum(jnp.where(data.mask, data.y, 0.0), axis=0))
     else:
-        S, b = _task_precisions(params, data, jitter)
+        S, b = _task_precisions(params, data, jitter, task_rank)
         LtSL = L0.T @ S @ L0
     LB = jnp.linalg.cholesky(eye + 0.5 * (LtSL + LtSL.T))
     m0v = jnp.broadcast_to(params.m0, (N,)).astype(T.dtype)

@@ -32,6 +32,7 @@ from ..solvers._cholesky import cho_inverse
 from ._estep import TRACE_COUNTS, HyperPosterior
 from ._linalg import LOG_2PI, add_jitter, cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
+from ._taskcov import task_factor, woodbury_density, woodbury_trace_factor, woodbury_trace_full
 
 __all__ = [
     "mean_process_term",
@@ -113,21 +114,29 @@ def _gaussian_term_lowrank_bwd(res, g):
 _gaussian_term_lowrank.defvjp(_gaussian_term_lowrank_fwd, _gaussian_term_lowrank_bwd)
 
 
-def _one_task(task_kernel, th, x, y, idx, mask, mean, cov, shared_inputs, jitter, lowrank=False):
+def _one_task(task_kernel, th, x, y, idx, mask, mean, cov, shared_inputs, jitter, lowrank=False, task_rank=0):
     """``Ji`` for one padded task (padded rows: identity in ``Psi``, zero residual and ``C_i``).
 
     ``cov`` is ``C`` (``N x N``), or with ``lowrank=True`` a factor ``F`` (``N x q``) of
-    the covariance to use, ``F F^T``.
+    the covariance to use, ``F F^T``. ``task_rank > 0``: ``Psi`` as its rank-``task_rank``
+    Nyström factor plus diagonal (:mod:`._taskcov`), differentiated by plain autodiff.
     """
     k = task_kernel.with_theta(th)
-    Psi = add_jitter(k.gram(x, mask), jitter, mask)
     r = jnp.where(mask, y - (mean if shared_inputs else mean[idx]), 0.0)
     n_i = jnp.sum(mask)
     if lowrank:
         Fi = jnp.where(mask[:, None], cov if shared_inputs else cov[idx], 0.0)
+    else:
+        both = mask[:, None] & mask[None, :]
+        Ci = jnp.where(both, cov if shared_inputs else cov[idx[:, None], idx[None, :]], 0.0)
+    if task_rank:
+        Phi, D = task_factor(k, x, mask, jitter, task_rank)
+        density, core = woodbury_density(Phi, D, r)
+        tr = woodbury_trace_factor(core, D, Fi) if lowrank else woodbury_trace_full(core, D, Ci)
+        return density - 0.5 * tr - 0.5 * n_i * LOG_2PI
+    Psi = add_jitter(k.gram(x, mask), jitter, mask)
+    if lowrank:
         return _gaussian_term_lowrank(Psi, r, Fi) - 0.5 * n_i * LOG_2PI
-    both = mask[:, None] & mask[None, :]
-    Ci = jnp.where(both, cov if shared_inputs else cov[idx[:, None], idx[None, :]], 0.0)
     return _gaussian_term(Psi, r, Ci) - 0.5 * n_i * LOG_2PI
 
 
@@ -136,8 +145,11 @@ def _one_task(task_kernel, th, x, y, idx, mask, mean, cov, shared_inputs, jitter
 _CHECKPOINT_ENTRIES = 1 << 25
 
 
-def task_terms(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitter):
-    """``sum_i Ji(theta_i)`` over all tasks, ``theta_task`` shaped like ``params.theta_task``."""
+def task_terms(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitter, task_rank=0):
+    """``sum_i Ji(theta_i)`` over all tasks, ``theta_task`` shaped like ``params.theta_task``.
+
+    ``task_rank``: see :func:`_one_task` (not used for shared inputs and hyperparameters).
+    """
     if data.shared_inputs and params.shared_hyperparameters:
         # One Cholesky of Psi for every task (MAGMA.md item 3).
         L = chol(params.task_kernel.with_theta(theta_task).gram(data.grid), jitter)
@@ -153,7 +165,9 @@ def task_terms(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitte
 
     def chunk_fn(xs):
         th, x, y, idx, mask = xs
-        f = lambda *a: _one_task(params.task_kernel, *a, mean, cov, data.shared_inputs, jitter)  # noqa: E731
+        f = lambda *a: _one_task(  # noqa: E731
+            params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, task_rank=task_rank
+        )
         return jnp.sum(jax.vmap(f)(th, x, y, idx, mask))
 
     if data.X.shape[0] * data.X.shape[1] ** 2 > _CHECKPOINT_ENTRIES:
@@ -164,14 +178,17 @@ def task_terms(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitte
 
 
 @eqx.filter_jit
-def elbo(params: MagmaParams, data: TaskData, post: HyperPosterior, jitter):
-    """The monitored lower bound ``L(Theta, q)`` (MAGMA.md A.2), per call one compiled graph."""
+def elbo(params: MagmaParams, data: TaskData, post: HyperPosterior, jitter, task_rank: int = 0):
+    """The monitored lower bound ``L(Theta, q)`` (MAGMA.md A.2), per call one compiled graph.
+
+    ``task_rank > 0``: task covariances as low-rank factors plus diagonal (:mod:`._taskcov`).
+    """
     TRACE_COUNTS["elbo"] += 1
     R = post.cov_sqrt()
     C = R @ R.T
     N = data.grid.shape[0]
     j0 = mean_process_term(params.theta0, params.m0, params.mean_kernel, data.grid, post.mean, R, jitter)
-    ji = task_terms(params.theta_task, params, data, post.mean, C, jitter)
+    ji = task_terms(params.theta_task, params, data, post.mean, C, jitter, task_rank)
     return j0 + ji + 0.5 * post.logdet_cov() + 0.5 * N * (1.0 + LOG_2PI)
 
 
@@ -191,7 +208,9 @@ def mean_objective_and_grad(theta0, m0, mean_kernel, grid, mean, cov_sqrt, jitte
     return jax.value_and_grad(f)(theta0)
 
 
-def task_terms_and_grad(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitter, lowrank=False):
+def task_terms_and_grad(
+    theta_task, params: MagmaParams, data: TaskData, mean, cov, jitter, lowrank=False, task_rank=0
+):
     """``(sum_i Ji, d/d theta_task sum_i Ji)`` with each task differentiated in its chunk.
 
     ``cov``: ``C``, or with ``lowrank=True`` a factor ``F`` with ``C ~ F F^T`` (see
@@ -212,7 +231,9 @@ def task_terms_and_grad(theta_task, params: MagmaParams, data: TaskData, mean, c
     def chunk_fn(xs):
         th, x, y, idx, mask = xs
         value_and_grad = jax.value_and_grad(_one_task, argnums=1)
-        f = lambda *a: value_and_grad(params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, lowrank)  # noqa: E731
+        f = lambda *a: value_and_grad(  # noqa: E731
+            params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, lowrank, task_rank
+        )
         values, grads = jax.vmap(f)(th, x, y, idx, mask)
         return jnp.sum(values), grads
 
@@ -223,16 +244,17 @@ def task_terms_and_grad(theta_task, params: MagmaParams, data: TaskData, mean, c
 
 
 @eqx.filter_jit
-def task_objective_and_grad(theta_task, params, data, mean, cov, jitter, scale, lowrank=False):
+def task_objective_and_grad(theta_task, params, data, mean, cov, jitter, scale, lowrank=False, task_rank=0):
     """Value and gradient of ``-sum_i Ji * scale`` w.r.t. the task log-hyperparameters.
 
     ``lowrank``: ``cov`` is a factor ``F`` of the M-step covariance (:func:`m_step_covariance`).
+    ``task_rank``: rank of the low-rank task covariances (:mod:`._taskcov`), 0 for dense.
     """
     TRACE_COUNTS["task_objective"] += 1
     if data.shared_inputs and params.shared_hyperparameters:
         f = lambda t: -scale * task_terms(t, params, data, mean, cov, jitter)  # noqa: E731
         return jax.value_and_grad(f)(theta_task)
-    value, grad = task_terms_and_grad(theta_task, params, data, mean, cov, jitter, lowrank)
+    value, grad = task_terms_and_grad(theta_task, params, data, mean, cov, jitter, lowrank, task_rank)
     return -scale * value, -scale * grad
 
 

@@ -47,13 +47,20 @@ def minimize_lbfgsb(value_and_grad, x0, bounds, *, max_iter, tol) -> OptimResult
         f0 = float(value_and_grad(x0.reshape(shape))[0])
         return OptimResult(x0.reshape(shape), f0, f0, 0, 1, True, "no free hyperparameters")
 
+    last = {}  # SciPy evaluates x0 again first: the start's evaluation is reused
+
     def fun(x):
+        key = np.asarray(x, dtype=np.float64).tobytes()
+        if key in last:
+            f, g = last[key]
+            return f, g.copy()
         f, g = value_and_grad(x.reshape(shape))
         f = float(f)
         g = np.asarray(g, dtype=np.float64).ravel()
-        if not np.isfinite(f) or not np.all(np.isfinite(g)):
-            return np.inf, np.zeros_like(x)
-        return f, g
+        out = (np.inf, np.zeros_like(x)) if not np.isfinite(f) or not np.all(np.isfinite(g)) else (f, g)
+        last.clear()
+        last[key] = out
+        return out[0], out[1].copy()
 
     f0, _ = fun(x0)
     res = scipy.optimize.minimize(
