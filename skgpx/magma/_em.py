@@ -128,21 +128,32 @@ def run_em(
         if learn_prior_mean:
             m0 = gls_prior_mean(params.theta0, params.mean_kernel, data.grid, post.mean, jitter)
             params = _with(params, m0=jnp.asarray(m0))
-        # M-step, tasks. The low-rank factors' rank must still suffice at the new
-        # hyperparameters; if it does not, the M-step is redone with the rank they need.
+        # M-step, tasks. Distinct hyperparameters that all still have their common start
+        # (the first iteration) first move together: one shared-hyperparameter M-step,
+        # as the R package's `precondition_hp` fits one shared GP to initialise every
+        # theta_i. It improves the same objective (the shared optimum is a point of the
+        # distinct problem), and the per-task problem then starts close to its solution.
+        if not params.shared_hyperparameters and _rows_equal(params.theta_task):
+            params = _shared_start(params, data, post, cov_m, lowrank, jitter, scale, rank, m_step_max_iter, m_step_tol)
+            rank = rank_at(params)
+        # The low-rank factors' rank must still suffice at the new hyperparameters; if it
+        # does not, the M-step continues from its result with the rank they need, and
+        # its result is kept only if it beats the start under that rank (generalised EM).
+        def objective(th, rank=rank):
+            return task_objective_and_grad(th, params, data, post.mean, cov_m, jitter, scale, lowrank, rank)
+
+        start, x, raised = params.theta_task, params.theta_task, False
         while True:
             rt = minimize_lbfgsb(
-                lambda th: task_objective_and_grad(th, params, data, post.mean, cov_m, jitter, scale, lowrank, rank),
-                params.theta_task,
-                bounds_t,
-                max_iter=m_step_max_iter,
-                tol=m_step_tol,
+                lambda th: objective(th, rank), x, bounds_t, max_iter=m_step_max_iter, tol=m_step_tol
             )
             new = _with(params, theta_task=jnp.asarray(rt.x))
             next_rank = rank_at(new)
             if rank == 0 or 0 < next_rank <= rank:
                 break
-            rank = next_rank
+            rank, x, raised = next_rank, rt.x, True
+        if raised and not rt.fun <= float(objective(start, rank)[0]):
+            new, next_rank = params, rank_at(params)
         params = new
         task_ranks.append(rank)
         value = float(elbo(params, data, post, jitter, rank))
@@ -188,6 +199,30 @@ def run_em(
         params, post, np.asarray(history), lml, it, converged, np.asarray(times), np.asarray(ranks, int),
         np.asarray(task_ranks, int),
     )
+
+
+def _rows_equal(theta_task) -> bool:
+    th = np.asarray(theta_task)
+    return th.ndim == 2 and th.shape[0] > 1 and bool(np.all(th == th[:1]))
+
+
+def _shared_start(params, data, post, cov_m, lowrank, jitter, scale, rank, max_iter, tol) -> MagmaParams:
+    """Distinct task hyperparameters set to the optimum of the shared-hyperparameter M-step."""
+    shared = canonical(
+        MagmaParams(params.mean_kernel, params.task_kernel, params.theta0, params.theta_task[0], params.m0, True),
+        np.dtype(data.y.dtype),
+    )
+    if data.shared_inputs:  # one factorisation for all tasks, with C as is
+        R = post.cov_sqrt()
+        cov_m, lowrank, rank = R @ R.T, False, 0
+    res = minimize_lbfgsb(
+        lambda th: task_objective_and_grad(th, shared, data, post.mean, cov_m, jitter, scale, lowrank, rank),
+        shared.theta_task,
+        np.asarray(params.task_kernel.bounds),
+        max_iter=max_iter,
+        tol=tol,
+    )
+    return _with(params, theta_task=np.tile(np.asarray(res.x), (np.asarray(params.theta_task).shape[0], 1)))
 
 
 def _with(params: MagmaParams, **changes) -> MagmaParams:
