@@ -4,10 +4,11 @@ Each iteration:
 
 1. E-step: ``q(mu0) = N(m, C)`` on the union grid for the current ``Theta``.
 2. M-step: L-BFGS-B on ``-J0(theta0)`` then (``prior_mean="constant"``) the
-   closed-form GLS ``m0``; L-BFGS-B on ``-sum_i Ji`` for the task
-   hyperparameters (one vector when shared, an ``(M, p)`` block when distinct:
-   the objective is a sum of independent per-task terms, so the joint problem's
-   gradient is exactly the stack of the per-task gradients).
+   closed-form GLS ``m0``; for the task hyperparameters, L-BFGS-B on ``-sum_i Ji``
+   when they are shared; when distinct, the objective is a sum of independent
+   per-task terms and :func:`~._optimize.minimize_separable` runs one projected BFGS
+   per task, all tasks evaluated together (the first iteration starts them from the
+   shared-hyperparameter optimum).
 3. ELBO ``L(Theta_new, q)``; stop when ``|(L_new - L_old) / L_new| < tol``.
 
 ``L`` can only increase (E-step: exact maximisation over ``q``; M-step: every
@@ -31,9 +32,16 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._estep import HyperPosterior, e_step
 from ._model import MagmaParams, TaskData, canonical
-from ._objectives import elbo, gls_prior_mean, m_step_covariance, mean_objective_and_grad, task_objective_and_grad
-from ._optimize import minimize_lbfgsb
-from ._taskcov import choose_task_rank
+from ._objectives import (
+    elbo,
+    gls_prior_mean,
+    m_step_covariance,
+    mean_objective_and_grad,
+    task_objective_and_grad,
+    task_objectives_and_grads,
+)
+from ._optimize import minimize_lbfgsb, minimize_separable
+from ._taskcov import choose_task_rank, rank_suffices
 
 __all__ = ["EMResult", "run_em"]
 
@@ -102,6 +110,7 @@ def run_em(
     if verbose:
         print(f"[Magma] initial ELBO {history[0]:.6g}")
     converged, times, ranks, task_ranks = False, [], [], []
+    curvature = None  # per-task inverse-Hessian approximations (distinct hyperparameters)
     it = 0
     for it in range(1, max_iter + 1):
         t0 = time.perf_counter()
@@ -135,24 +144,36 @@ def run_em(
         # distinct problem), and the per-task problem then starts close to its solution.
         if not params.shared_hyperparameters and _rows_equal(params.theta_task):
             params = _shared_start(params, data, post, cov_m, lowrank, jitter, scale, rank, m_step_max_iter, m_step_tol)
-            rank = rank_at(params)
-        # The low-rank factors' rank must still suffice at the new hyperparameters; if it
-        # does not, the M-step continues from its result with the rank they need, and
-        # its result is kept only if it beats the start under that rank (generalised EM).
-        def objective(th, rank=rank):
-            return task_objective_and_grad(th, params, data, post.mean, cov_m, jitter, scale, lowrank, rank)
+            rank, curvature = rank_at(params), None
+        # The low-rank factors' rank must still suffice at the new hyperparameters (every
+        # residual below the jitter); if it does not, the M-step continues from its result
+        # with the rank they need, and its result is kept only if it beats the start
+        # under that rank (generalised EM).
+        # Distinct hyperparameters: M independent problems, solved side by side.
+        separable = not params.shared_hyperparameters
+        fn = task_objectives_and_grads if separable else task_objective_and_grad
+
+        def minimize(f, x, bounds, **kw):
+            # Each task's BFGS keeps its curvature from one M-step (and EM iteration) to the next.
+            nonlocal curvature
+            if not separable:
+                return minimize_lbfgsb(f, x, bounds, **kw)
+            res = minimize_separable(f, x, bounds, inverse_hessians=curvature, **kw)
+            curvature = res.state
+            return res
+
+        def objective(th, rank):
+            return fn(th, params, data, post.mean, cov_m, jitter, scale, lowrank, rank)
 
         start, x, raised = params.theta_task, params.theta_task, False
         while True:
-            rt = minimize_lbfgsb(
-                lambda th: objective(th, rank), x, bounds_t, max_iter=m_step_max_iter, tol=m_step_tol
-            )
+            rt = minimize(lambda th: objective(th, rank), x, bounds_t, max_iter=m_step_max_iter, tol=m_step_tol)
             new = _with(params, theta_task=jnp.asarray(rt.x))
             next_rank = rank_at(new)
-            if rank == 0 or 0 < next_rank <= rank:
+            if rank == 0 or 0 < next_rank <= rank or (next_rank > 0 and rank_suffices(new, data, jitter, rank)):
                 break
             rank, x, raised = next_rank, rt.x, True
-        if raised and not rt.fun <= float(objective(start, rank)[0]):
+        if raised and not rt.fun <= float(np.sum(np.asarray(objective(start, rank)[0]))):
             new, next_rank = params, rank_at(params)
         params = new
         task_ranks.append(rank)
@@ -164,7 +185,7 @@ def run_em(
         if verbose:
             print(
                 f"[Magma] iter {it:3d}  ELBO {value:.6g}  (mean-process L-BFGS {r0.n_iter} its, "
-                f"task L-BFGS {rt.n_iter} its"
+                f"task {'per-task BFGS' if separable else 'L-BFGS'} {rt.n_iter} its"
                 + (f", M-step covariance rank {ranks[-1]}" if ranks[-1] else "")
                 + (f", task covariance rank {task_ranks[-1]}" if task_ranks[-1] else "")
                 + f", {times[-1]:.2f} s)"

@@ -43,6 +43,7 @@ __all__ = [
     "gls_prior_mean",
     "mean_objective_and_grad",
     "task_objective_and_grad",
+    "task_objectives_and_grads",
 ]
 
 
@@ -228,19 +229,37 @@ def task_terms_and_grad(
         lambda t: eqx.tree_at(lambda p: p.theta_task, params, t).task_thetas(n_pad), theta_task
     )
 
+    values, grads = _per_task_values_and_grads(thetas, params, data, mean, cov, jitter, lowrank, task_rank)
+    (grad,) = pullback(grads)
+    return jnp.sum(values), grad
+
+
+def _per_task_values_and_grads(thetas, params, data, mean, cov, jitter, lowrank, task_rank):
+    """``(Ji (M_pad,), dJi/dtheta_i (M_pad, p))`` for per-task log-hyperparameters ``thetas``."""
+
     def chunk_fn(xs):
         th, x, y, idx, mask = xs
         value_and_grad = jax.value_and_grad(_one_task, argnums=1)
         f = lambda *a: value_and_grad(  # noqa: E731
             params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, lowrank, task_rank
         )
-        values, grads = jax.vmap(f)(th, x, y, idx, mask)
-        return jnp.sum(values), grads
+        return jax.vmap(f)(th, x, y, idx, mask)
 
     xs = data.chunked(thetas, data.X, data.y, data.index, data.mask)
     values, grads = jax.lax.map(chunk_fn, xs)
-    (grad,) = pullback(grads.reshape(thetas.shape))
-    return jnp.sum(values), grad
+    return values.reshape(thetas.shape[:1]), grads.reshape(thetas.shape)
+
+
+@eqx.filter_jit
+def task_objectives_and_grads(theta_task, params, data, mean, cov, jitter, scale, lowrank=False, task_rank=0):
+    """Per task, ``-Ji * scale`` and its gradient w.r.t. that task's row of ``theta_task``.
+
+    Distinct hyperparameters only: the task M-step is then ``M`` independent problems
+    (:func:`~._optimize.minimize_separable` solves them side by side).
+    """
+    TRACE_COUNTS["task_objectives"] += 1
+    values, grads = _per_task_values_and_grads(theta_task, params, data, mean, cov, jitter, lowrank, task_rank)
+    return -scale * values, -scale * grads
 
 
 @eqx.filter_jit

@@ -47,6 +47,7 @@ __all__ = [
     "woodbury_precision",
     "pivot_counts",
     "choose_task_rank",
+    "rank_suffices",
 ]
 
 # Pivoting stops when every residual diagonal entry is below this fraction of the
@@ -178,13 +179,14 @@ def woodbury_precision(Phi, D, mask):
 
 
 @eqx.filter_jit
-def pivot_counts(task_kernel, thetas, X, mask, jitter, rank: int):
-    """Per task: pivots above the tolerance within ``rank`` steps, and whether ``rank`` sufficed."""
+def pivot_counts(task_kernel, thetas, X, mask, jitter, rank: int, fraction=_RESIDUAL_FRACTION):
+    """Per task: pivots above ``fraction`` of the jitter within ``rank`` steps, and
+    whether ``rank`` steps brought every residual diagonal entry below it."""
 
     def one(th, x, m):
         smooth, noise = split_white(task_kernel.with_theta(th))
         j = _jitter_level(smooth, noise, x, m, jitter)
-        tol = _RESIDUAL_FRACTION * j
+        tol = fraction * j
         _, act, resid = _greedy_pivots(smooth, x, m, rank, tol)
         return jnp.sum(act), resid <= tol
 
@@ -195,7 +197,7 @@ def choose_task_rank(params, data, jitter) -> int:
     """The static rank for the low-rank task path at ``params``, or 0 for the dense path.
 
     The rank needed at the current hyperparameters (largest over tasks), plus a margin
-    of a quarter and rounded up to a multiple of 8 (few compiled shapes), if that is
+    of an eighth and rounded up to a multiple of 8 (few compiled shapes), if that is
     at most ``_MAX_RANK_FRACTION`` of the longest task and the kernel is ``smooth + White``.
     """
     n_max = data.X.shape[1]
@@ -207,5 +209,19 @@ def choose_task_rank(params, data, jitter) -> int:
     if not bool(np.all(np.asarray(ok))):
         return 0
     q = int(np.max(np.asarray(counts)))
-    rank = int(-(-(q + q // 4 + 4) // 8) * 8)
+    rank = int(-(-(q + q // 8 + 4) // 8) * 8)
     return rank if rank <= cap else 0
+
+
+def rank_suffices(params, data, jitter, rank: int) -> bool:
+    """Whether ``rank`` pivots leave every task's residual diagonal below the jitter itself.
+
+    The rank is chosen for 1% of the jitter (:func:`choose_task_rank`) with a margin; an
+    M-step whose hyperparameters moved on is accepted while ``rank`` still meets the
+    jitter level (its error is then still below the jitter's own effect).
+    """
+    thetas = params.task_thetas(data.X.shape[0])
+    _, ok = pivot_counts(
+        params.task_kernel, thetas, data.X, data.mask, jnp.asarray(jitter, data.y.dtype), rank, 1.0
+    )
+    return bool(np.all(np.asarray(ok)))
