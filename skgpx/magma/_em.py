@@ -92,12 +92,11 @@ def run_em(
     n_obs = int(np.asarray(data.n_obs))
     scale = jnp.asarray(1.0 / max(n_obs, 1), data.y.dtype)  # per-observation objectives
     bounds0 = np.asarray(params.mean_kernel.bounds)
-    bounds_t = _task_bounds(params, data.X.shape[0])
 
     structured = data.shared_inputs and params.shared_hyperparameters  # one factorisation already
 
-    def rank_at(p):
-        return choose_task_rank(p, data, jitter) if low_rank_tasks and not structured else 0
+    def rank_at(p, current=0):
+        return choose_task_rank(p, data, jitter, current) if low_rank_tasks and not structured else 0
 
     rank = rank_at(params)
     post = e_step(params, data, jitter, rank)
@@ -145,37 +144,9 @@ def run_em(
         if not params.shared_hyperparameters and _rows_equal(params.theta_task):
             params = _shared_start(params, data, post, cov_m, lowrank, jitter, scale, rank, m_step_max_iter, m_step_tol)
             rank, curvature = rank_at(params), None
-        # The low-rank factors' rank must still suffice at the new hyperparameters (every
-        # residual below the jitter); if it does not, the M-step continues from its result
-        # with the rank they need, and its result is kept only if it beats the start
-        # under that rank (generalised EM).
-        # Distinct hyperparameters: M independent problems, solved side by side.
-        separable = not params.shared_hyperparameters
-        fn = task_objectives_and_grads if separable else task_objective_and_grad
-
-        def minimize(f, x, bounds, **kw):
-            # Each task's BFGS keeps its curvature from one M-step (and EM iteration) to the next.
-            nonlocal curvature
-            if not separable:
-                return minimize_lbfgsb(f, x, bounds, **kw)
-            res = minimize_separable(f, x, bounds, inverse_hessians=curvature, **kw)
-            curvature = res.state
-            return res
-
-        def objective(th, rank):
-            return fn(th, params, data, post.mean, cov_m, jitter, scale, lowrank, rank)
-
-        start, x, raised = params.theta_task, params.theta_task, False
-        while True:
-            rt = minimize(lambda th: objective(th, rank), x, bounds_t, max_iter=m_step_max_iter, tol=m_step_tol)
-            new = _with(params, theta_task=jnp.asarray(rt.x))
-            next_rank = rank_at(new)
-            if rank == 0 or 0 < next_rank <= rank or (next_rank > 0 and rank_suffices(new, data, jitter, rank)):
-                break
-            rank, x, raised = next_rank, rt.x, True
-        if raised and not rt.fun <= float(np.sum(np.asarray(objective(start, rank)[0]))):
-            new, next_rank = params, rank_at(params)
-        params = new
+        params, rt, rank, next_rank, curvature = _task_m_step(
+            params, data, post, cov_m, lowrank, jitter, scale, rank, rank_at, curvature, m_step_max_iter, m_step_tol
+        )
         task_ranks.append(rank)
         value = float(elbo(params, data, post, jitter, rank))
         rank = next_rank
@@ -185,7 +156,7 @@ def run_em(
         if verbose:
             print(
                 f"[Magma] iter {it:3d}  ELBO {value:.6g}  (mean-process L-BFGS {r0.n_iter} its, "
-                f"task {'per-task BFGS' if separable else 'L-BFGS'} {rt.n_iter} its"
+                f"task {'L-BFGS' if params.shared_hyperparameters else 'per-task BFGS'} {rt.n_iter} its"
                 + (f", M-step covariance rank {ranks[-1]}" if ranks[-1] else "")
                 + (f", task covariance rank {task_ranks[-1]}" if task_ranks[-1] else "")
                 + f", {times[-1]:.2f} s)"
@@ -220,6 +191,41 @@ def run_em(
         params, post, np.asarray(history), lml, it, converged, np.asarray(times), np.asarray(ranks, int),
         np.asarray(task_ranks, int),
     )
+
+
+def _task_m_step(params, data, post, cov_m, lowrank, jitter, scale, rank, rank_at, curvature, max_iter, tol):
+    """The task M-step: ``(params, result, rank used, rank for the next E-step, curvature)``.
+
+    Shared hyperparameters: L-BFGS-B on the summed objective. Distinct ones: ``M``
+    independent problems solved side by side by :func:`minimize_separable`, each task's
+    BFGS curvature carried over from the previous M-step. The low-rank factors' rank
+    must still suffice at the new hyperparameters (every residual below the jitter); if
+    it does not, the M-step continues from its result with the rank they need, and the
+    result is kept only if it beats the start under that rank (generalised EM).
+    """
+    separable = not params.shared_hyperparameters
+    fn = task_objectives_and_grads if separable else task_objective_and_grad
+    bounds = _task_bounds(params, data.X.shape[0])
+
+    def objective(th, rank):
+        return fn(th, params, data, post.mean, cov_m, jitter, scale, lowrank, rank)
+
+    x, raised = params.theta_task, False
+    while True:
+        f = lambda th: objective(th, rank)  # noqa: E731
+        if separable:
+            res = minimize_separable(f, x, bounds, max_iter=max_iter, tol=tol, inverse_hessians=curvature)
+            curvature = res.state
+        else:
+            res = minimize_lbfgsb(f, x, bounds, max_iter=max_iter, tol=tol)
+        new = _with(params, theta_task=jnp.asarray(res.x))
+        next_rank = rank_at(new, rank)
+        if rank == 0 or 0 < next_rank <= rank or (next_rank > 0 and rank_suffices(new, data, jitter, rank)):
+            break
+        rank, x, raised = next_rank, res.x, True
+    if raised and not res.fun <= float(np.sum(np.asarray(objective(params.theta_task, rank)[0]))):
+        new, next_rank = params, rank_at(params, rank)
+    return new, res, rank, next_rank, curvature
 
 
 def _rows_equal(theta_task) -> bool:

@@ -162,15 +162,13 @@ def minimize_separable(values_and_grads, x0, bounds, *, max_iter, tol, inverse_h
             sa = s[a]
             sy = np.sum(sa * y, axis=1)
             ok = sy > 1e-12 * np.linalg.norm(sa, axis=1) * np.linalg.norm(y, axis=1)
-            for k, i in enumerate(a):
-                if not ok[k]:
-                    continue
-                if first[i]:
-                    H[i] = eye * (sy[k] / np.dot(y[k], y[k]))
-                    first[i] = False
-                rho = 1.0 / sy[k]
-                V = eye - rho * np.outer(sa[k], y[k])
-                H[i] = V @ H[i] @ V.T + rho * np.outer(sa[k], sa[k])
+            u, su, yu, syu = a[ok], sa[ok], y[ok], sy[ok]
+            scaled = first[u]  # first curvature pair: H0 = (s.y / y.y) I
+            H[u[scaled]] = eye * (syu[scaled] / np.sum(yu[scaled] ** 2, axis=1))[:, None, None]
+            first[u] = False
+            rho = 1.0 / syu
+            V = eye - rho[:, None, None] * np.einsum("mi,mj->mij", su, yu)
+            H[u] = np.einsum("mij,mjk,mlk->mil", V, H[u], V) + rho[:, None, None] * np.einsum("mi,mj->mij", su, su)
             small = (f[a] - ft[a]) <= tol * np.maximum(np.maximum(np.abs(f[a]), np.abs(ft[a])), 1e-300)
             x[a], f[a], g[a] = trial[a], ft[a], gt[a]
             alpha[a] = 1.0

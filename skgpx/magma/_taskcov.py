@@ -193,12 +193,14 @@ def pivot_counts(task_kernel, thetas, X, mask, jitter, rank: int, fraction=_RESI
     return jax.lax.map(lambda a: one(*a), (thetas, X, mask), batch_size=64)
 
 
-def choose_task_rank(params, data, jitter) -> int:
+def choose_task_rank(params, data, jitter, current: int = 0) -> int:
     """The static rank for the low-rank task path at ``params``, or 0 for the dense path.
 
     The rank needed at the current hyperparameters (largest over tasks), plus a margin
-    of an eighth and rounded up to a multiple of 8 (few compiled shapes), if that is
+    of a quarter and rounded up to a multiple of 8 (few compiled shapes), if that is
     at most ``_MAX_RANK_FRACTION`` of the longest task and the kernel is ``smooth + White``.
+    A ``current`` rank that still covers the need is kept (no recompilation for a
+    rank that moved within the margin).
     """
     n_max = data.X.shape[1]
     cap = int(_MAX_RANK_FRACTION * n_max)
@@ -209,7 +211,9 @@ def choose_task_rank(params, data, jitter) -> int:
     if not bool(np.all(np.asarray(ok))):
         return 0
     q = int(np.max(np.asarray(counts)))
-    rank = int(-(-(q + q // 8 + 4) // 8) * 8)
+    if 0 < q <= current:
+        return current
+    rank = int(-(-(q + q // 4 + 4) // 8) * 8)
     return rank if rank <= cap else 0
 
 

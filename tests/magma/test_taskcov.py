@@ -95,6 +95,8 @@ def test_rank_choice():
     layout, data, params = _data(True)
     rank = choose_task_rank(params, data, JIT)
     assert 8 <= rank <= 0.25 * layout.X.shape[1] and rank % 8 == 0
+    assert choose_task_rank(params, data, JIT, current=rank + 8) == rank + 8  # still covers: kept
+    assert choose_task_rank(params, data, JIT, current=8) == rank  # too small: chosen anew
     rough = canonical(MagmaParams(params.mean_kernel, Constant(0.4) * Matern(2.5, nu=0.5) + White(0.01),
                                   params.theta0, params.theta_task, params.m0, True))
     assert choose_task_rank(rough, data, JIT) == 0  # full numerical rank: dense path
