@@ -116,7 +116,7 @@ def run_em(
         if it > 1:
             post = e_step(params, data, jitter, rank)
         R = post.cov_sqrt()
-        if data.shared_inputs and params.shared_hyperparameters:
+        if structured:
             cov_m, lowrank = R @ R.T, False  # one factorisation for all tasks: C as is
         else:
             cov_m, lowrank = m_step_covariance(post, jitter, data.X.shape[1])

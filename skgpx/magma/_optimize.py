@@ -122,7 +122,7 @@ def minimize_separable(values_and_grads, x0, bounds, *, max_iter, tol, inverse_h
     alpha = np.ones(M)
     steps = np.zeros(M, int)
     active = np.isfinite(f)
-    rounds = evals = 0
+    rounds = 0
     d = np.zeros_like(x)
 
     def directions(rows):
@@ -144,7 +144,6 @@ def minimize_separable(values_and_grads, x0, bounds, *, max_iter, tol, inverse_h
         trial = np.where(active[:, None], np.clip(x + alpha[:, None] * d, lo, hi), x)
         ft, gt = evaluate(trial)
         rounds += 1
-        evals += 1
         s = trial - x
         accept = active & np.isfinite(ft) & (ft <= f + 1e-4 * np.sum(g * s, axis=1)) & (ft <= f)
         # Backtracking: the minimiser of the quadratic through f, its slope and the trial
@@ -179,4 +178,4 @@ def minimize_separable(values_and_grads, x0, bounds, *, max_iter, tol, inverse_h
     total = float(np.sum(f[np.isfinite(f)]))
     converged = not np.any(active)
     message = "every row converged" if converged else f"stopped after {rounds} rounds"
-    return OptimResult(x, total, f_start, int(steps.max(initial=0)), evals + 1, converged, message, H)
+    return OptimResult(x, total, f_start, int(steps.max(initial=0)), rounds + 1, converged, message, H)
