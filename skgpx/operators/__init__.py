@@ -8,6 +8,7 @@ from ._common import (
     symmetric_tiled_mm as symmetric_tiled_mm,
     tiled_cross_mm as tiled_cross_mm,
 )
+from ._gram import noisy_gram as noisy_gram
 from ._factory import (
     available_memory_bytes as available_memory_bytes,
     dense_fits as dense_fits,
