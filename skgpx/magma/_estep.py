@@ -11,6 +11,17 @@ well-conditioned ``B = I + L0^T S L0 = LB LB^T`` (eigenvalues >= 1):
     C = L0 B^{-1} L0^T,    m = L0 B^{-1} (L0^{-1} m0 + L0^T b),
     log|C| = log|K0| - log|B|.
 
+The same factors give the marginal likelihood, the EM objective (MAGMA.md A.2
+monitoring: the ELBO at this ``q``): ``y ~ N(m0, P K0 P^T + Psi)`` with ``Psi`` block
+diagonal, so by the matrix determinant lemma and Woodbury, with ``r = y - m0`` and
+``c = L0^T P^T Psi^{-1} r = L0^T (b - m0 S 1)``,
+
+    log p(y | Theta) = -1/2 (r^T Psi^{-1} r - |LB^{-1} c|^2) - 1/2 (log|Psi| + log|B|)
+                       - n/2 log 2 pi,
+    r^T Psi^{-1} r = sum_i y_i^T Psi_i^{-1} y_i - 2 m0 1^T b + m0^2 1^T S 1,
+
+where only ``sum_i y_i^T Psi_i^{-1} y_i`` and ``sum_i log|Psi_i|`` are new per-task sums.
+
 ``S`` and ``b`` are scatter-adds of the per-task ``Psi_i^{-1}`` blocks (batched
 :func:`~skgpx.solvers.cho_inverse`, padded rows masked to zero), accumulated chunk
 by chunk with ``lax.scan`` so memory stays O(N^2 + chunk * n_max^2). When all
@@ -28,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from ..solvers._cholesky import cho_inverse
-from ._linalg import cho_solve, chol, logdet_from_chol, tri_solve
+from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
 from ._taskcov import task_factor, woodbury_precision
 
@@ -43,7 +54,8 @@ class HyperPosterior(eqx.Module):
 
     ``L0 = chol(K0(T, T) + jitter)``, ``LB = chol(I + L0^T S L0)``, ``C = R R^T`` with
     ``R = L0 LB^{-T}``, and ``white = L0^{-1} (mean - m0)`` (used by the
-    conditioning formula of MAGMA.md A.3 step 1).
+    conditioning formula of MAGMA.md A.3 step 1). ``lml``: ``log p(y | Theta)`` at the
+    hyperparameters of this E-step (``None`` for a posterior built otherwise).
     """
 
     grid: object
@@ -52,6 +64,7 @@ class HyperPosterior(eqx.Module):
     LB: object
     white: object
     m0: object
+    lml: object = None
 
     def cov_sqrt(self):
         """``R`` with ``C = R R^T``."""
@@ -66,7 +79,8 @@ class HyperPosterior(eqx.Module):
 
 
 def _task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0):
-    """``(L0^T S L0`` is built by the caller) ``S`` and ``b`` by chunked scatter-add.
+    """``S``, ``b`` by chunked scatter-add (``L0^T S L0`` is built by the caller), and
+    ``sum_i y_i^T Psi_i^{-1} y_i``, ``sum_i log|Psi_i|``.
 
     ``task_rank > 0``: each ``Psi_i^{-1}`` by Woodbury from its low-rank factor
     (:mod:`._taskcov`), ``O(n^2 r)`` instead of a Cholesky and an inverse.
@@ -76,31 +90,34 @@ def _task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0):
 
     def per_task(x, y, mask, th):
         k = params.task_kernel.with_theta(th)
+        y = jnp.where(mask, y, 0.0)
         if task_rank:
-            Pinv = woodbury_precision(*task_factor(k, x, mask, jitter, task_rank), mask)
-            return Pinv, Pinv @ jnp.where(mask, y, 0.0)
+            Pinv, logdet = woodbury_precision(*task_factor(k, x, mask, jitter, task_rank), mask)
+            r = Pinv @ y
+            return Pinv, r, jnp.dot(y, r), logdet
         L = chol(k.gram(x, mask), jitter, mask)
         both = mask[:, None] & mask[None, :]
         Pinv = jnp.where(both, cho_inverse(L), 0.0)
-        r = jnp.where(mask, cho_solve(L, jnp.where(mask, y, 0.0)), 0.0)
-        return Pinv, r
+        r = jnp.where(mask, cho_solve(L, y), 0.0)
+        return Pinv, r, jnp.dot(y, r), logdet_from_chol(L)
 
     def body(carry, xs):
-        S, b = carry
+        S, b, quad, logdet = carry
         X, y, idx, mask, th = xs
-        Pinv, r = jax.vmap(per_task)(X, y, mask, th)
+        Pinv, r, q, ld = jax.vmap(per_task)(X, y, mask, th)
         if data.shared_inputs:  # index[i] = arange(N): a plain sum
             S = S + jnp.sum(Pinv, axis=0)
             b = b + jnp.sum(r, axis=0)
         else:
             S = S.at[idx[:, :, None], idx[:, None, :]].add(Pinv)
             b = b.at[idx].add(r)
-        return (S, b), None
+        return (S, b, quad + jnp.sum(q), logdet + jnp.sum(ld)), None
 
-    zeros = (jnp.zeros((N, N), data.y.dtype), jnp.zeros((N,), data.y.dtype))
+    zero = jnp.zeros((), data.y.dtype)
+    init = (jnp.zeros((N, N), data.y.dtype), jnp.zeros((N,), data.y.dtype), zero, zero)
     xs = data.chunked(data.X, data.y, data.index, data.mask, thetas)
-    (S, b), _ = jax.lax.scan(body, zeros, xs)
-    return S, b
+    (S, b, quad, logdet), _ = jax.lax.scan(body, init, xs)
+    return S, b, quad, logdet
 
 
 @eqx.filter_jit
@@ -114,19 +131,31 @@ def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0) -> H
     N = T.shape[0]
     L0 = chol(params.mean_kernel_at().gram(T), jitter)
     eye = jnp.eye(N, dtype=T.dtype)
+    ones = jnp.ones((N,), T.dtype)
     if data.shared_inputs and params.shared_hyperparameters:
         # One factorisation of Psi for all tasks (MAGMA.md item 3).
         Lp = chol(params.task_kernel.with_theta(params.theta_task).gram(T), jitter)
         A = tri_solve(Lp, L0)
         n_real = jnp.sum(data.mask[:, 0])
         LtSL = n_real * (A.T @ A)
-        b = cho_solve(Lp, jnp.sum(jnp.where(data.mask, data.y, 0.0), axis=0))
+        Y = jnp.where(data.mask, data.y, 0.0).T  # (N, M_pad), zero for padded tasks
+        b = cho_solve(Lp, jnp.sum(Y, axis=1))
+        quad = jnp.sum(tri_solve(Lp, Y) ** 2)
+        logdet_psi = n_real * logdet_from_chol(Lp)
+        S1 = n_real * cho_solve(Lp, ones)  # S 1
     else:
-        S, b = _task_precisions(params, data, jitter, task_rank)
+        S, b, quad, logdet_psi = _task_precisions(params, data, jitter, task_rank)
         LtSL = L0.T @ S @ L0
+        S1 = S @ ones
     LB = jnp.linalg.cholesky(eye + 0.5 * (LtSL + LtSL.T))
-    m0v = jnp.broadcast_to(params.m0, (N,)).astype(T.dtype)
+    m0 = jnp.asarray(params.m0, T.dtype)
+    m0v = jnp.broadcast_to(m0, (N,))
     w0 = tri_solve(L0, m0v)
     u = cho_solve(LB, w0 + L0.T @ b)  # B^{-1}(L0^{-1} m0 + L0^T b) = L0^{-1} mean
     mean = L0 @ u
-    return HyperPosterior(grid=T, mean=mean, L0=L0, LB=LB, white=u - w0, m0=jnp.asarray(params.m0, T.dtype))
+    # log p(y | Theta), see the module docstring.
+    quad_r = quad - 2.0 * m0 * jnp.sum(b) + m0 * m0 * jnp.dot(ones, S1)
+    c = tri_solve(LB, L0.T @ (b - m0 * S1))
+    n_obs = jnp.sum(data.mask)
+    lml = -0.5 * (quad_r - jnp.dot(c, c)) - 0.5 * (logdet_psi + logdet_from_chol(LB)) - 0.5 * n_obs * LOG_2PI
+    return HyperPosterior(grid=T, mean=mean, L0=L0, LB=LB, white=u - w0, m0=m0, lml=lml)

@@ -234,31 +234,58 @@ def task_terms_and_grad(
     return jnp.sum(values), grad
 
 
-def _per_task_values_and_grads(thetas, params, data, mean, cov, jitter, lowrank, task_rank):
-    """``(Ji (M_pad,), dJi/dtheta_i (M_pad, p))`` for per-task log-hyperparameters ``thetas``."""
+def _per_task_values_and_grads(thetas, params, data, mean, cov, jitter, lowrank, task_rank, rows=None, n_rows=None):
+    """``(Ji (M_pad,), dJi/dtheta_i (M_pad, p))`` for per-task log-hyperparameters ``thetas``.
 
-    def chunk_fn(xs):
-        th, x, y, idx, mask = xs
-        value_and_grad = jax.value_and_grad(_one_task, argnums=1)
-        f = lambda *a: value_and_grad(  # noqa: E731
-            params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, lowrank, task_rank
-        )
-        return jax.vmap(f)(th, x, y, idx, mask)
+    ``rows`` (``(M_pad,)`` task indices) and ``n_rows``: evaluate only tasks
+    ``rows[:n_rows]``, gathered chunk by chunk; chunks past ``n_rows`` are skipped
+    (``lax.cond``), and the other tasks' outputs are zero. Both are traced: any subset
+    runs on the same compiled code, at the cost of the chunks it fills.
+    """
+    value_and_grad = jax.value_and_grad(_one_task, argnums=1)
 
-    xs = data.chunked(thetas, data.X, data.y, data.index, data.mask)
-    values, grads = jax.lax.map(chunk_fn, xs)
-    return values.reshape(thetas.shape[:1]), grads.reshape(thetas.shape)
+    def per_task(*a):
+        return value_and_grad(params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, lowrank, task_rank)
+
+    if rows is None:
+        xs = data.chunked(thetas, data.X, data.y, data.index, data.mask)
+        values, grads = jax.lax.map(lambda xs: jax.vmap(per_task)(*xs), xs)
+        return values.reshape(thetas.shape[:1]), grads.reshape(thetas.shape)
+
+    n_pad, chunk = thetas.shape[0], data.chunk
+
+    def chunk_fn(c):
+        idx = jax.lax.dynamic_slice_in_dim(rows, c * chunk, chunk)
+
+        def run(_):
+            return jax.vmap(per_task)(thetas[idx], data.X[idx], data.y[idx], data.index[idx], data.mask[idx])
+
+        def skip(_):
+            return jnp.zeros((chunk,), thetas.dtype), jnp.zeros((chunk,) + thetas.shape[1:], thetas.dtype)
+
+        return jax.lax.cond(c * chunk < n_rows, run, skip, None)
+
+    values, grads = jax.lax.map(chunk_fn, jnp.arange(n_pad // chunk))
+    slot = jnp.where(jnp.arange(n_pad) < n_rows, rows, n_pad)  # unused slots are dropped
+    values = jnp.zeros(n_pad, thetas.dtype).at[slot].set(values.reshape(-1), mode="drop")
+    grads = jnp.zeros_like(thetas).at[slot].set(grads.reshape(thetas.shape), mode="drop")
+    return values, grads
 
 
 @eqx.filter_jit
-def task_objectives_and_grads(theta_task, params, data, mean, cov, jitter, scale, lowrank=False, task_rank=0):
+def task_objectives_and_grads(
+    theta_task, params, data, mean, cov, jitter, scale, lowrank=False, task_rank=0, rows=None, n_rows=None
+):
     """Per task, ``-Ji * scale`` and its gradient w.r.t. that task's row of ``theta_task``.
 
     Distinct hyperparameters only: the task M-step is then ``M`` independent problems
-    (:func:`~._optimize.minimize_separable` solves them side by side).
+    (:func:`~._optimize.minimize_separable` solves them side by side). ``rows``,
+    ``n_rows``: only tasks ``rows[:n_rows]`` (see :func:`_per_task_values_and_grads`).
     """
     TRACE_COUNTS["task_objectives"] += 1
-    values, grads = _per_task_values_and_grads(theta_task, params, data, mean, cov, jitter, lowrank, task_rank)
+    values, grads = _per_task_values_and_grads(
+        theta_task, params, data, mean, cov, jitter, lowrank, task_rank, rows, n_rows
+    )
     return -scale * values, -scale * grads
 
 

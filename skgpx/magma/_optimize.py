@@ -33,6 +33,7 @@ class OptimResult:
     success: bool
     message: str
     state: object = None  # minimize_separable: the rows' inverse-Hessian approximations
+    fun_rows: object = None  # minimize_separable: each row's final value
 
 
 def minimize_lbfgsb(value_and_grad, x0, bounds, *, max_iter, tol) -> OptimResult:
@@ -78,11 +79,15 @@ def minimize_lbfgsb(value_and_grad, x0, bounds, *, max_iter, tol) -> OptimResult
     return OptimResult(x.reshape(shape), f, f0, int(res.nit), int(res.nfev), bool(res.success), str(res.message))
 
 
-def minimize_separable(values_and_grads, x0, bounds, *, max_iter, tol, inverse_hessians=None) -> OptimResult:
+def minimize_separable(
+    values_and_grads, x0, bounds, *, max_iter, tol, inverse_hessians=None, rows=None
+) -> OptimResult:
     """Minimise ``sum_i f_i(x_i)`` over independent rows ``x_i`` of ``x0`` ``(M, p)``.
 
-    ``values_and_grads(X) -> (f (M,), G (M, p))`` evaluates every row at once (one batched
-    call per round). Each row runs its own projected BFGS (a ``p x p`` inverse-Hessian
+    ``values_and_grads(X, needed) -> (f (M,), G (M, p))`` evaluates the rows of the
+    boolean mask ``needed`` at once (one batched call per round; the other rows'
+    outputs are ignored, so it may skip them). ``rows``: optimise only these rows
+    (boolean mask); the others stay at ``x0`` and are never evaluated. Each row runs its own projected BFGS (a ``p x p`` inverse-Hessian
     approximation, Nocedal & Wright 2006, eq. 6.17, with the initial scaling of eq. 6.20)
     with its own Armijo backtracking inside its box ``bounds`` ``(M * p, 2)``: the
     block-diagonal Hessian of a separable problem, which one joint L-BFGS-B over all
@@ -102,15 +107,17 @@ def minimize_separable(values_and_grads, x0, bounds, *, max_iter, tol, inverse_h
     lo, hi = np.asarray(bounds, dtype=np.float64).reshape(M, p, 2).transpose(2, 0, 1)
     x = np.clip(x, lo, hi)
 
-    def evaluate(X):
-        f, G = values_and_grads(X)
-        f = np.asarray(f, dtype=np.float64).copy()
-        G = np.asarray(G, dtype=np.float64).copy()
+    rows = np.ones(M, bool) if rows is None else np.asarray(rows, bool)
+
+    def evaluate(X, needed):
+        f, G = values_and_grads(X, needed)
+        f = np.where(needed, np.asarray(f, dtype=np.float64), 0.0)
+        G = np.where(needed[:, None], np.asarray(G, dtype=np.float64), 0.0)
         bad = ~np.isfinite(f) | ~np.all(np.isfinite(G), axis=1)
         f[bad], G[bad] = np.inf, 0.0
         return f, G
 
-    f, g = evaluate(x)
+    f, g = evaluate(x, rows)
     f_start = float(np.sum(f[np.isfinite(f)]))
     eye = np.eye(p)
     if inverse_hessians is None:
@@ -121,7 +128,7 @@ def minimize_separable(values_and_grads, x0, bounds, *, max_iter, tol, inverse_h
         first = np.zeros(M, bool)
     alpha = np.ones(M)
     steps = np.zeros(M, int)
-    active = np.isfinite(f)
+    active = rows & np.isfinite(f)
     rounds = 0
     d = np.zeros_like(x)
 
@@ -142,7 +149,7 @@ def minimize_separable(values_and_grads, x0, bounds, *, max_iter, tol, inverse_h
     active &= gnorm > 0
     while np.any(active) and rounds < 3 * max_iter:
         trial = np.where(active[:, None], np.clip(x + alpha[:, None] * d, lo, hi), x)
-        ft, gt = evaluate(trial)
+        ft, gt = evaluate(trial, active)
         rounds += 1
         s = trial - x
         accept = active & np.isfinite(ft) & (ft <= f + 1e-4 * np.sum(g * s, axis=1)) & (ft <= f)
@@ -178,4 +185,4 @@ def minimize_separable(values_and_grads, x0, bounds, *, max_iter, tol, inverse_h
     total = float(np.sum(f[np.isfinite(f)]))
     converged = not np.any(active)
     message = "every row converged" if converged else f"stopped after {rounds} rounds"
-    return OptimResult(x, total, f_start, int(steps.max(initial=0)), rounds + 1, converged, message, H)
+    return OptimResult(x, total, f_start, int(steps.max(initial=0)), rounds + 1, converged, message, H, f)

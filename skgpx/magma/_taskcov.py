@@ -45,7 +45,12 @@ __all__ = [
     "woodbury_trace_factor",
     "woodbury_trace_full",
     "woodbury_precision",
-    "pivot_counts",
+    "pivot_needs",
+    "task_needs",
+    "uniform_rank",
+    "RANK_LADDER",
+    "rank_cap",
+    "ladder_ranks",
     "choose_task_rank",
     "rank_suffices",
 ]
@@ -91,24 +96,26 @@ def _jitter_level(smooth, noise, x, mask, jitter):
 def _greedy_pivots(smooth, x, mask, rank: int, tol):
     """Pivots of greedy pivoted Cholesky of ``K(x, x)`` (real rows), ``rank`` steps.
 
-    Returns ``(pivots (rank,), active (rank,), residual_max)``: a step is active when
-    the residual diagonal it pivots on exceeds ``tol``.
+    Returns ``(pivots (rank,), active (rank,), residual_max, pivot_values (rank,))``: a
+    step is active when the residual diagonal it pivots on (its pivot value, the largest
+    residual then: residuals only decrease) exceeds ``tol``.
     """
     n = x.shape[0]
     d0 = jnp.where(mask, smooth._diag(x), 0.0)
 
     def body(j, c):
-        P, act, L, d = c
+        P, piv, L, d = c
         p = jnp.argmax(d)
         a = d[p] > tol
         row = jnp.where(mask, smooth._cross(x[p][None], x)[0], 0.0)
         l = jnp.where(a, (row - L @ L[p]) / jnp.sqrt(jnp.where(a, d[p], 1.0)), 0.0)
+        piv = piv.at[j].set(d[p])
         d = jnp.maximum(d - l * l, 0.0).at[p].set(0.0)
-        return P.at[j].set(p.astype(P.dtype)), act.at[j].set(a), L.at[:, j].set(l), d
+        return P.at[j].set(p.astype(P.dtype)), piv, L.at[:, j].set(l), d
 
-    init = (jnp.zeros(rank, jnp.int32), jnp.zeros(rank, bool), jnp.zeros((n, rank), x.dtype), d0)
-    P, act, _, d = lax.fori_loop(0, rank, body, init)
-    return P, act, jnp.max(d)
+    init = (jnp.zeros(rank, jnp.int32), jnp.zeros(rank, x.dtype), jnp.zeros((n, rank), x.dtype), d0)
+    P, piv, _, d = lax.fori_loop(0, rank, body, init)
+    return P, piv > tol, jnp.max(d), piv
 
 
 def task_factor(kernel, x, mask, jitter, rank: int):
@@ -120,7 +127,7 @@ def task_factor(kernel, x, mask, jitter, rank: int):
     smooth, noise = split_white(kernel)
     j = _jitter_level(smooth, noise, x, mask, jitter)
     frozen = jax.tree_util.tree_map(lambda a: lax.stop_gradient(a) if eqx.is_array(a) else a, (smooth, x, j))
-    P, act, _ = _greedy_pivots(frozen[0], frozen[1], mask, rank, _RESIDUAL_FRACTION * frozen[2])
+    P, act, _, _ = _greedy_pivots(frozen[0], frozen[1], mask, rank, _RESIDUAL_FRACTION * frozen[2])
     both = act[:, None] & act[None, :]
     xp = x[P]
     Kxp = jnp.where(mask[:, None] & act[None, :], smooth._cross(x, xp), 0.0)
@@ -169,52 +176,86 @@ def woodbury_trace_full(core, D, C):
 
 
 def woodbury_precision(Phi, D, mask):
-    """Dense ``Psi^{-1}`` (padded rows and columns zero) from the factor: ``O(n^2 r)``."""
+    """``(Psi^{-1}, log|Psi|)``: the dense inverse (padded rows and columns zero) from the
+    factor, ``O(n^2 r)``, and the log-determinant (padded rows contribute ``log 1``)."""
     U, LA = _core(Phi, D)
     s = 1.0 / jnp.sqrt(D)
     Z = tri_solve(LA, U.T).T * s[:, None]  # D^{-1/2} U L_A^{-T}
     P = jnp.diag(s * s) - Z @ Z.T
     both = mask[:, None] & mask[None, :]
-    return jnp.where(both, P, 0.0)
+    return jnp.where(both, P, 0.0), jnp.sum(jnp.log(D)) + 2.0 * jnp.sum(jnp.log(jnp.diagonal(LA)))
 
 
 @eqx.filter_jit
-def pivot_counts(task_kernel, thetas, X, mask, jitter, rank: int, fraction=_RESIDUAL_FRACTION):
-    """Per task: pivots above ``fraction`` of the jitter within ``rank`` steps, and
-    whether ``rank`` steps brought every residual diagonal entry below it."""
+def pivot_needs(task_kernel, thetas, X, mask, jitter, cap: int):
+    """Per task ``(need, need_at_jitter)``: the greedy pivots that bring every residual
+    diagonal entry below 1% of the jitter (the target of :func:`task_factor`) and below
+    the jitter itself (still acceptable, :func:`rank_suffices`); ``cap + 1`` when ``cap``
+    pivots do not get there."""
 
     def one(th, x, m):
         smooth, noise = split_white(task_kernel.with_theta(th))
         j = _jitter_level(smooth, noise, x, m, jitter)
-        tol = fraction * j
-        _, act, resid = _greedy_pivots(smooth, x, m, rank, tol)
-        return jnp.sum(act), resid <= tol
+        tol = _RESIDUAL_FRACTION * j
+        _, act, resid, piv = _greedy_pivots(smooth, x, m, cap, tol)
+        need = jnp.where(resid <= tol, jnp.sum(act), cap + 1)
+        need_j = jnp.where(resid <= j, jnp.sum(piv > j), cap + 1)
+        return need, need_j
 
     return jax.lax.map(lambda a: one(*a), (thetas, X, mask), batch_size=64)
 
 
-def choose_task_rank(params, data, jitter, current: int = 0) -> int:
-    """The static rank for the low-rank task path at ``params``, or 0 for the dense path.
+# Ranks a task may get when tasks have their own hyperparameters (and so their own
+# numerical ranks): every rank in use is one more compiled objective, so few, spread out.
+RANK_LADDER = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
-    The rank needed at the current hyperparameters (largest over tasks), plus a margin
-    of a quarter and rounded up to a multiple of 8 (few compiled shapes), if that is
-    at most ``_MAX_RANK_FRACTION`` of the longest task and the kernel is ``smooth + White``.
-    A ``current`` rank that still covers the need is kept (no recompilation for a
-    rank that moved within the margin).
-    """
-    n_max = data.X.shape[1]
-    cap = int(_MAX_RANK_FRACTION * n_max)
+
+def rank_cap(data) -> int:
+    """The largest rank worth a low-rank factor: ``_MAX_RANK_FRACTION`` of the longest task."""
+    return int(_MAX_RANK_FRACTION * data.X.shape[1])
+
+
+def ladder_ranks(need, cap: int) -> np.ndarray:
+    """Per task, the smallest :data:`RANK_LADDER` rank ``>= need + 4`` (a few pivots of
+    slack for hyperparameters that move), or 0 (dense) when it would exceed ``cap``."""
+    ladder = np.asarray(RANK_LADDER)
+    want = np.asarray(need) + 4
+    pos = np.searchsorted(ladder, want)
+    ranks = ladder[np.minimum(pos, len(ladder) - 1)]
+    return np.where((pos < len(ladder)) & (ranks <= cap), ranks, 0)
+
+
+def task_needs(params, data, jitter):
+    """:func:`pivot_needs` of every task at ``params`` as NumPy arrays, or ``None`` when the
+    low-rank path cannot apply (no ``White`` term to stand on, no jitter, tasks too short)."""
+    cap = rank_cap(data)
     if cap < 8 or float(jitter) <= 0.0 or not has_noise_term(params.task_kernel):
-        return 0
+        return None
     thetas = params.task_thetas(data.X.shape[0])
-    counts, ok = pivot_counts(params.task_kernel, thetas, data.X, data.mask, jnp.asarray(jitter, data.y.dtype), cap)
-    if not bool(np.all(np.asarray(ok))):
+    need, need_j = pivot_needs(params.task_kernel, thetas, data.X, data.mask, jnp.asarray(jitter, data.y.dtype), cap)
+    return np.asarray(need), np.asarray(need_j)
+
+
+def uniform_rank(needs, cap: int, current: int = 0) -> int:
+    """One rank for every task from :func:`task_needs` (``None``: 0, dense).
+
+    The largest need plus a margin of a quarter, rounded up to a multiple of 8 (few
+    compiled shapes), if that is at most ``cap``. A ``current`` rank that still covers
+    the need is kept (no recompilation for a rank that moved within the margin).
+    """
+    if needs is None or np.any(needs[0] > cap):
         return 0
-    q = int(np.max(np.asarray(counts)))
+    q = int(np.max(needs[0]))
     if 0 < q <= current:
         return current
     rank = int(-(-(q + q // 4 + 4) // 8) * 8)
     return rank if rank <= cap else 0
+
+
+def choose_task_rank(params, data, jitter, current: int = 0) -> int:
+    """The static rank for the low-rank task path at ``params``, or 0 for the dense path
+    (:func:`uniform_rank` of :func:`task_needs`)."""
+    return uniform_rank(task_needs(params, data, jitter), rank_cap(data), current)
 
 
 def rank_suffices(params, data, jitter, rank: int) -> bool:
@@ -224,8 +265,5 @@ def rank_suffices(params, data, jitter, rank: int) -> bool:
     M-step whose hyperparameters moved on is accepted while ``rank`` still meets the
     jitter level (its error is then still below the jitter's own effect).
     """
-    thetas = params.task_thetas(data.X.shape[0])
-    _, ok = pivot_counts(
-        params.task_kernel, thetas, data.X, data.mask, jnp.asarray(jitter, data.y.dtype), rank, 1.0
-    )
-    return bool(np.all(np.asarray(ok)))
+    needs = task_needs(params, data, jitter)
+    return needs is not None and bool(np.all(needs[1] <= rank))

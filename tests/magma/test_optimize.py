@@ -11,7 +11,7 @@ from skgpx.magma._optimize import minimize_lbfgsb, minimize_separable
 def _rosenbrock_rows(a):
     """Row ``i``: ``(a_i - x)^2 + 5 (y - x^2)^2``, minimum at ``(a_i, a_i^2)``."""
 
-    def vg(X):
+    def vg(X, needed=None):
         x, y = X[:, 0], X[:, 1]
         f = (a - x) ** 2 + 5.0 * (y - x * x) ** 2
         g = np.stack([-2.0 * (a - x) - 20.0 * x * (y - x * x), 10.0 * (y - x * x)], axis=1)
@@ -25,8 +25,8 @@ def test_separable_rows_reach_their_own_optima():
     vg = _rosenbrock_rows(a)
     calls = []
 
-    def counted(X):
-        calls.append(X.copy())
+    def counted(X, needed):
+        calls.append(needed.copy())
         return vg(X)
 
     bounds = np.tile([-3.0, 3.0], (7 * 2, 1))
@@ -36,6 +36,9 @@ def test_separable_rows_reach_their_own_optima():
     np.testing.assert_allclose(res.x[:, 1], a**2, atol=1e-5)
     assert res.n_eval == len(calls)  # one batched evaluation per round
     assert res.fun <= res.fun_start
+    np.testing.assert_allclose(res.fun_rows, vg(res.x)[0])
+    # Only rows still moving are asked for: the last rounds need fewer than all 7.
+    assert calls[0].all() and calls[-1].sum() < 7
     # Warm start from the returned curvature: a nearby problem needs fewer rounds.
     calls.clear()
     again = minimize_separable(counted, res.x + 0.05, bounds, max_iter=200, tol=1e-14,
@@ -64,13 +67,30 @@ def test_separable_respects_bounds_and_never_increases_a_row():
 
 
 def test_separable_skips_non_finite_trials():
-    def vg(X):
+    def vg(X, needed):
         f = np.sum((X - 1.0) ** 2, axis=1)
         f = np.where(X[:, 0] > 1.5, np.nan, f)  # a "failed factorisation" region
         return f, 2.0 * (X - 1.0)
 
     res = minimize_separable(vg, np.full((2, 2), -2.0), np.tile([-5.0, 5.0], (4, 1)), max_iter=50, tol=1e-14)
     np.testing.assert_allclose(res.x, 1.0, atol=1e-6)
+
+
+def test_separable_optimises_only_the_rows_asked_for():
+    a = np.linspace(-1.0, 1.0, 5)
+    vg = _rosenbrock_rows(a)
+    rows = np.array([True, False, True, False, False])
+    seen = []
+
+    def counted(X, needed):
+        seen.append(needed.copy())
+        return vg(X)
+
+    x0 = np.zeros((5, 2))
+    res = minimize_separable(counted, x0, np.tile([-3.0, 3.0], (10, 1)), max_iter=200, tol=1e-14, rows=rows)
+    assert not np.any(np.stack(seen)[:, ~rows])  # the other rows are never evaluated
+    np.testing.assert_array_equal(res.x[~rows], 0.0)
+    np.testing.assert_allclose(res.x[rows, 0], a[rows], atol=1e-5)
 
 
 def test_lbfgsb_wrapper_returns_the_start_when_nothing_improves():

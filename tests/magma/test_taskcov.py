@@ -70,9 +70,11 @@ def test_woodbury_pieces_match_dense_formulas():
     np.testing.assert_allclose(float(woodbury_trace_factor(core, D, F)), np.trace(W @ C), rtol=1e-12)
     np.testing.assert_allclose(float(woodbury_trace_full(core, D, jnp.asarray(C))), np.trace(W @ C), rtol=1e-12)
     mask = jnp.arange(n) < 25
-    P = np.asarray(woodbury_precision(Phi, D, mask))
+    P, logdet = woodbury_precision(Phi, D, mask)
+    P = np.asarray(P)
     np.testing.assert_allclose(P[:25, :25], W[:25, :25], rtol=1e-10, atol=1e-12)
     assert np.all(P[25:] == 0) and np.all(P[:, 25:] == 0)
+    np.testing.assert_allclose(float(logdet), np.linalg.slogdet(Psi)[1], rtol=1e-12)
 
 
 def test_factor_is_exact_on_the_diagonal_and_close_off_it():
@@ -122,6 +124,9 @@ def test_low_rank_matches_dense_path(shared_hp):
     e_dense, e_low = float(elbo(params, data, dense, J)), float(elbo(params, data, dense, J, rank))
     assert abs(e_low - e_dense) <= 0.05 * abs(float(elbo(params, data, dense, J10)) - e_dense)
     np.testing.assert_allclose(e_low, e_dense, rtol=1e-8)
+    # The E-step's own log p(y | Theta) is the ELBO at its q, on either path.
+    np.testing.assert_allclose(float(low.lml), float(elbo(params, data, low, J, rank)), rtol=1e-10)
+    np.testing.assert_allclose(float(dense.lml), e_dense, rtol=1e-10)
     F, lowrank = m_step_covariance(dense, J, data.X.shape[1])
     scale = jnp.asarray(1.0 / float(data.n_obs))
     vd, gd = task_objective_and_grad(params.theta_task, params, data, dense.mean, F, J, scale, lowrank)
