@@ -11,7 +11,8 @@ target plus noise. Two experiments:
 For skgpx the first call at a given shape includes JAX compilation ("cold"); the
 second ("warm") is what every later fit of the same shape costs (for n = 10000
 with fixed hyperparameters and n = 5000 optimised, compilation is negligible and
-only one run is made: cold = warm). The ratio
+only one run is made: cold = warm). Below 5000 points the warm skgpx time and the
+scikit-learn time are each the best of 3 interleaved runs. The ratio
 column is warm skgpx time / scikit-learn time; the ``eval`` columns time one
 ``log_marginal_likelihood(theta, eval_gradient=True)`` call of each fitted model at
 scikit-learn's optimum (best of 3; what one optimiser step costs, plus each library's
@@ -62,6 +63,24 @@ def _timed(fn):
     return time.perf_counter() - start, out
 
 
+def _best_of(repeats, ours, sk):
+    """Best time of ``repeats`` runs of each, interleaved (ours, sk, ours, sk, ...) so that
+    load on a shared machine falls on both alike; returns ``(t_ours, out_ours, t_sk, out_sk)``."""
+    best = [(np.inf, None), (np.inf, None)]
+    for _ in range(repeats):
+        for k, fn in enumerate((ours, sk)):
+            t, out = _timed(fn)
+            if t < best[k][0]:
+                best[k] = (t, out)
+    return best[0][0], best[0][1], best[1][0], best[1][1]
+
+
+def _repeats(n):
+    # Below 5000 points a fit takes seconds and one run is at the mercy of the machine's
+    # load (measured: the same 2000-point fit 5.6-7.2 s); best of 3, as timeit reports.
+    return 3 if n < 5000 else 1
+
+
 def run_fixed(n):
     X, y, Xs = make_data(n)
 
@@ -74,8 +93,11 @@ def run_fixed(n):
         return gp, gp.predict(Xs, return_std=True)
 
     t_cold, (g1, (m1, s1)) = _timed(ours)
-    t_warm = _timed(ours)[0] if n <= 5000 else t_cold
-    t_sk, (g0, (m0, s0)) = _timed(sk)
+    if n <= 5000:
+        t_warm, (g1, (m1, s1)), t_sk, (g0, (m0, s0)) = _best_of(_repeats(n), ours, sk)
+    else:
+        t_warm = t_cold
+        t_sk, (g0, (m0, s0)) = _timed(sk)
     err = max(np.abs(m1 - m0).max(), np.abs(s1 - s0).max())
     return t_cold, t_warm, t_sk, abs(g1.log_marginal_likelihood_value_ - g0.log_marginal_likelihood_value_), err
 
@@ -84,11 +106,14 @@ def run_optimised(n):
     X, y, _ = make_data(n, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        t_cold, g1 = _timed(lambda: ScalableGPRegressor(kernel(), alpha=1e-8, solver="cholesky").fit(X, y))
-        t_warm = t_cold
+        ours = lambda: ScalableGPRegressor(kernel(), alpha=1e-8, solver="cholesky").fit(X, y)  # noqa: E731
+        sk = lambda: GaussianProcessRegressor(kernel(), alpha=1e-8).fit(X, y)  # noqa: E731
+        t_cold, g1 = _timed(ours)
         if n < 5000:
-            t_warm, g1 = _timed(lambda: ScalableGPRegressor(kernel(), alpha=1e-8, solver="cholesky").fit(X, y))
-        t_sk, g0 = _timed(lambda: GaussianProcessRegressor(kernel(), alpha=1e-8).fit(X, y))
+            t_warm, g1, t_sk, g0 = _best_of(_repeats(n), ours, sk)
+        else:
+            t_warm = t_cold
+            t_sk, g0 = _timed(sk)
     d = g1.log_marginal_likelihood_value_ - g0.log_marginal_likelihood_value_
     # One log-marginal-likelihood + gradient evaluation at the optimum (what each optimiser
     # step costs), best of 3; the compiled objective of the fit is reused.

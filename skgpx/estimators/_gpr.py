@@ -277,7 +277,14 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             if self.verbose:
                 print(f"[skgpx] conditioning on n={n} points with solver {self.solver_!r} ...", flush=True)
             t0 = time.perf_counter()
-            posterior = _predict.condition(inference, kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
+            args = (kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
+            # As the optimiser's objective: the cheaper variant first (exact path: no
+            # jitter-retry machinery, whose conditional costs the factor two n x n
+            # transposes), the full one only if it fails.
+            first = inference.first_attempt()
+            posterior = None if first is None else _predict.condition(first, *args)
+            if posterior is None or not np.isfinite(float(posterior.log_marginal_likelihood_value)):
+                posterior = _predict.condition(inference, *args)
             jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously
             if self.verbose:
                 info = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"

@@ -74,7 +74,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
     - `normalize_y`: standardise ``y`` (all tasks pooled) before fitting (default
       True; the kernels' initial values are then on the unit scale).
     - `max_iter`, `tol`: EM iterations at most, and the stopping rule on the
-      relative change of the EM objective (the ELBO), ``|dL / L| < tol``.
+      relative change of the EM objective ``L = log p(y | Theta)`` (the ELBO right
+      after an E-step), ``|dL / L| < tol``.
     - `m_step_max_iter`, `m_step_tol`: L-BFGS-B iterations and relative tolerance of
       each M-step problem.
     - `jitter`: added to every Cholesky diagonal, relative to the mean diagonal.
@@ -83,8 +84,9 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
       residual below ``jitter`` times the mean diagonal on every point; RBF kernels,
       long length scales), train with Nyström factors plus diagonal and Woodbury
       instead of a dense Cholesky per task (default True; the rank is chosen at
-      every EM iteration and reported in ``task_cov_ranks_``). The change in the
-      ELBO is below the jitter's own effect on it. False: always dense.
+      every EM iteration, per task with distinct hyperparameters, and reported in
+      ``task_cov_ranks_``). The change in the ELBO is below the jitter's own effect
+      on it. False: always dense.
     - `input_decimals`: round inputs to this many decimals before building the
       union grid (fewer distinct inputs: a cheaper E-step); None keeps them exact.
     - `max_grid_size`: refuse a union grid of more distinct inputs (the E-step is
@@ -98,12 +100,14 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
     hyperparameters, the starting point for new tasks), ``task_theta_`` ``(n_tasks,
     p)`` log-hyperparameters of every training task, ``tasks_`` (task labels),
     ``prior_mean_``, ``hyperposterior_`` (the hyper-posterior of the mean process on
-    ``grid_``, on the normalised scale), ``grid_``, ``elbo_history_``, ``n_iter_``,
+    ``grid_``, on the normalised scale), ``grid_``, ``elbo_history_`` (``L`` at the
+    initial hyperparameters, then after each EM iteration), ``n_iter_``,
     ``converged_``, ``log_marginal_likelihood_value_``, ``iteration_times_``,
     ``m_step_cov_ranks_`` (per EM iteration, the rank of the low-rank hyper-posterior
     covariance the task M-step used, 0 where it used the full one; see the Magma guide),
-    ``task_cov_ranks_`` (per EM iteration, the rank of the low-rank task covariances,
-    0 where they were dense; see `low_rank_tasks`),
+    ``task_cov_ranks_`` (per EM iteration, the rank of the low-rank task covariances in
+    the task M-step, the largest over tasks with distinct hyperparameters, 0 where they
+    were dense; see `low_rank_tasks`),
     ``n_features_in_``, ``device_``.
     """
 

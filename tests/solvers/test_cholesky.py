@@ -35,6 +35,18 @@ def test_adaptive_jitter_rescues_a_singular_matrix():
     assert not bool(jittered_cholesky(jnp.asarray(A), 0.0).ok)
 
 
+def test_a_function_of_the_matrix_gives_the_same_factor_and_jitter():
+    # The matrix may be given as a function that rebuilds it (the first factorisation then
+    # works in place); the retries and their jitter are those of the array form.
+    A, _ = _spd()
+    V = np.random.RandomState(1).randn(10, 4)
+    for M in (A, V @ V.T):
+        ref = jittered_cholesky(jnp.asarray(M))
+        got = jax.jit(lambda M: jittered_cholesky(lambda: M * 1.0))(jnp.asarray(M))
+        assert bool(got.ok) and float(got.jitter) == float(ref.jitter)
+        np.testing.assert_allclose(got.L, ref.L, atol=1e-12)
+
+
 def test_jitter_none_factorises_as_is_without_retries():
     A, _ = _spd()
     L, jit, ok = jax.jit(lambda A: jittered_cholesky(A, None))(jnp.asarray(A))
