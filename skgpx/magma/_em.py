@@ -213,7 +213,8 @@ def _task_m_step(
             params, data, post, cov_m, lowrank, jitter, scale, bounds, needs, curvature, max_iter, tol
         )
         new = _with(params, theta_task=jnp.asarray(x))
-        used = int(ranks.max()) if needs is not None and np.all(ranks[: data.n_tasks] > 0) else 0
+        real = ranks[: data.n_tasks]
+        used = int(real.max()) if needs is not None and np.all(real > 0) else 0
         return new, res, used, uniform_rank(needs, rank_cap(data), used), curvature, ranks
 
     def objective(th, rank):

@@ -79,7 +79,8 @@ def separable_m_step(params, data, post, cov_m, lowrank, jitter, scale, bounds, 
         fn = lambda th, needed: evaluate(th, needed, ranks)  # noqa: E731
         return minimize_separable(fn, x0, bounds, max_iter=max_iter, tol=tol, inverse_hessians=curvature, rows=rows)
 
-    res = run(start, None, curvature)
+    # Padding tasks (the task axis is a whole number of chunks) are never evaluated.
+    res = run(start, np.arange(n_pad) < data.n_tasks, curvature)
     x, curvature, n_iter, n_eval = res.x, res.state, res.n_iter, res.n_eval
     f_rows = res.fun_rows.copy()
     while plan is not None:
