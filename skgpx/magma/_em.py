@@ -1,12 +1,13 @@
-"""The Magma EM loop (MAGMA.md A.2): E-step, M-step, ELBO monitoring, convergence.
+"""The Magma EM loop (MAGMA.md A.2): M-step, E-step, monitoring of log p(y | Theta), convergence.
 
 Each iteration:
 
-1. M-step (with ``q(mu0) = N(m, C)`` from the last E-step): L-BFGS-B on ``-J0(theta0)`` then (``prior_mean="constant"``) the
-   closed-form GLS ``m0``; for the task hyperparameters, L-BFGS-B on ``-sum_i Ji``
-   when they are shared; when distinct, the objective is a sum of independent
-   per-task terms solved side by side (:mod:`._separable`; the first iteration starts
-   them from the shared-hyperparameter optimum).
+1. M-step, with ``q(mu0) = N(m, C)`` from the last E-step: L-BFGS-B on ``-J0(theta0)``
+   then (``prior_mean="constant"``) the closed-form GLS ``m0``; for the task
+   hyperparameters, L-BFGS-B on ``-sum_i Ji`` when they are shared; when distinct, the
+   objective is a sum of independent per-task terms solved side by side
+   (:mod:`._separable`; the first iteration starts them from the shared-hyperparameter
+   optimum).
 2. E-step: ``q(mu0)`` on the union grid for the new ``Theta``, and with it the ELBO at
    that ``q``, which is ``L = log p(y | Theta)`` (:mod:`._estep`, from the E-step's own
    factors); stop when ``|(L_new - L_old) / L_new| < tol``.
@@ -196,7 +197,8 @@ def run_em(
 def _task_m_step(
     params, data, post, cov_m, lowrank, jitter, scale, rank, rank_at, curvature, max_iter, tol, low_rank_tasks
 ):
-    """The task M-step: ``(params, result, rank used, rank for the next E-step, curvature)``.
+    """The task M-step: ``(params, result, rank used, rank for the next E-step, curvature,
+    per-task ranks)`` (the last ``None`` with shared hyperparameters).
 
     Shared hyperparameters: L-BFGS-B on the summed objective. The low-rank factors'
     rank must still suffice at the new hyperparameters (every residual below the

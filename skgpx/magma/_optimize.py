@@ -87,9 +87,10 @@ def minimize_separable(
     ``values_and_grads(X, needed) -> (f (M,), G (M, p))`` evaluates the rows of the
     boolean mask ``needed`` at once (one batched call per round; the other rows'
     outputs are ignored, so it may skip them). ``rows``: optimise only these rows
-    (boolean mask); the others stay at ``x0`` and are never evaluated. Each row runs its own projected BFGS (a ``p x p`` inverse-Hessian
-    approximation, Nocedal & Wright 2006, eq. 6.17, with the initial scaling of eq. 6.20)
-    with its own Armijo backtracking inside its box ``bounds`` ``(M * p, 2)``: the
+    (boolean mask); the others stay at ``x0`` and are never evaluated. Each row runs its
+    own projected BFGS (a ``p x p`` inverse-Hessian approximation, Nocedal & Wright 2006,
+    eq. 6.17, with the initial scaling of eq. 6.20) with its own Armijo backtracking
+    inside its box ``bounds`` ``(M * p, 2)``: the
     block-diagonal Hessian of a separable problem, which one joint L-BFGS-B over all
     ``M p`` variables cannot represent (its memory mixes every task, and one line search
     serves all). A row stops when an accepted step lowers ``f_i`` by at most
