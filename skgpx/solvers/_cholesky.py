@@ -98,7 +98,6 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
     """
     make = A if callable(A) else (lambda: A)
     A = make()
-    n = A.shape[0]
     if jitter is None:
         L = _cholesky(A)
         return CholeskyResult(L, jnp.zeros((), A.dtype), ~_failed(L))
