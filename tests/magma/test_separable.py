@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from skgpx.datasets import make_magma_data
 from skgpx.kernels import RBF, Constant, White
@@ -16,14 +17,15 @@ from skgpx.magma._taskcov import rank_cap, task_needs
 JIT = jnp.asarray(1e-8)
 
 
-def _problem():
+def _problem(shortest=1.0):
     X, y, g = make_magma_data(10, 200, shared_inputs=False, shared_hyperparameters=False, grid_size=400,
                               task_length_scale=(1.5, 4.0), random_state=8)
     layout = build_layout(X, (y - y.mean()) / y.std(), g, chunk_budget=3 * 200 * 200)  # chunks of 3 tasks
     data = task_data_from_layout(layout)
-    kt = Constant(0.4) * RBF(2.5, length_scale_bounds=(1.0, 10.0)) + White(0.05)
+    kt = Constant(0.4) * RBF(2.5, length_scale_bounds=(min(shortest, 1.0), 10.0)) + White(0.05)
     th = np.tile(np.asarray(kt.theta), (layout.X.shape[0], 1))
     th[:, 1] = np.log(np.linspace(1.0, 5.0, layout.X.shape[0]))  # length scales, so numerical ranks, differ
+    th[0, 1] = np.log(shortest)
     k0 = Constant(1.0) * RBF(1.5)
     params = canonical(MagmaParams(k0, kt, np.asarray(k0.theta), th, np.asarray(0.0), False))
     post = e_step(params, data, JIT)
@@ -46,18 +48,21 @@ def test_subset_evaluation_equals_full_evaluation():
         assert np.all(np.asarray(f)[others] == 0) and np.all(np.asarray(g)[others] == 0)
 
 
-def test_per_task_ranks_suffice_and_match_the_dense_m_step():
-    data, params, post, F, lowrank, scale = _problem()
+@pytest.mark.parametrize("shortest", [1.0, 0.1])  # 0.1: task 0 is too rough for a low rank
+def test_per_task_ranks_suffice_and_match_the_dense_m_step(shortest):
+    data, params, post, F, lowrank, scale = _problem(shortest)
     bounds = _task_bounds(params, data.X.shape[0])
     needs = task_needs(params, data, JIT)
     x, res, ranks, needs_after, _ = separable_m_step(
         params, data, post, F, lowrank, JIT, scale, bounds, needs, None, 200, 1e-10
     )
     real = slice(0, data.n_tasks)
-    assert np.all(ranks[real] > 0) and len(np.unique(ranks[real])) > 1  # tasks at ranks of their own
+    assert len(np.unique(ranks[real])) > 1  # tasks at ranks of their own
+    assert np.all(ranks[1 : data.n_tasks] > 0) and (ranks[0] == 0) == (shortest < 1.0)  # dense where needed
     assert np.all(ranks[real] <= rank_cap(data))
     np.testing.assert_array_equal(needs_after[1], task_needs(_at(params, x), data, JIT)[1])  # needs at x
-    assert np.all(needs_after[1][real] <= ranks[real])  # every rank still suffices at the result
+    low = ranks[real] > 0
+    assert np.all(needs_after[1][real][low] <= ranks[real][low])  # every rank still suffices at the result
     assert res.fun <= res.fun_start
     xd, resd, ranks_d, _, _ = separable_m_step(params, data, post, F, lowrank, JIT, scale, bounds, None, None, 200,
                                                1e-10)
