@@ -41,7 +41,7 @@ from ._objectives import (
 )
 from ._optimize import minimize_lbfgsb
 from ._separable import separable_m_step
-from ._taskcov import choose_task_rank, rank_cap, rank_suffices, task_needs, uniform_rank
+from ._taskcov import rank_cap, task_needs, uniform_rank
 
 __all__ = ["EMResult", "run_em"]
 
@@ -95,8 +95,23 @@ def run_em(
 
     structured = data.shared_inputs and params.shared_hyperparameters  # one factorisation already
 
+    cap = rank_cap(data)
+    last_needs = {}
+
+    def needs_at(p):
+        """:func:`~._taskcov.task_needs` at ``p`` (``None``: dense path), one pivot pass per
+        value of the task hyperparameters (the rank checks after an M-step and the next
+        M-step's plan see the same values)."""
+        if not low_rank_tasks or structured:
+            return None
+        key = np.asarray(p.theta_task).tobytes()
+        if key not in last_needs:
+            last_needs.clear()
+            last_needs[key] = task_needs(p, data, jitter)
+        return last_needs[key]
+
     def rank_at(p, current=0):
-        return choose_task_rank(p, data, jitter, current) if low_rank_tasks and not structured else 0
+        return uniform_rank(needs_at(p), cap, current)
 
     rank = rank_at(params)
     post = e_step(params, data, jitter, rank)
@@ -143,8 +158,7 @@ def run_em(
             params = _shared_start(params, data, post, cov_m, lowrank, jitter, rank, m_step_max_iter, m_step_tol)
             curvature = None
         params, rt, rank, next_rank, curvature, per_task = _task_m_step(
-            params, data, post, cov_m, lowrank, jitter, scale, rank, rank_at, curvature, m_step_max_iter, m_step_tol,
-            low_rank_tasks,
+            params, data, post, cov_m, lowrank, jitter, scale, rank, needs_at, curvature, m_step_max_iter, m_step_tol
         )
         task_ranks.append(rank)
         rank = next_rank
@@ -194,9 +208,7 @@ def run_em(
     )
 
 
-def _task_m_step(
-    params, data, post, cov_m, lowrank, jitter, scale, rank, rank_at, curvature, max_iter, tol, low_rank_tasks
-):
+def _task_m_step(params, data, post, cov_m, lowrank, jitter, scale, rank, needs_at, curvature, max_iter, tol):
     """The task M-step: ``(params, result, rank used, rank for the next E-step, curvature,
     per-task ranks)`` (the last ``None`` with shared hyperparameters).
 
@@ -206,18 +218,19 @@ def _task_m_step(
     need, and the result is kept only if it beats the start under that rank
     (generalised EM). Distinct ones: :func:`~._separable.separable_m_step`, each task at
     its own rank, its BFGS curvature carried over from the previous M-step; the rank
-    reported is then the largest, or 0 when a task is dense.
+    reported is then the largest, or 0 when a task is dense. ``needs_at(params)``: the
+    tasks' pivot needs (:func:`~._taskcov.task_needs`), ``None`` on the dense path.
     """
     bounds = _task_bounds(params, data.X.shape[0])
+    cap = rank_cap(data)
     if not params.shared_hyperparameters:
-        needs = task_needs(params, data, jitter) if low_rank_tasks else None
         x, res, ranks, needs, curvature = separable_m_step(
-            params, data, post, cov_m, lowrank, jitter, scale, bounds, needs, curvature, max_iter, tol
+            params, data, post, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol
         )
         new = _with(params, theta_task=jnp.asarray(x))
         real = ranks[: data.n_tasks]
         used = int(real.max()) if needs is not None and np.all(real > 0) else 0
-        return new, res, used, uniform_rank(needs, rank_cap(data), used), curvature, ranks
+        return new, res, used, uniform_rank(needs, cap, used), curvature, ranks
 
     def objective(th, rank):
         return task_objective_and_grad(th, params, data, post.mean, cov_m, jitter, scale, lowrank, rank)
@@ -226,12 +239,14 @@ def _task_m_step(
     while True:
         res = minimize_lbfgsb(lambda th: objective(th, rank), x, bounds, max_iter=max_iter, tol=tol)
         new = _with(params, theta_task=jnp.asarray(res.x))
-        next_rank = rank_at(new, rank)
-        if rank == 0 or 0 < next_rank <= rank or (next_rank > 0 and rank_suffices(new, data, jitter, rank)):
+        needs = needs_at(new)
+        next_rank = uniform_rank(needs, cap, rank)
+        # The rank still suffices while every residual stays below the jitter itself.
+        if rank == 0 or 0 < next_rank <= rank or (next_rank > 0 and np.all(needs[1] <= rank)):
             break
         rank, x, raised = next_rank, res.x, True
     if raised and not res.fun <= float(np.sum(np.asarray(objective(params.theta_task, rank)[0]))):
-        new, next_rank = params, rank_at(params, rank)
+        new, next_rank = params, uniform_rank(needs_at(params), cap, rank)
     return new, res, rank, next_rank, curvature, None
 
 

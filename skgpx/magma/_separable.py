@@ -24,7 +24,7 @@ import numpy as np
 
 from ._objectives import task_objectives_and_grads
 from ._optimize import OptimResult, minimize_separable
-from ._taskcov import ladder_ranks, rank_cap, task_needs
+from ._taskcov import ladder_ranks, rank_cap
 
 __all__ = ["task_ranks", "separable_m_step"]
 
@@ -61,13 +61,14 @@ def _grouped(params, data, post, cov_m, lowrank, jitter, scale):
     return evaluate
 
 
-def separable_m_step(params, data, post, cov_m, lowrank, jitter, scale, bounds, needs, curvature, max_iter, tol):
+def separable_m_step(params, data, post, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol):
     """Distinct-hyperparameter task M-step: ``(theta_task, result, ranks, needs, curvature)``.
 
-    ``needs``: :func:`~._taskcov.task_needs` at ``params`` (``None``: every task dense).
-    The returned ranks suffice for every task at the returned hyperparameters, whose
-    needs are returned too (``None`` with ``needs=None``).
+    ``needs_at(params)``: :func:`~._taskcov.task_needs` at ``params`` (``None``: every task
+    dense). The returned ranks suffice for every task at the returned hyperparameters,
+    whose needs are returned too (``None`` on the dense path).
     """
+    needs = needs_at(params)
     n_pad = data.X.shape[0]
     evaluate = _grouped(params, data, post, cov_m, lowrank, jitter, scale)
     cap = rank_cap(data)
@@ -84,7 +85,7 @@ def separable_m_step(params, data, post, cov_m, lowrank, jitter, scale, bounds, 
     x, curvature, n_iter, n_eval = res.x, res.state, res.n_iter, res.n_eval
     f_rows = res.fun_rows.copy()
     while plan is not None:
-        needs = task_needs(_at(params, x), data, jitter)
+        needs = needs_at(_at(params, x))
         short = (ranks > 0) & (needs[1] > ranks)
         if not short.any():
             break

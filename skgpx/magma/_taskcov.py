@@ -36,7 +36,7 @@ from jax import lax
 
 from ..kernels._basic import White
 from ..kernels._composite import Sum
-from ._linalg import tri_solve
+from ._linalg import logdet_from_chol, tri_solve
 
 __all__ = [
     "split_white",
@@ -52,7 +52,6 @@ __all__ = [
     "rank_cap",
     "ladder_ranks",
     "choose_task_rank",
-    "rank_suffices",
 ]
 
 # Pivoting stops when every residual diagonal entry is below this fraction of the
@@ -146,6 +145,11 @@ def _core(Phi, D):
     return U, jnp.linalg.cholesky(A)
 
 
+def _logdet(D, LA):
+    """``log|Psi| = sum(log D) + log|I + U^T U|`` (matrix determinant lemma)."""
+    return jnp.sum(jnp.log(D)) + logdet_from_chol(LA)
+
+
 def _inv_quad(U, LA, V, D):
     """``sum over columns of v^T Psi^{-1} v`` for ``V`` ``(n, k)``."""
     Vt = V / jnp.sqrt(D)[:, None]
@@ -156,8 +160,7 @@ def _inv_quad(U, LA, V, D):
 def woodbury_density(Phi, D, r):
     """``(-1/2 r^T Psi^{-1} r - 1/2 log|Psi|, (U, L_A))`` for ``Psi = Phi Phi^T + diag(D)``."""
     U, LA = _core(Phi, D)
-    logdet = jnp.sum(jnp.log(D)) + 2.0 * jnp.sum(jnp.log(jnp.diagonal(LA)))
-    return -0.5 * _inv_quad(U, LA, r[:, None], D) - 0.5 * logdet, (U, LA)
+    return -0.5 * _inv_quad(U, LA, r[:, None], D) - 0.5 * _logdet(D, LA), (U, LA)
 
 
 def woodbury_trace_factor(core, D, F):
@@ -183,15 +186,15 @@ def woodbury_precision(Phi, D, mask):
     Z = tri_solve(LA, U.T).T * s[:, None]  # D^{-1/2} U L_A^{-T}
     P = jnp.diag(s * s) - Z @ Z.T
     both = mask[:, None] & mask[None, :]
-    return jnp.where(both, P, 0.0), jnp.sum(jnp.log(D)) + 2.0 * jnp.sum(jnp.log(jnp.diagonal(LA)))
+    return jnp.where(both, P, 0.0), _logdet(D, LA)
 
 
 @eqx.filter_jit
 def pivot_needs(task_kernel, thetas, X, mask, jitter, cap: int):
     """Per task ``(need, need_at_jitter)``: the greedy pivots that bring every residual
     diagonal entry below 1% of the jitter (the target of :func:`task_factor`) and below
-    the jitter itself (still acceptable, :func:`rank_suffices`); ``cap + 1`` when ``cap``
-    pivots do not get there."""
+    the jitter itself (still acceptable: a rank chosen earlier is kept while it meets that);
+    ``cap + 1`` when ``cap`` pivots do not get there."""
 
     def one(th, x, m):
         smooth, noise = split_white(task_kernel.with_theta(th))
@@ -256,14 +259,3 @@ def choose_task_rank(params, data, jitter, current: int = 0) -> int:
     """The static rank for the low-rank task path at ``params``, or 0 for the dense path
     (:func:`uniform_rank` of :func:`task_needs`)."""
     return uniform_rank(task_needs(params, data, jitter), rank_cap(data), current)
-
-
-def rank_suffices(params, data, jitter, rank: int) -> bool:
-    """Whether ``rank`` pivots leave every task's residual diagonal below the jitter itself.
-
-    The rank is chosen for 1% of the jitter (:func:`choose_task_rank`) with a margin; an
-    M-step whose hyperparameters moved on is accepted while ``rank`` still meets the
-    jitter level (its error is then still below the jitter's own effect).
-    """
-    needs = task_needs(params, data, jitter)
-    return needs is not None and bool(np.all(needs[1] <= rank))
