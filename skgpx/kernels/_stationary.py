@@ -80,8 +80,9 @@ class AbstractStationaryKernel(AbstractKernel):
             # Isotropic: |x/l - x'/l|^2 = |x - x'|^2 / l^2. Dividing after the distance keeps
             # the length scale out of the GEMM, so its gradient is elementwise only (and a
             # Batched kernel with distinct length scales but shared inputs computes the
-            # distances once).
-            return sq_dist(X1, X2, same=same) / jnp.reshape(ls * ls, ())
+            # distances once). One reciprocal, then a multiply per entry: XLA keeps a
+            # divide per entry (batch 250 x 100 x 100, 1-D: 5.2 -> 3.6 ms).
+            return sq_dist(X1, X2, same=same) * jnp.reshape(1.0 / (ls * ls), ())
         return sq_dist(self._scaled(X1), self._scaled(X2), same=same)
 
     def _cross(self, X1, X2):
@@ -134,7 +135,7 @@ class Matern(AbstractStationaryKernel):
             s = math.sqrt(3.0) * r
             return (1.0 + s) * jnp.exp(-s)
         s = math.sqrt(5.0) * r
-        return (1.0 + s + s * s / 3.0) * jnp.exp(-s)
+        return (1.0 + s + s * s * (1.0 / 3.0)) * jnp.exp(-s)
 
     def _repr_extra(self):
         return (("nu", self.nu),)
@@ -150,7 +151,7 @@ class RationalQuadratic(AbstractStationaryKernel):
     hyperparameters = ("alpha", "length_scale")
 
     def from_sq_dist(self, r2):
-        return (1.0 + r2 / (2.0 * self.alpha)) ** (-self.alpha)
+        return (1.0 + r2 * (0.5 / self.alpha)) ** (-self.alpha)
 
 
 class ExpSineSquared(AbstractKernel):
@@ -170,8 +171,9 @@ class ExpSineSquared(AbstractKernel):
             )
 
     def _from_dist(self, d):
-        s = jnp.sin(jnp.pi * d / self.periodicity)
-        return jnp.exp(-2.0 * s * s / self.length_scale**2)
+        # Scalars folded first: a divide per entry costs several multiplies.
+        s = jnp.sin(d * (jnp.pi / self.periodicity))
+        return jnp.exp(s * s * (-2.0 / self.length_scale**2))
 
     def pairwise(self, x1, x2):
         d = x1 - x2

@@ -168,9 +168,10 @@ def test_estimator_low_rank_equals_dense(shared_hp):
         dense = MultiTaskMagmaRegressor(low_rank_tasks=False, **kw).fit(X, y, groups=g)
     assert np.all(low.task_cov_ranks_ > 0), low.task_cov_ranks_
     assert np.all(dense.task_cov_ranks_ == 0)
-    # Converged M-steps; the two objectives differ below the jitter's effect, so L-BFGS-B
-    # stops (at m_step_tol) at points a little apart: agreement to the optimiser's tolerance.
-    np.testing.assert_allclose(low.elbo_history_, dense.elbo_history_, rtol=1e-6)
+    # Converged M-steps; the two objectives differ at the jitter's level, so L-BFGS-B stops
+    # at points a little apart (task-specific case: 6e-4 in 580, 1.0e-6 relative, unchanged
+    # with m_step_tol=1e-9; the last-bit rounding of the kernel decides on which side of 1e-6).
+    np.testing.assert_allclose(low.elbo_history_, dense.elbo_history_, rtol=3e-6)
     Xt = np.linspace(0, 10, 7)[:, None]
     mu_l, sd_l = low.predict_mean_process(Xt, return_std=True)
     mu_d, sd_d = dense.predict_mean_process(Xt, return_std=True)
