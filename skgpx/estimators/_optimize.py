@@ -6,7 +6,11 @@ autodiff through ``inference.log_marginal_likelihood``. It is one
 ``eqx.filter_jit`` function of ``(theta, kernel, inference, X, Y, noise, key)``:
 the kernel's structure and static fields (bounds, ``nu``) are compile-time
 constants, all arrays are traced, so the compiled code is reused by every
-iteration, every restart, and every later fit with the same shapes.
+iteration, every restart, and every later fit with the same shapes. An inference
+may instead supply a host function for its first attempt
+(``AbstractInference.host_lml_and_grad``): the exact path on the CPU evaluates in
+two compiled stages around LAPACK ``potri`` (:mod:`skgpx.gp._exact_lapack`), each
+likewise compiled once per shape.
 
 Optimiser: ``scipy.optimize.minimize(method="L-BFGS-B")``. It is exactly what
 scikit-learn's ``optimizer="fmin_l_bfgs_b"`` runs, so from the same start the
@@ -69,11 +73,17 @@ class NegativeLML:
         self.n_evals = 0
         self.last = None  # (value, grad) of the latest evaluation
         self.first = inference.first_attempt()  # tried before `inference` (see AbstractInference)
+        # Value and gradient of the first attempt by a host function where it has one.
+        self.host = None if self.first is None else self.first.host_lml_and_grad(X)
 
     def _evaluate(self, fn, th):
         data = (self.X, self.Y, self.noise, self.key)
         if self.first is not None:
-            out = fn(th, self.kernel, self.first, *data)
+            if fn is _neg_lml_and_grad and self.host is not None:
+                value, grad = self.host(th, self.kernel, self.X, self.Y, self.noise)
+                out = (-value, -grad)
+            else:
+                out = fn(th, self.kernel, self.first, *data)
             if np.isfinite(np.asarray(out[0] if isinstance(out, tuple) else out)):
                 return out
         return fn(th, self.kernel, self.inference, *data)

@@ -82,3 +82,10 @@ class AbstractInference(eqx.Module):
         succeeds (e.g. a factorisation without the jitter-retry machinery).
         """
         return None
+
+    def host_lml_and_grad(self, X):
+        """``None``, or a function ``(theta, kernel, X, Y, noise) -> (lml, grad)`` (NumPy
+        values, NaN lml on failure) that the optimiser's objective calls instead of
+        compiled autodiff of :meth:`log_marginal_likelihood` for data ``X`` where it is
+        cheaper (the exact path on the CPU: :mod:`skgpx.gp._exact_lapack`)."""
+        return None

@@ -9,6 +9,7 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel as C, WhiteKern
 
 from skgpx import ScalableGPRegressor
 from skgpx.estimators import _optimize, _predict
+from skgpx.gp import _exact_lapack
 from skgpx.kernels import RBF as XRBF, Constant, White
 
 
@@ -123,17 +124,35 @@ def test_restarts_improve_and_are_reproducible():
         ScalableGPRegressor(kernel=RBF(1.0, (1e-5, np.inf)), n_restarts_optimizer=1).fit(X, y)
 
 
-def test_objective_compiled_once_across_iterations_and_restarts():
+def _objective_traces():
+    return {"compiled": _optimize.TRACE_COUNTS["neg_lml_and_grad"], **_exact_lapack.TRACE_COUNTS}
+
+
+@pytest.mark.filterwarnings("ignore:K \\+ alpha was not numerically:UserWarning")  # the fixed jitter
+@pytest.mark.parametrize(
+    "jitter, traced",
+    [
+        # on the CPU the default exact objective runs as two compiled stages around LAPACK potri
+        ("auto", {"compiled": 0, "factor": 1, "gradient": 1}),
+        (1e-10, {"compiled": 1, "factor": 0, "gradient": 0}),  # fixed jitter: one compiled function
+    ],
+)
+def test_objective_compiled_once_across_iterations_and_restarts(jitter, traced):
     kernel = C(1.0, (1e-3, 1e3)) * RBF(1.0, (1e-3, 1e3))
-    Xr = np.linspace(0, 10, 11)[:, None]  # a shape no other test uses
-    before = _optimize.TRACE_COUNTS["neg_lml_and_grad"]
-    gpr = ScalableGPRegressor(kernel=kernel, n_restarts_optimizer=3, random_state=0).fit(Xr, f(Xr).ravel())
+    Xr = np.linspace(0, 10, 11 if jitter == "auto" else 12)[:, None]  # shapes no other test uses
+    before = _objective_traces()
+
+    def new_traces():
+        return {k: v - before.get(k, 0) for k, v in _objective_traces().items() if k in traced}
+
+    gpr = ScalableGPRegressor(kernel=kernel, n_restarts_optimizer=3, random_state=0, jitter=jitter)
+    gpr.fit(Xr, f(Xr).ravel())
     n_evals = sum(r["n_evals"] for r in gpr.optimizer_runs_)
     assert n_evals > 10
-    assert _optimize.TRACE_COUNTS["neg_lml_and_grad"] - before == 1
+    assert new_traces() == traced
     # a second fit with the same shapes reuses it as well
-    ScalableGPRegressor(kernel=kernel, random_state=1).fit(Xr, f(Xr).ravel() + 1)
-    assert _optimize.TRACE_COUNTS["neg_lml_and_grad"] - before == 1
+    ScalableGPRegressor(kernel=kernel, random_state=1, jitter=jitter).fit(Xr, f(Xr).ravel() + 1)
+    assert new_traces() == traced
 
 
 def test_objective_falls_back_to_adaptive_jitter_when_the_first_attempt_fails():
