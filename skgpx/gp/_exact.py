@@ -8,6 +8,7 @@ clips and warns like scikit-learn), covariance ``K(X*, X*) - V^T V``.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import equinox as eqx
@@ -106,7 +107,9 @@ class ExactInference(AbstractInference):
 
     def host_lml_and_grad(self, X):
         # Only the as-is factorisation (the first attempt): the jitter retries stay compiled.
-        return lapack_lml_and_grad if self.jitter is None and uses_lapack(X) else None
+        if self.jitter is None and uses_lapack(X):
+            return functools.partial(lapack_lml_and_grad, self)
+        return None
 
 
 @register_solver("cholesky")

@@ -30,7 +30,6 @@ to the adaptive-jitter inference.
 from __future__ import annotations
 
 import collections
-import math
 
 import equinox as eqx
 import jax
@@ -39,7 +38,6 @@ import numpy as np
 import scipy.linalg
 
 from ..operators._gram import noisy_gram
-from ..solvers._cholesky import cho_solve
 
 __all__ = ["lapack_lml_and_grad", "uses_lapack", "TRACE_COUNTS"]
 
@@ -53,13 +51,10 @@ def uses_lapack(X) -> bool:
 
 
 @eqx.filter_jit
-def _factor(theta, kernel, X, Y, noise):
+def _factor(inference, theta, kernel, X, Y, noise):
     TRACE_COUNTS["factor"] += 1
-    L = jax.lax.linalg.cholesky(noisy_gram((kernel.with_theta(theta), X, noise)), symmetrize_input=False)
-    alpha = cho_solve(L, Y)
-    n, t = Y.shape
-    lml = -0.5 * jnp.sum(Y * alpha) - t * jnp.sum(jnp.log(jnp.diagonal(L))) - 0.5 * n * t * math.log(2 * math.pi)
-    return L, alpha, lml
+    posterior = inference.condition(kernel.with_theta(theta), X, Y, noise)
+    return posterior.L, posterior.alpha, posterior.lml
 
 
 @eqx.filter_jit
@@ -76,12 +71,14 @@ def _gradient(theta, kernel, X, noise, inv_lower, alpha):
     return vjp(W)[0]
 
 
-def lapack_lml_and_grad(theta, kernel, X, Y, noise):
+def lapack_lml_and_grad(inference, theta, kernel, X, Y, noise):
     """``(log p(Y | X, theta), its gradient in theta)`` as NumPy values; NaN value on failure.
 
-    ``theta``: log hyperparameters (``kernel.theta``), a JAX array on the CPU like the data.
+    ``inference``: an ``ExactInference`` whose ``condition`` gives the factor, ``alpha`` and
+    the value; ``theta``: log hyperparameters (``kernel.theta``), a JAX array on the CPU
+    like the data.
     """
-    L, alpha, lml = _factor(theta, kernel, X, Y, noise)
+    L, alpha, lml = _factor(inference, theta, kernel, X, Y, noise)
     if not np.isfinite(float(lml)):
         return float("nan"), np.zeros(theta.shape, np.float64)
     L = np.asarray(L)
