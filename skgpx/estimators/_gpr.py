@@ -280,9 +280,16 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             args = (kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
             # As the optimiser's objective: the cheaper variant first (exact path: no
             # jitter-retry machinery, whose conditional costs the factor two n x n
-            # transposes), the full one only if it fails.
+            # transposes; on the CPU, LAPACK between compiled stages), the full one
+            # only if it fails.
             first = inference.first_attempt()
-            posterior = None if first is None else _predict.condition(first, *args)
+            host = None if first is None else first.host_condition(Xj)
+            if host is not None:
+                posterior = host(*args[:4])
+            elif first is not None:
+                posterior = _predict.condition(first, *args)
+            else:
+                posterior = None
             if posterior is None or not np.isfinite(float(posterior.log_marginal_likelihood_value)):
                 posterior = _predict.condition(inference, *args)
             jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously

@@ -9,8 +9,8 @@ constants, all arrays are traced, so the compiled code is reused by every
 iteration, every restart, and every later fit with the same shapes. An inference
 may instead supply a host function for its first attempt
 (``AbstractInference.host_lml_and_grad``): the exact path on the CPU evaluates in
-two compiled stages around LAPACK ``potri`` (:mod:`skgpx.gp._exact_lapack`), each
-likewise compiled once per shape.
+two compiled stages (the Gram, the gradient) around LAPACK ``potrf`` / ``potri``
+(:mod:`skgpx.gp._exact_lapack`), each likewise compiled once per shape.
 
 Optimiser: ``scipy.optimize.minimize(method="L-BFGS-B")``. It is exactly what
 scikit-learn's ``optimizer="fmin_l_bfgs_b"`` runs, so from the same start the

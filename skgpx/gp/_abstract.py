@@ -83,6 +83,12 @@ class AbstractInference(eqx.Module):
         """
         return None
 
+    def host_condition(self, X):
+        """``None``, or a function ``(kernel, X, Y, noise) -> posterior`` (``None`` on failure)
+        that ``fit`` calls instead of the compiled :meth:`condition` for data ``X`` where it
+        is cheaper (the exact path on the CPU: :mod:`skgpx.gp._exact_lapack`)."""
+        return None
+
     def host_lml_and_grad(self, X):
         """``None``, or a function ``(theta, kernel, X, Y, noise) -> (lml, grad)`` (NumPy
         values, NaN lml on failure) that the optimiser's objective calls instead of

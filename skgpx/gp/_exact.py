@@ -8,7 +8,6 @@ clips and warns like scikit-learn), covariance ``K(X*, X*) - V^T V``.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import equinox as eqx
@@ -18,7 +17,7 @@ import jax.numpy as jnp
 from ..operators._gram import noisy_gram
 from ..solvers._cholesky import cho_solve, cholesky_quad_logdet, jittered_cholesky
 from ._abstract import AbstractInference, AbstractPosterior
-from ._exact_lapack import lapack_lml_and_grad, uses_lapack
+from ._exact_lapack import lapack_factor, lapack_lml_and_grad, uses_lapack
 from ._registry import register_solver
 
 __all__ = ["ExactInference", "ExactPosterior"]
@@ -105,11 +104,25 @@ class ExactInference(AbstractInference):
         # -> 2.7 s). The objective reruns with `self` only when this one fails.
         return ExactInference(jitter=None) if self.jitter == "auto" else None
 
-    def host_lml_and_grad(self, X):
+    def host_condition(self, X):
         # Only the as-is factorisation (the first attempt): the jitter retries stay compiled.
-        if self.jitter is None and uses_lapack(X):
-            return functools.partial(lapack_lml_and_grad, self)
+        return _lapack_condition if self.jitter is None and uses_lapack(X) else None
+
+    def host_lml_and_grad(self, X):
+        return lapack_lml_and_grad if self.jitter is None and uses_lapack(X) else None
+
+
+def _lapack_condition(kernel, X, Y, noise):
+    # The posterior ExactInference(jitter=None).condition gives, by LAPACK between compiled
+    # stages (skgpx.gp._exact_lapack); None when K is not numerically positive definite.
+    factor = lapack_factor(None, kernel, X, Y, noise)
+    if factor is None:
         return None
+    U, alpha, lml = factor
+    device = next(iter(X.devices()))
+    L, alpha = (jax.device_put(a, device) for a in (U.T, alpha))
+    zero = jnp.zeros((), X.dtype)
+    return ExactPosterior(kernel, X, L, alpha, zero, jnp.asarray(True), jnp.asarray(lml, X.dtype))
 
 
 @register_solver("cholesky")

@@ -1,35 +1,44 @@
-"""Exact-GP log marginal likelihood and gradient on the CPU, with LAPACK ``potri`` for ``K^{-1}``.
+"""The exact GP on the CPU with LAPACK called between compiled stages: ``potrf``, ``potrs``, ``potri``.
 
-The gradient of the exact log marginal likelihood needs ``K^{-1}`` (Rasmussen &
-Williams 2006, Eq. 5.9). XLA has no ``potri``; inside one compiled function it is
-formed by :func:`skgpx.solvers.cho_inverse` (recursive blocks, ``5/6 n^3`` flops).
-On the CPU LAPACK's ``potri`` does it in ``2/3 n^3`` at BLAS speed, so there an
-optimiser's evaluation runs as two compiled stages with ``potri`` between them:
+XLA's CPU Cholesky is LAPACK ``potrf`` wrapped in two ``n x n`` passes (a transposed
+copy into the column-major layout LAPACK reads, and a select that zeroes the upper
+triangle and NaN-fills a failed factor), and XLA has no ``potri`` at all: inside one
+compiled function ``K^{-1}`` is formed by :func:`skgpx.solvers.cho_inverse` (recursive
+blocks, ``5/6 n^3`` flops) where ``potri`` needs ``2/3 n^3``. On the CPU the exact path
+therefore runs as compiled stages around LAPACK calls on the host:
 
-1. :func:`_factor`: Gram, Cholesky factor ``L``, ``alpha = K^{-1} Y``, the value;
-2. ``potri(L)`` on the host (the lower triangle of ``K^{-1}``), XLA idle meanwhile;
-3. :func:`_gradient`: the cotangent ``1/2 (alpha alpha^T - t K^{-1})`` contracted with
-   the Gram's derivatives (:func:`skgpx.operators.noisy_gram`'s tiled backward pass).
+1. :func:`_gram`, compiled: ``K = K(X, X) + diag(noise)``;
+2. :func:`lapack_factor`, host: ``potrf`` in place on a copy of ``K`` (a row-major
+   symmetric matrix is its own column-major transpose: no layout pass), ``potrs`` for
+   ``alpha = K^{-1} Y``, the log marginal likelihood from ``diag L``. Conditioning
+   (:meth:`ExactInference.host_condition`) stops here;
+3. for an optimiser's evaluation (:func:`lapack_lml_and_grad`): ``potri`` in place (the
+   lower triangle of ``K^{-1}``), XLA idle meanwhile, then :func:`_gradient`, compiled:
+   the cotangent ``1/2 (alpha alpha^T - t K^{-1})`` contracted with the Gram's
+   derivatives (:func:`skgpx.operators.noisy_gram`'s tiled backward pass).
 
-Measured on the 2-core CPU (Matern-2.5 + White, 3-D, n = 2000, value and gradient):
-245 ms in one compiled function vs 195 ms staged (factor 73, potri 65, gradient 35).
-``potri`` is not called from inside a compiled function (a host callback): there its
-BLAS threads compete with XLA's (a fit went from 41 s to 163 s with two processes on
-two cores). Staged, the two libraries take turns; processes started side by side with
+Measured on the 2-core CPU (Matern-2.5 + White, 3-D, n = 2000): conditioning 83-96 ms
+compiled vs 64-77 ms staged (Gram 11-18, copy out of JAX 3-4, ``potrf`` + ``potrs`` 44; the
+factor goes back without a copy); an optimiser's value and gradient 182 ms staged with
+XLA's Cholesky, 167 ms with ``potrf``, 245 ms in one compiled function.
+LAPACK is not called from inside a compiled function (a host callback): there its BLAS
+threads compete with XLA's (a fit went from 41 s to 163 s with two processes on two
+cores). Staged, the two libraries take turns; processes started side by side with
 OpenBLAS's default threads still oversubscribe the cores (two n = 2000 optimisations at
 once: 32-34 s each staged, 18-20 s compiled, scikit-learn 23-29 s), which one BLAS
 thread per process removes (7.6 s each either way; joblib's workers are set up so:
 ``GridSearchCV(n_jobs=2)`` over two kernels, n = 3000: 23.7 s staged, 29.0 s compiled,
 scikit-learn 38.6 s). See the FAQ on several fits at once.
 
-Same value and gradient as ``ExactInference(jitter=None)`` under ``jax.value_and_grad``
-(tested); a failed factorisation gives a NaN value, and the objective then falls back
-to the adaptive-jitter inference.
+Same factor, value and gradient as ``ExactInference(jitter=None)`` compiled (tested);
+a failed factorisation gives ``None`` / a NaN value, and the caller then falls back to
+the adaptive-jitter inference, which stays compiled.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 
 import equinox as eqx
 import jax
@@ -39,7 +48,7 @@ import scipy.linalg
 
 from ..operators._gram import noisy_gram
 
-__all__ = ["lapack_lml_and_grad", "uses_lapack", "TRACE_COUNTS"]
+__all__ = ["lapack_factor", "lapack_lml_and_grad", "uses_lapack", "TRACE_COUNTS"]
 
 # How often each compiled stage was traced (tests check an optimisation traces each once).
 TRACE_COUNTS: collections.Counter = collections.Counter()
@@ -51,10 +60,9 @@ def uses_lapack(X) -> bool:
 
 
 @eqx.filter_jit
-def _factor(inference, theta, kernel, X, Y, noise):
-    TRACE_COUNTS["factor"] += 1
-    posterior = inference.condition(kernel.with_theta(theta), X, Y, noise)
-    return posterior.L, posterior.alpha, posterior.lml
+def _gram(theta, kernel, X, noise):
+    TRACE_COUNTS["gram"] += 1
+    return noisy_gram((kernel if theta is None else kernel.with_theta(theta), X, noise))
 
 
 @eqx.filter_jit
@@ -71,22 +79,54 @@ def _gradient(theta, kernel, X, noise, inv_lower, alpha):
     return vjp(W)[0]
 
 
-def lapack_lml_and_grad(inference, theta, kernel, X, Y, noise):
-    """``(log p(Y | X, theta), its gradient in theta)`` as NumPy values; NaN value on failure.
+def _aligned_copy(a):
+    # A writable copy of `a` whose memory is 64-byte aligned: JAX's CPU client then wraps
+    # it (or a view of it, such as the factor computed in place) without copying it again
+    # (n = 2000: 3-4 ms per 32 MB copy). Unaligned, jax.device_put copies; still correct.
+    a = np.asarray(a)
+    buf = np.empty(a.nbytes + 64, np.uint8)
+    start = -buf.ctypes.data % 64
+    out = buf[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    np.copyto(out, a)
+    return out
 
-    ``inference``: an ``ExactInference`` whose ``condition`` gives the factor, ``alpha`` and
-    the value; ``theta``: log hyperparameters (``kernel.theta``), a JAX array on the CPU
-    like the data.
+
+def lapack_factor(theta, kernel, X, Y, noise):
+    """``(U, alpha, lml)`` as NumPy values, or ``None`` when ``K`` is not numerically PD.
+
+    ``U`` is the column-major upper factor of ``K = U^T U``: its memory read row-major is
+    the lower factor ``L`` (``U.T``, zeros above the diagonal). ``theta``: log
+    hyperparameters (``kernel.theta``), a JAX array on the CPU like the data, or ``None``
+    for the kernel as it is.
     """
-    L, alpha, lml = _factor(inference, theta, kernel, X, Y, noise)
-    if not np.isfinite(float(lml)):
+    K = _aligned_copy(_gram(theta, kernel, X, noise))  # JAX's buffers are immutable
+    potrf, potrs = scipy.linalg.get_lapack_funcs(("potrf", "potrs"), (K,))
+    # K is symmetric: K.T is the same matrix, F-contiguous, factorised in place. Only
+    # the lower triangle of the row-major K is read, as lax.linalg.cholesky does.
+    U, info = potrf(K.T, lower=0, overwrite_a=1, clean=1)
+    if info != 0:
+        return None
+    Y = np.asarray(Y)
+    alpha, info = potrs(U, Y, lower=0)
+    n, t = Y.shape
+    # RW Alg. 2.1 line 7, summed over targets as scikit-learn does.
+    lml = -0.5 * np.sum(Y * alpha) - t * np.sum(np.log(np.diagonal(U))) - 0.5 * n * t * math.log(2 * math.pi)
+    if info != 0 or not np.isfinite(lml):
+        return None
+    return U, alpha, float(lml)
+
+
+def lapack_lml_and_grad(theta, kernel, X, Y, noise):
+    """``(log p(Y | X, theta), its gradient in theta)`` as NumPy values; NaN value on failure."""
+    factor = lapack_factor(theta, kernel, X, Y, noise)
+    if factor is None:
         return float("nan"), np.zeros(theta.shape, np.float64)
-    L = np.asarray(L)
-    # L row-major is L^T column-major: potri on that upper factor writes the upper
-    # triangle of K^{-1} column-major, i.e. the lower triangle of the row-major result.
-    (potri,) = scipy.linalg.get_lapack_funcs(("potri",), (L,))
-    inv_t, info = potri(L.T, lower=0)
+    U, alpha, lml = factor
+    # potri on the column-major upper factor writes the upper triangle of K^{-1}
+    # column-major, i.e. the lower triangle of the row-major result.
+    (potri,) = scipy.linalg.get_lapack_funcs(("potri",), (U,))
+    inv_t, info = potri(U, lower=0, overwrite_c=1)
     if info != 0:
         return float("nan"), np.zeros(theta.shape, np.float64)
-    grad = _gradient(theta, kernel, X, noise, jnp.asarray(inv_t.T), alpha)
-    return float(lml), np.asarray(grad, dtype=np.float64)
+    grad = _gradient(theta, kernel, X, noise, jnp.asarray(inv_t.T), jnp.asarray(alpha))
+    return lml, np.asarray(grad, dtype=np.float64)

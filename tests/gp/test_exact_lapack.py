@@ -1,13 +1,20 @@
-"""The staged CPU evaluation (LAPACK potri between two compiled stages) against compiled autodiff."""
+"""The exact GP by LAPACK between compiled stages (CPU) against the compiled inference."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from skgpx.estimators._predict import condition
 from skgpx.gp import ExactInference
-from skgpx.gp._exact_lapack import lapack_lml_and_grad, uses_lapack
+from skgpx.gp._exact_lapack import lapack_factor, lapack_lml_and_grad, uses_lapack
 from skgpx.kernels import RBF, Constant, Matern, RationalQuadratic, White
+
+KERNELS = [
+    Constant(1.3) * Matern(0.8, nu=2.5) + White(0.05),
+    Constant(0.7) * RBF(jnp.array([0.5, 1.5])) + White(0.1),
+    RationalQuadratic(length_scale=0.9, alpha=1.7) * Constant(2.0),
+]
 
 
 def _data(n, t, seed=0):
@@ -17,14 +24,12 @@ def _data(n, t, seed=0):
     return jnp.asarray(X), jnp.asarray(Y), jnp.asarray(np.linspace(1e-4, 1e-3, n))
 
 
-@pytest.mark.parametrize(
-    "kernel",
-    [
-        Constant(1.3) * Matern(0.8, nu=2.5) + White(0.05),
-        Constant(0.7) * RBF(jnp.array([0.5, 1.5])) + White(0.1),
-        RationalQuadratic(length_scale=0.9, alpha=1.7) * Constant(2.0),
-    ],
-)
+def _singular():
+    X = jnp.asarray(np.repeat(np.linspace(0, 1, 5), 2)[:, None])  # duplicate rows, no noise: singular
+    return RBF(1.0), X, jnp.asarray(np.arange(10.0)[:, None]), jnp.zeros(10)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("t", [1, 3])
 def test_value_and_gradient_equal_compiled_autodiff(kernel, t):
     X, Y, noise = _data(130, t)  # 130 rows: two full backward tiles and a short one
@@ -41,12 +46,35 @@ def test_value_and_gradient_equal_compiled_autodiff(kernel, t):
     np.testing.assert_allclose(g, np.asarray(grad), rtol=1e-9, atol=1e-9)
 
 
-def test_failed_factorisation_gives_nan_and_only_the_as_is_inference_is_staged():
-    X = jnp.asarray(np.repeat(np.linspace(0, 1, 5), 2)[:, None])  # duplicate rows, no noise: singular
-    Y = jnp.asarray(np.arange(10.0)[:, None])
-    kernel = RBF(1.0)
-    v, g = lapack_lml_and_grad(ExactInference(jitter=None), jnp.asarray(kernel.theta), kernel, X, Y, jnp.zeros(10))
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("t", [1, 3])
+def test_host_posterior_equals_compiled_condition(kernel, t):
+    X, Y, noise = _data(130, t)
+    inference = ExactInference(jitter=None)
+    compiled = condition(inference, kernel, X, Y, noise, None)
+    host = inference.host_condition(X)(kernel, X, Y, noise)
+    assert jax.tree.structure(host) == jax.tree.structure(compiled)  # predict reuses its compiled code
+    for a, b in zip(jax.tree.leaves(host), jax.tree.leaves(compiled)):
+        assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_allclose(host.L, compiled.L, rtol=1e-10, atol=1e-12)  # rounding, |L| ~ 1
+    assert np.all(np.triu(np.asarray(host.L), 1) == 0)  # zeros above the diagonal, as scikit-learn's L_
+    # alpha = K^{-1} Y carries K's condition number (RQ without White: ~1e4): relative to its scale
+    scale = float(jnp.abs(compiled.alpha).max())
+    np.testing.assert_allclose(host.alpha, compiled.alpha, rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(float(host.lml), float(compiled.lml), rtol=1e-10)
+    assert float(host.jitter) == 0.0 and bool(host.ok)
+    # the factor is taken in place: no copy beyond the one out of JAX's immutable buffer
+    U, _, _ = lapack_factor(None, kernel, X, Y, noise)
+    assert U.flags.f_contiguous and U.flags.owndata is False
+
+
+def test_failed_factorisation_gives_none_or_nan_and_only_the_as_is_inference_is_staged():
+    kernel, X, Y, noise = _singular()
+    v, g = lapack_lml_and_grad(jnp.asarray(kernel.theta), kernel, X, Y, noise)
     assert np.isnan(v) and np.all(g == 0)
+    assert lapack_factor(None, kernel, X, Y, noise) is None
+    assert ExactInference(jitter=None).host_condition(X)(kernel, X, Y, noise) is None
     assert uses_lapack(X)
-    assert ExactInference().host_lml_and_grad(X) is None  # "auto": the retries stay compiled
-    assert ExactInference(jitter=1e-6).host_lml_and_grad(X) is None
+    for inference in (ExactInference(), ExactInference(jitter=1e-6)):  # the retries stay compiled
+        assert inference.host_lml_and_grad(X) is None
+        assert inference.host_condition(X) is None
