@@ -25,10 +25,11 @@ LAPACK is not called from inside a compiled function (a host callback): there it
 threads compete with XLA's (a fit went from 41 s to 163 s with two processes on two
 cores). Staged, the two libraries take turns; processes started side by side with
 OpenBLAS's default threads still oversubscribe the cores (two n = 2000 optimisations at
-once: 32-34 s each staged, 18-20 s compiled, scikit-learn 23-29 s), which one BLAS
-thread per process removes (7.6 s each either way; joblib's workers are set up so:
-``GridSearchCV(n_jobs=2)`` over two kernels, n = 3000: 23.7 s staged, 29.0 s compiled,
-scikit-learn 38.6 s). See the FAQ on several fits at once.
+once: 40.5 s each staged with ``potrf`` and ``potri``, 32-34 s with ``potri`` alone,
+18-20 s compiled, scikit-learn 30 s), which one BLAS thread per process removes (8.7 s
+each, scikit-learn 17.6 s; joblib's workers are set up so: ``GridSearchCV(n_jobs=2)``
+over two kernels, n = 3000: 23.5 s staged, 29.0 s compiled, scikit-learn 42.4 s). See
+the FAQ on several fits at once.
 
 Same factor, value and gradient as ``ExactInference(jitter=None)`` compiled (tested);
 a failed factorisation gives ``None`` / a NaN value, and the caller then falls back to
