@@ -8,26 +8,66 @@ used for many features), and each kernel maps the squared distance to a value.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from ._base import AbstractKernel, bounds_field, hyperparameter_field
 
 __all__ = ["AbstractStationaryKernel", "RBF", "Matern", "RationalQuadratic", "ExpSineSquared", "sq_dist"]
 
-# Up to this many features squared distances are summed column by column from direct
-# differences (exact, one fused elementwise pass); above it the GEMM identity wins.
+# Up to _DIRECT_MAX_FEATURES features squared distances are summed column by column from
+# direct differences (exact, one fused elementwise pass), differentiated by autodiff; up
+# to _DIRECT_JVP_MAX_FEATURES likewise, with the derivative below; above, the GEMM identity.
 # Measured with `benchmarks/kernels.py --distance-paths` on the 2-core AMD EPYC CI
 # machine (float64, jitted RBF Gram, process CPU time, best of 5 interleaved runs):
 #   d=1: column form beats GEMM (n=2000: 8.2 vs 12.4 ms forward, 13.6 vs 59.4 ms with grad);
 #   d=2: a tie forward (n=2000: 14.5 vs 13.6 ms), column form ahead with grad at n=100
 #        and n=2000 (121 vs 140 us, 27.5 vs 66.2 ms), behind for B=250 x n=100 (59 vs 44 ms);
-#   d>=3: GEMM wins (n=2000, d=4: 14.2 vs 16.8 ms forward but 119.6 vs 62.6 ms with grad;
+#   d>=3: GEMM beats autodiff of the column sum (n=2000, d=4: 14.2 vs 16.8 ms forward but 119.6 vs 62.6 ms with grad;
 #        n=100, d=4: 185 vs 135 us forward).
 # The broadcast form sum((a[:, None] - b[None]) ** 2, -1) lost to both for d >= 2.
+# For d=3 the column form runs forward with a custom JVP written in matrix products, so
+# its gradients cost what the GEMM identity's do (wall time, jitted, best of 9-15, n=2000:
+# Matern-2.5 Gram 6.2 vs 9.9 ms; gradient of an RBF Gram's sum in ARD length scales and X
+# 41 ms vs 47 ms GEMM, 47 ms autodiff of the column sum). For d=1 autodiff of the column
+# sum stays (22 ms, the custom JVP 42 ms); for d=2 they tie (31 vs 30 ms); for d=4 the
+# forward ties with GEMM (RBF n=2000: 12.9 vs 12.6 ms) and benchmarks/kernels.py came out
+# mixed (batch 250 x 100: naive/skgpx 5.7-6.9 -> 3.8-7.7, Gram M=100: 1.2-1.4 -> 1.0-1.2),
+# so GEMM is kept there.
 _DIRECT_MAX_FEATURES = 2
+_DIRECT_JVP_MAX_FEATURES = 3
+
+
+def _column_sq_dist(A, B):
+    r2 = jnp.zeros((A.shape[0], B.shape[0]), jnp.result_type(A, B))
+    for j in range(A.shape[-1]):
+        diff = A[:, j][:, None] - B[:, j][None, :]
+        r2 = r2 + diff * diff
+    return r2
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _column_sq_dist_product_jvp(A, B, same):
+    return _column_sq_dist(A, B)
+
+
+@_column_sq_dist_product_jvp.defjvp
+def _column_sq_dist_jvp(same, primals, tangents):
+    # d r2_ij = 2 (a_i - b_j).(da_i - db_j)
+    #         = 2 (a_i.da_i + b_j.db_j - da_i.b_j - a_i.db_j):
+    # matrix products, which reverse mode transposes into G B and G^T A (autodiff of the
+    # column sum instead keeps d elementwise n x n intermediates).
+    A, B = primals
+    dA, dB = tangents
+    dr2 = (jnp.sum(A * dA, axis=-1)[:, None] - dA @ B.T) + (jnp.sum(B * dB, axis=-1)[None, :] - A @ dB.T)
+    dr2 = 2.0 * dr2
+    if same:  # the diagonal is exactly zero whatever the inputs: so is its derivative
+        dr2 = jnp.where(jnp.eye(A.shape[0], dtype=bool), 0.0, dr2)
+    return _column_sq_dist(A, B), dr2
 
 
 def sq_dist(A, B, *, same=False):
@@ -37,11 +77,9 @@ def sq_dist(A, B, *, same=False):
     """
     d = A.shape[-1]
     if d <= _DIRECT_MAX_FEATURES:
-        r2 = jnp.zeros((A.shape[0], B.shape[0]), jnp.result_type(A, B))
-        for j in range(d):
-            diff = A[:, j][:, None] - B[:, j][None, :]
-            r2 = r2 + diff * diff
-        return r2
+        return _column_sq_dist(A, B)
+    if d <= _DIRECT_JVP_MAX_FEATURES:
+        return _column_sq_dist_product_jvp(A, B, same)
     a2 = jnp.sum(A * A, axis=-1)
     b2 = a2 if same else jnp.sum(B * B, axis=-1)
     r2 = jnp.maximum(a2[:, None] + b2[None, :] - 2.0 * (A @ B.T), 0.0)

@@ -7,7 +7,7 @@ import pytest
 from sklearn.gaussian_process import kernels as skk
 
 import skgpx.kernels as K
-from skgpx.kernels._stationary import _DIRECT_MAX_FEATURES, sq_dist
+from skgpx.kernels._stationary import _DIRECT_JVP_MAX_FEATURES, _DIRECT_MAX_FEATURES, _column_sq_dist, sq_dist
 
 RNG = np.random.default_rng(3)
 
@@ -22,7 +22,7 @@ PAIRS = {
 }
 
 
-@pytest.mark.parametrize("d", [1, 3])  # d=1: direct differences; d=3: GEMM path
+@pytest.mark.parametrize("d", [1, 3, 5])  # direct differences; with the product JVP; GEMM path
 @pytest.mark.parametrize("name", sorted(PAIRS))
 def test_against_sklearn(name, d):
     k, sk = PAIRS[name]
@@ -56,6 +56,29 @@ def test_sq_dist_paths_agree_and_clamp():
     np.testing.assert_array_equal(sq_dist(a1, a1), np.sum((a1[:, None] - a1[None]) ** 2, -1))
 
 
+@pytest.mark.parametrize("same", [True, False])
+def test_sq_dist_product_jvp_equals_autodiff_of_the_column_sum(same):
+    d = _DIRECT_JVP_MAX_FEATURES
+    assert d > _DIRECT_MAX_FEATURES
+    A = jnp.asarray(RNG.normal(size=(7, d)))
+    B = A if same else jnp.asarray(RNG.normal(size=(5, d)))
+    W = jnp.asarray(RNG.normal(size=(A.shape[0], B.shape[0])))
+
+    def loss(f):
+        # through a length scale per feature, as an ARD kernel differentiates it
+        return lambda ls, A, B: jnp.sum(W * jnp.exp(-f(A / ls, B / ls)))
+
+    ours = loss(lambda a, b: sq_dist(a, a if same else b, same=same))
+    ref = loss(lambda a, b: _column_sq_dist(a, a if same else b))
+    ls = jnp.asarray([0.7, 1.3, 2.0])
+    np.testing.assert_array_equal(ours(ls, A, B), ref(ls, A, B))  # the forward is the column sum
+    for f in (jax.grad, jax.jacfwd, jax.hessian):  # reverse, forward, second order
+        for argnums in (0, 1, (0, 1, 2)):
+            got, want = f(ours, argnums)(ls, A, B), f(ref, argnums)(ls, A, B)
+            for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+                np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("kernel", [K.Matern(0.7, nu=0.5), K.Matern(0.7, nu=1.5), K.ExpSineSquared(1.0, 2.0)])
 def test_gradient_finite_at_zero_distance(kernel):
     X = jnp.asarray(RNG.normal(size=(5, 2)))
@@ -66,12 +89,15 @@ def test_gradient_finite_at_zero_distance(kernel):
 
 
 def test_gradient_matches_sklearn_eval_gradient():
-    sk = skk.RationalQuadratic(0.7, 1.7) + skk.Matern([0.5, 1.5], nu=2.5)
-    k = K.from_sklearn(sk)
-    X = RNG.normal(size=(6, 2))
-    _, dK = sk(X, eval_gradient=True)
-    jac = jax.jacfwd(lambda th: k.with_theta(th).gram(X))(k.theta)
-    np.testing.assert_allclose(jac, dK, rtol=1e-10, atol=1e-12)
+    for d in (2, 3, 5):  # each distance path
+        sk = skk.RationalQuadratic(0.7, 1.7) + skk.Matern(np.linspace(0.5, 1.5, d), nu=2.5)
+        k = K.from_sklearn(sk)
+        X = RNG.normal(size=(6, d))
+        _, dK = sk(X, eval_gradient=True)
+        jac = jax.jacfwd(lambda th: k.with_theta(th).gram(X))(k.theta)
+        np.testing.assert_allclose(jac, dK, rtol=1e-10, atol=1e-12)
+        rev = jax.jacrev(lambda th: k.with_theta(th).gram(X))(k.theta)
+        np.testing.assert_allclose(rev, dK, rtol=1e-10, atol=1e-12)
 
 
 def test_matern_bad_nu():
