@@ -79,9 +79,10 @@ class NegativeLML:
     def _evaluate(self, fn, th):
         data = (self.X, self.Y, self.noise, self.key)
         if self.first is not None:
-            if fn is _neg_lml_and_grad and self.host is not None:
-                value, grad = self.host(th, self.kernel, self.X, self.Y, self.noise)
-                out = (-value, -grad)
+            if self.host is not None:
+                gradient = fn is _neg_lml_and_grad
+                value, grad = self.host(th, self.kernel, self.X, self.Y, self.noise, gradient=gradient)
+                out = (-value, -grad) if gradient else -value
             else:
                 out = fn(th, self.kernel, self.first, *data)
             if np.isfinite(np.asarray(out[0] if isinstance(out, tuple) else out)):

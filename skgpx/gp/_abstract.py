@@ -90,8 +90,9 @@ class AbstractInference(eqx.Module):
         return None
 
     def host_lml_and_grad(self, X):
-        """``None``, or a function ``(theta, kernel, X, Y, noise) -> (lml, grad)`` (NumPy
-        values, NaN lml on failure) that the optimiser's objective calls instead of
-        compiled autodiff of :meth:`log_marginal_likelihood` for data ``X`` where it is
-        cheaper (the exact path on the CPU: :mod:`skgpx.gp._exact_lapack`)."""
+        """``None``, or a function ``(theta, kernel, X, Y, noise, gradient=True) -> (lml,
+        grad)`` (NumPy values, NaN lml on failure; ``grad`` is ``None`` when ``gradient`` is
+        False) that the optimiser's objective calls instead of compiled autodiff of
+        :meth:`log_marginal_likelihood` (or the compiled value alone) for data ``X`` where
+        it is cheaper (the exact path on the CPU: :mod:`skgpx.gp._exact_lapack`)."""
         return None

@@ -117,12 +117,18 @@ def lapack_factor(theta, kernel, X, Y, noise):
     return U, alpha, float(lml)
 
 
-def lapack_lml_and_grad(theta, kernel, X, Y, noise):
-    """``(log p(Y | X, theta), its gradient in theta)`` as NumPy values; NaN value on failure."""
+def lapack_lml_and_grad(theta, kernel, X, Y, noise, gradient=True):
+    """``(log p(Y | X, theta), its gradient in theta)`` as NumPy values; NaN value on failure.
+
+    ``gradient=False``: the value alone (``potri`` and the gradient stage are skipped),
+    with ``None`` for the gradient.
+    """
     factor = lapack_factor(theta, kernel, X, Y, noise)
     if factor is None:
-        return float("nan"), np.zeros(theta.shape, np.float64)
+        return float("nan"), (np.zeros(theta.shape, np.float64) if gradient else None)
     U, alpha, lml = factor
+    if not gradient:
+        return lml, None
     # potri on the column-major upper factor writes the upper triangle of K^{-1}
     # column-major, i.e. the lower triangle of the row-major result.
     (potri,) = scipy.linalg.get_lapack_funcs(("potri",), (U,))

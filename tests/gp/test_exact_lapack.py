@@ -40,10 +40,12 @@ def test_value_and_gradient_equal_compiled_autodiff(kernel, t):
         return inference.log_marginal_likelihood(kernel.with_theta(th), X, Y, noise)
 
     value, grad = jax.value_and_grad(lml)(theta)
-    v, g = inference.host_lml_and_grad(X)(theta, kernel, X, Y, noise)
+    host = inference.host_lml_and_grad(X)
+    v, g = host(theta, kernel, X, Y, noise)
     assert isinstance(v, float) and g.dtype == np.float64
     np.testing.assert_allclose(v, float(value), rtol=1e-12)
     np.testing.assert_allclose(g, np.asarray(grad), rtol=1e-9, atol=1e-9)
+    assert host(theta, kernel, X, Y, noise, gradient=False) == (v, None)  # the value alone
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -72,6 +74,8 @@ def test_failed_factorisation_gives_none_or_nan_and_only_the_as_is_inference_is_
     kernel, X, Y, noise = _singular()
     v, g = lapack_lml_and_grad(jnp.asarray(kernel.theta), kernel, X, Y, noise)
     assert np.isnan(v) and np.all(g == 0)
+    v, g = lapack_lml_and_grad(jnp.asarray(kernel.theta), kernel, X, Y, noise, gradient=False)
+    assert np.isnan(v) and g is None
     assert lapack_factor(None, kernel, X, Y, noise) is None
     assert ExactInference(jitter=None).host_condition(X)(kernel, X, Y, noise) is None
     assert uses_lapack(X)
