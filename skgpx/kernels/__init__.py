@@ -30,7 +30,8 @@ That is all: ``gram``/``cross``/``diag``, masks, ``+``/``*``, ``theta``, ``jax.g
 and ``Batched`` work (via a double ``vmap`` of ``pairwise``). For speed, also
 override the unpadded vectorised ``_cross(X1, X2)``, ``_gram(X)`` and ``_diag(X)``;
 a stationary kernel can instead subclass :class:`AbstractStationaryKernel` and
-write only ``from_sq_dist(r2)`` to get the matmul-based path. See
+write only ``from_sq_dist(r2)`` to get the vectorised squared distances (direct
+differences up to three features, the matmul identity above). See
 ``examples/custom_kernel.py``.
 """
 
