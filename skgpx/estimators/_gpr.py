@@ -282,14 +282,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             # jitter-retry machinery, whose conditional costs the factor two n x n
             # transposes; on the CPU, LAPACK between compiled stages), the full one
             # only if it fails.
-            first = inference.first_attempt()
-            host = None if first is None else first.host_condition(Xj)
-            if host is not None:
-                posterior = host(*args[:4])
-            elif first is not None:
-                posterior = _predict.condition(first, *args)
-            else:
-                posterior = None
+            first, posterior = inference.first_attempt(), None
+            if first is not None:
+                host = first.host_condition(Xj)
+                posterior = _predict.condition(first, *args) if host is None else host(*args[:4])
             if posterior is None or not np.isfinite(float(posterior.log_marginal_likelihood_value)):
                 posterior = _predict.condition(inference, *args)
             jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously

@@ -27,8 +27,8 @@ __all__ = ["AbstractStationaryKernel", "RBF", "Matern", "RationalQuadratic", "Ex
 #   d=1: column form beats GEMM (n=2000: 8.2 vs 12.4 ms forward, 13.6 vs 59.4 ms with grad);
 #   d=2: a tie forward (n=2000: 14.5 vs 13.6 ms), column form ahead with grad at n=100
 #        and n=2000 (121 vs 140 us, 27.5 vs 66.2 ms), behind for B=250 x n=100 (59 vs 44 ms);
-#   d>=3: GEMM beats autodiff of the column sum (n=2000, d=4: 14.2 vs 16.8 ms forward but 119.6 vs 62.6 ms with grad;
-#        n=100, d=4: 185 vs 135 us forward).
+#   d>=3: GEMM beats autodiff of the column sum (n=2000, d=4: 14.2 vs 16.8 ms forward
+#        but 119.6 vs 62.6 ms with grad; n=100, d=4: 185 vs 135 us forward).
 # The broadcast form sum((a[:, None] - b[None]) ** 2, -1) lost to both for d >= 2.
 # For d=3 the column form runs forward with a custom JVP written in matrix products, so
 # its gradients cost what the GEMM identity's do (wall time, jitted, best of 9-15, n=2000:
