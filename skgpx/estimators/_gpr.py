@@ -22,7 +22,7 @@ from .._blas import dense_factorisation_guard
 from .._config import precision_scope, resolve_dtype
 from .._device import describe_device, resolve_device
 from .._random import key_from_random_state
-from ..gp import make_inference
+from ..gp import AbstractInference, make_inference
 from ..gp._auto import select_solver
 from ..kernels import AbstractKernel, to_sklearn
 from . import _predict
@@ -42,23 +42,6 @@ __all__ = ["ScalableGPRegressor"]
 
 # sample_y(method="auto") draws exactly (a dense m x m covariance) up to this many points.
 EXACT_SAMPLING_MAX_POINTS = 2000
-
-_OPTION_NAMES = (
-    "n_components",
-    "landmark_method",
-    "tol",
-    "train_tol",
-    "var_tol",
-    "max_iter",
-    "preconditioner_rank",
-    "n_probes",
-    "lanczos_order",
-    "variance_method",
-    "love_rank",
-    "random_state",
-    "jitter",
-)
-
 
 class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Gaussian process regression, a drop-in for scikit-learn's ``GaussianProcessRegressor``.
@@ -85,30 +68,23 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     **Parameters** (skgpx's)
 
-    - `solver`: ``"auto"`` (see ``skgpx.gp._auto.select_solver``), ``"cholesky"``
-      (exact), ``"cg-dense"`` (preconditioned CG on the n x n Gram held in memory),
-      ``"cg-matrix-free"`` (tiled kernel matvecs, the Gram never formed), ``"cg"``
-      (CG, dense or matrix-free by the memory budget), ``"rff"``, ``"nystrom"``, or
-      an ``skgpx.gp.AbstractInference`` instance. ``"auto"`` picks ``"cholesky"``
-      for n <= 5000 (n <= 15000 when no hyperparameter is optimised) when three n x n
-      matrices fit min(25% of available memory, 8 GiB), then ``"cg-dense"`` while one
-      does, then ``"cg-matrix-free"``.
+    - `solver`: a solver name or a solver object from :mod:`skgpx.gp`. Names:
+      ``"auto"`` (see ``skgpx.gp._auto.select_solver``), ``"cholesky"`` (exact),
+      ``"cg-dense"`` (preconditioned CG on the n x n Gram held in memory),
+      ``"cg-matrix-free"`` (tiled kernel matvecs, the Gram never formed), ``"cg"`` (CG,
+      dense or matrix-free by the memory budget), ``"rff"``, ``"nystrom"``. A name stands for
+      the solver object with default options; to set options pass the object:
+      ``Cholesky(jitter=1e-8)``, ``CG(tol=1e-4, preconditioner_rank=200, variance_method="love")``,
+      ``Nystrom(n_components=2000)``, ``RFF(n_components=4096)``. Objects are immutable,
+      validate their options when built, and are searched like nested parameters:
+      ``GridSearchCV(est, {"solver__tol": [1e-3, 1e-6]})`` with ``solver=CG()``.
+      ``"auto"`` picks ``"cholesky"`` for n <= 5000 (n <= 15000 when no hyperparameter is
+      optimised) when three n x n matrices fit min(25% of available memory, 8 GiB), then
+      ``"cg-dense"`` while one does, then ``"cg-matrix-free"``.
     - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
       ``jax.Device``; arrays are placed and computations run there.
     - `dtype`: ``"float64"`` (default; matches scikit-learn) or ``"float32"``.
-    - `jitter`: ``"auto"`` (adaptive: none unless the factorisation fails, then the
-      smallest of ``1e-10 ... 1e-6`` times the mean diagonal that works; reported in
-      ``jitter_`` and warned about) or a fixed value always added (``0.0``: never).
     - `verbose`: 0 silent, 1 one line per optimiser run, 2 also every iteration.
-    - `train_tol` (CG back-ends): relative residual of the solves inside the optimiser's
-      likelihood evaluations, ``max(tol, train_tol)`` (default 1e-2, as GPyTorch trains
-      loosely; the final fit solves to `tol`); None: `tol` everywhere.
-    - `var_tol` (CG back-ends): relative residual of the exact solves behind ``return_std``
-      and ``return_cov`` (None, the default: `tol`). 1e-4 nearly halves their cost for a
-      standard-deviation error of ~2e-4 (measured; see ``skgpx.gp.CGInference``).
-    - `n_components`, `landmark_method` (low-rank back-ends), `tol`, `max_iter`,
-      `preconditioner_rank`, `n_probes`, `lanczos_order`, `variance_method`, `love_rank` (CG back-end):
-      passed to the back-end in its ``options`` dict.
 
     **Fitted attributes**: scikit-learn's ``X_train_``, ``y_train_``, ``kernel_`` (a
     scikit-learn kernel when a scikit-learn kernel or None was given, else the skgpx
@@ -140,19 +116,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         solver="auto",
         device=None,
         dtype="float64",
-        jitter="auto",
         verbose=0,
-        n_components=1024,
-        landmark_method="rpcholesky",
-        tol=1e-6,
-        train_tol=1e-2,
-        var_tol=None,
-        max_iter=1000,
-        preconditioner_rank="auto",
-        n_probes=16,
-        lanczos_order=100,
-        variance_method="auto",
-        love_rank=100,
     ):
         self.kernel = kernel
         self.alpha = alpha
@@ -165,19 +129,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.solver = solver
         self.device = device
         self.dtype = dtype
-        self.jitter = jitter
         self.verbose = verbose
-        self.n_components = n_components
-        self.landmark_method = landmark_method
-        self.tol = tol
-        self.train_tol = train_tol
-        self.var_tol = var_tol
-        self.max_iter = max_iter
-        self.preconditioner_rank = preconditioner_rank
-        self.n_probes = n_probes
-        self.lanczos_order = lanczos_order
-        self.variance_method = variance_method
-        self.love_rank = love_rank
 
     # -- scikit-learn plumbing ----------------------------------------------------------
     def __sklearn_tags__(self):
@@ -192,11 +144,21 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return params
 
     def set_params(self, **params):
-        """As scikit-learn; ``kernel__<name>`` also works for skgpx kernels (via ``kernel.replace``)."""
+        """As scikit-learn; ``kernel__<name>`` also works for skgpx kernels (via ``kernel.replace``)
+        and ``solver__<option>`` replaces an option of a solver object (``solver.replace``)."""
+        solver = params.get("solver", self.solver)
+        solver_updates = {k[len("solver__"):]: params.pop(k) for k in list(params) if k.startswith("solver__")}
+        if solver_updates and not isinstance(solver, AbstractInference):
+            raise ValueError(
+                f"`solver__{next(iter(solver_updates))}` needs a solver object, but solver={solver!r}. Pass one, "
+                "e.g. set_params(solver=skgpx.gp.CG(), solver__tol=1e-4)."
+            )
         rest, kernel_updates = split_kernel_params(params, params.get("kernel", self.kernel))
         super().set_params(**rest)
         if kernel_updates:
             self.kernel = self.kernel.replace(**kernel_updates)
+        if solver_updates:
+            self.solver = self.solver.replace(**solver_updates)
         return self
 
     def __getstate__(self):
@@ -208,9 +170,6 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         dtype = resolve_dtype(self.dtype)
         device = resolve_device(self.device)
         return dtype, device
-
-    def _options(self) -> dict:
-        return {name: getattr(self, name) for name in _OPTION_NAMES}
 
     # -- fit -------------------------------------------------------------------------
     def fit(self, X, y):
@@ -241,11 +200,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
         n, d = X.shape
         optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
-        self.solver_ = select_solver(n, d, dtype.itemsize, optimize=optimize) if self.solver == "auto" else self.solver
-        if not isinstance(self.solver_, str):
-            self.solver_ = type(self.solver_).__name__
-        inference = make_inference(self.solver if self.solver != "auto" else self.solver_, self._options())
-        self.inference_ = inference
+        auto = isinstance(self.solver, str) and self.solver == "auto"
+        inference = make_inference(select_solver(n, d, dtype.itemsize, optimize=optimize) if auto else self.solver)
+        self.inference_, self.solver_ = inference, inference.name
         self.device_ = describe_device(device)
 
         with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
@@ -310,11 +267,12 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _check_posterior(self, posterior):
         diag = posterior.diagnostics()
         if not bool(getattr(posterior, "ok", True)):
-            if isinstance(self.jitter, str):
+            jitter = getattr(self.inference_, "jitter", "auto")
+            if isinstance(jitter, str):
                 tried = f"adaptive jitter up to {diag.get('jitter', 0.0):.3g} on the diagonal did not help"
             else:
-                tried = (f"jitter={self.jitter!r} was added; jitter='auto' adds adaptive jitter "
-                         "when the factorisation fails")
+                tried = (f"jitter={jitter!r} was added; {type(self.inference_).__name__}(jitter='auto') adds "
+                         "adaptive jitter when the factorisation fails")
             raise np.linalg.LinAlgError(
                 f"The kernel, {self.kernel_}, is not returning a positive definite matrix. Try gradually "
                 f"increasing the 'alpha' parameter of your ScalableGPRegressor estimator ({tried})."

@@ -13,7 +13,8 @@ def format_summary(est) -> str:
     """Kernel with learned values, solver, device, data size, LML, optimiser runs, jitter, diagnostics."""
     n, d = est.X_train_.shape
     t = 1 if est.y_train_.ndim == 1 else est.y_train_.shape[1]
-    resolved = f"{est.solver_}" + (" (chosen by solver='auto')" if est.solver == "auto" else "")
+    auto = isinstance(est.solver, str) and est.solver == "auto"
+    resolved = f"{est.solver_}: {est.inference_!r}" + (" (chosen by solver='auto')" if auto else "")
     lines = [
         "ScalableGPRegressor",
         f"  kernel             : {est.kernel_}",

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.gaussian_process.kernels import RBF as SkRBF, ConstantKernel as SkC, Kernel as SkKernel
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..gp import AbstractInference
 from ..kernels import AbstractKernel, from_sklearn
 
 __all__ = [
@@ -29,22 +30,10 @@ GPR_PARAMETER_CONSTRAINTS: dict = {
     "copy_X_train": ["boolean"],
     "n_targets": [Interval(Integral, 1, None, closed="left"), None],
     "random_state": ["random_state"],
-    "solver": "no_validation",  # a registered name, "auto" or an AbstractInference; make_inference checks
+    "solver": [str, AbstractInference],  # names are checked by skgpx.gp.make_inference
     "device": "no_validation",  # checked by skgpx._device.resolve_device with a helpful message
     "dtype": "no_validation",  # checked by skgpx._config.resolve_dtype
-    "jitter": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
     "verbose": ["verbose"],
-    "n_components": [Interval(Integral, 1, None, closed="left")],
-    "landmark_method": [str],
-    "tol": [Interval(Real, 0, None, closed="neither")],
-    "train_tol": [Interval(Real, 0, None, closed="neither"), None],
-    "var_tol": [Interval(Real, 0, None, closed="neither"), None],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "preconditioner_rank": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
-    "n_probes": [Interval(Integral, 1, None, closed="left")],
-    "lanczos_order": [Interval(Integral, 1, None, closed="left")],
-    "variance_method": [StrOptions({"auto", "love", "exact"})],
-    "love_rank": [Interval(Integral, 1, None, closed="left")],
 }
 
 

@@ -2,6 +2,7 @@
 
 from ._cholesky import (
     CholeskyResult as CholeskyResult,
+    check_jitter_policy as check_jitter_policy,
     cho_inverse as cho_inverse,
     cho_solve as cho_solve,
     cholesky_quad_logdet as cholesky_quad_logdet,
