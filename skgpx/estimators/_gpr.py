@@ -74,7 +74,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     - `kernel`: a scikit-learn kernel, an skgpx kernel, or None (``ConstantKernel() *
       RBF()``, optimised, as scikit-learn; prior predictions use the fixed
-      ``C(1.0, "fixed") * RBF(1.0, "fixed")``).
+      ``C(1.0, "fixed") * RBF(1.0, "fixed")``). A scikit-learn kernel without an skgpx
+      translation (a user's subclass, a kernel on strings...) runs exactly on the NumPy
+      host path through its own ``__call__`` (``solver_ == "host-numpy"``, see
+      :mod:`skgpx.estimators._host`).
     - `alpha`: value(s) added to the diagonal of the training Gram matrix (noise
       variance), scalar or one per sample. Default 1e-10.
     - `optimizer`: ``"fmin_l_bfgs_b"`` (scipy's L-BFGS-B, as scikit-learn), a callable
