@@ -3,8 +3,9 @@
 The installed scikit-learn's ``sklearn/gaussian_process/tests/test_gpr.py`` is read, its
 ``from sklearn.gaussian_process import GaussianProcessRegressor`` replaced by
 ``from skgpx import ScalableGPRegressor as GaussianProcessRegressor``, and executed as a
-module; its test functions (with their own ``parametrize`` and ``xfail`` marks) are then
-collected by pytest from this module. Every test must pass except those in
+module; its test functions (with their own ``parametrize`` marks) are then collected by
+pytest from this module. scikit-learn's own non-strict ``xfail`` tests are skipped: they
+cannot fail. Every test must pass except those in
 :data:`EXPECTED_FAILURES`, each of which contradicts a documented skgpx choice (listed in
 ``docs/faq.md``, "Is skgpx really a drop-in for scikit-learn?"); they are strict
 ``xfail``: if one starts passing, this file fails until it is removed from the list.
@@ -56,6 +57,12 @@ SUITE_TESTS = {} if _SUITE is None else {
 for _name, _reason in EXPECTED_FAILURES.items():
     if _name in SUITE_TESTS:
         SUITE_TESTS[_name] = pytest.mark.xfail(reason=_reason, strict=True)(SUITE_TESTS[_name])
+for _name, _test in SUITE_TESTS.items():
+    # scikit-learn's own non-strict xfails (test_lml_gradient: scikit-learn issue 31366) pass or
+    # fail without consequence: a test that cannot fail is not run (65 fits saved).
+    for _mark in getattr(_test, "pytestmark", []):
+        if _mark.name == "xfail" and not _mark.kwargs.get("strict", False) and _name not in EXPECTED_FAILURES:
+            SUITE_TESTS[_name] = pytest.mark.skip(reason=f"scikit-learn's own non-strict xfail: {_mark.kwargs.get('reason')}")(_test)
 # pytest collects the functions from this module's namespace, marks included.
 globals().update(SUITE_TESTS)
 
