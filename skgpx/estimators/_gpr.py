@@ -466,7 +466,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 raise ValueError("sample_y(method='pathwise') needs a fitted model; use method='exact' for the prior.")
             if host:
                 raise ValueError(
-                    f"sample_y(method='pathwise') needs an skgpx kernel (random features); {type(self.kernel_).__name__} "
+                    "sample_y(method='pathwise') needs an skgpx kernel (random features); this model's kernel "
                     "runs on the NumPy host path. Use method='exact'."
                 )
             return self._sample_pathwise(X, n_samples, rng)

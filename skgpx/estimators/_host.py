@@ -14,13 +14,23 @@ from sklearn.base import clone
 
 from .._blas import dense_factorisation_guard
 from ..gp import HOST_SOLVER, ExactInference, host_condition, host_log_marginal_likelihood
+from ..kernels import UnsupportedKernelError, from_sklearn
 from ._optimize import optimize_hyperparameters, warn_if_near_bounds
 from ._validation import noise_vector
 
-__all__ = ["HOST_SOLVER", "HostNegativeLML", "check_host_solver", "fit_host", "host_lml"]
+__all__ = ["HOST_SOLVER", "HostNegativeLML", "check_host_solver", "fit_host", "host_lml", "untranslated_part"]
 
 # The device_ of a host-path fit.
 HOST_DEVICE = "cpu (NumPy/SciPy)"
+
+
+def untranslated_part(kernel) -> str:
+    """The class name of the (first) part of a scikit-learn `kernel` skgpx has no translation of."""
+    try:
+        from_sklearn(kernel)
+    except UnsupportedKernelError as e:
+        return type(e.kernel).__name__
+    return type(kernel).__name__
 
 
 def check_host_solver(solver, kernel) -> None:
@@ -29,7 +39,7 @@ def check_host_solver(solver, kernel) -> None:
         return
     name = solver if isinstance(solver, str) else type(solver).__name__
     raise ValueError(
-        f"`solver={name!r}` needs an skgpx kernel, but the kernel {type(kernel).__name__} has no skgpx "
+        f"`solver={name!r}` needs an skgpx kernel, but the kernel {untranslated_part(kernel)} has no skgpx "
         "translation and runs on the exact NumPy host path (its own __call__). Use solver='auto' or "
         "solver='cholesky', or write the kernel as an skgpx kernel (see 'Writing your own kernel' in "
         "`skgpx.kernels`) to use the scalable solvers."
@@ -83,7 +93,7 @@ def fit_host(est, kernel, X, Y, noise) -> None:
     with dense_factorisation_guard(n):
         if est.optimizer is not None and kernel.n_dims > 0:
             if est.verbose:
-                print(f"[skgpx] {type(kernel).__name__} has no skgpx translation: NumPy host path", flush=True)
+                print(f"[skgpx] {untranslated_part(kernel)} has no skgpx translation: NumPy host path", flush=True)
             obj = HostNegativeLML(kernel, X, Y, noise, jitter)
             bounds = kernel.bounds
             theta, func_min, runs, best = optimize_hyperparameters(

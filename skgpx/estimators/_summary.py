@@ -6,6 +6,7 @@ import numpy as np
 
 from .._config import resolve_dtype
 from ..gp import HOST_SOLVER
+from ._host import untranslated_part
 
 __all__ = ["format_summary", "format_magma_summary"]
 
@@ -16,7 +17,7 @@ def format_summary(est) -> str:
     t = 1 if est.y_train_.ndim == 1 else est.y_train_.shape[1]
     if est.solver_ == HOST_SOLVER:
         resolved = (f"{HOST_SOLVER} (exact, NumPy/SciPy through the kernel's own __call__: "
-                    f"{type(est.kernel_).__name__} has no skgpx translation)")
+                    f"{untranslated_part(est.kernel_)} has no skgpx translation)")
     else:
         resolved = f"{est.solver_}" + (" (chosen by solver='auto')" if est.solver == "auto" else "")
     lines = [

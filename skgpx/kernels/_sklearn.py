@@ -39,7 +39,12 @@ class UnsupportedKernelError(ValueError):
 
     ``ScalableGPRegressor`` catches it and runs the kernel on its NumPy host path
     (:mod:`skgpx.gp._host`); everything else that needs an skgpx kernel reports it.
+    ``kernel`` is the part that has no translation (a leaf of a sum or product).
     """
+
+    def __init__(self, message, kernel=None):
+        super().__init__(message)
+        self.kernel = kernel
 
 
 def _unsupported(obj, why=""):
@@ -47,7 +52,8 @@ def _unsupported(obj, why=""):
     return UnsupportedKernelError(
         f"scikit-learn kernel {type(obj).__name__}{why} has no skgpx equivalent. Supported kernels: "
         f"{', '.join(SUPPORTED_SKLEARN_KERNELS)}. Write it as an skgpx kernel instead "
-        "(see 'Writing your own kernel' in `skgpx.kernels`)."
+        "(see 'Writing your own kernel' in `skgpx.kernels`).",
+        kernel=obj,
     )
 
 

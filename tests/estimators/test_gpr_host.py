@@ -249,3 +249,11 @@ def test_gallery_discrete_structures_regression():
     assert_allclose(gx.predict(X), sk.predict(X), rtol=1e-9)
     # K is ill-conditioned (cond ~3e11) and the likelihood flat: the optimum agrees to 1e-6.
     assert_allclose(gx.log_marginal_likelihood_value_, sk.log_marginal_likelihood_value_, rtol=1e-6)
+
+
+def test_summary_and_errors_name_the_untranslated_part():
+    X, y = STRINGS[:10], STRING_Y[:10]
+    gp = ScalableGPRegressor(LetterConvolution() + WhiteKernel(0.1), optimizer=None).fit(list(X), y)
+    assert "host-numpy" in gp.summary() and "LetterConvolution has no skgpx translation" in gp.summary()
+    with pytest.raises(ValueError, match=r"`solver='nystrom'` needs an skgpx kernel, but the kernel LetterConvolution"):
+        ScalableGPRegressor(2.0 * LetterConvolution(), solver="nystrom").fit(list(X), y)
