@@ -22,10 +22,11 @@ from .._blas import dense_factorisation_guard
 from .._config import precision_scope, resolve_dtype
 from .._device import describe_device, resolve_device
 from .._random import key_from_random_state
-from ..gp import AbstractInference, make_inference
+from ..gp import AbstractInference, HostPosterior, make_inference
 from ..gp._auto import select_solver
 from ..kernels import AbstractKernel, to_sklearn
 from . import _predict
+from ._host import fit_host, host_lml
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
 from ._state import kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_summary
@@ -35,7 +36,8 @@ from ._validation import (
     noise_vector,
     normalise_targets,
     prior_kernel,
-    to_skgpx,
+    skgpx_kernel_or_none,
+    x_checks,
 )
 
 __all__ = ["ScalableGPRegressor"]
@@ -55,7 +57,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     - `kernel`: a scikit-learn kernel, an skgpx kernel, or None (``ConstantKernel() *
       RBF()``, optimised, as scikit-learn; prior predictions use the fixed
-      ``C(1.0, "fixed") * RBF(1.0, "fixed")``).
+      ``C(1.0, "fixed") * RBF(1.0, "fixed")``). A scikit-learn kernel without an skgpx
+      translation (a user's subclass, a kernel on strings...) runs exactly on the NumPy
+      host path through its own ``__call__`` (``solver_ == "host-numpy"``, see
+      :mod:`skgpx.estimators._host`).
     - `alpha`: value(s) added to the diagonal of the training Gram matrix (noise
       variance), scalar or one per sample. Default 1e-10.
     - `optimizer`: ``"fmin_l_bfgs_b"`` (scipy's L-BFGS-B, as scikit-learn), a callable
@@ -183,10 +188,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         kernel = fit_kernel(self.kernel)
         kernel = clone(kernel) if isinstance(kernel, SkKernel) else kernel
         self._sklearn_kernel = isinstance(kernel, SkKernel)
-        kernel_skgpx = to_skgpx(kernel)
+        kernel_skgpx = skgpx_kernel_or_none(kernel)  # None: no translation, the NumPy host path
         self._rng = check_random_state(self.random_state)
 
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, ensure_2d=True, dtype="numeric")
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **x_checks(kernel))
         n_targets_seen = y.shape[1] if y.ndim > 1 else 1
         if self.n_targets is not None and n_targets_seen != self.n_targets:
             raise ValueError(
@@ -197,6 +202,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         noise = noise_vector(self.alpha, y.shape[0])
         self.X_train_ = np.copy(X) if self.copy_X_train else X
         self.y_train_ = np.copy(y) if self.copy_X_train else y
+        if kernel_skgpx is None:
+            fit_host(self, kernel, X, y, noise)  # skgpx.estimators._host: the kernel's own __call__
+            return self
 
         n, d = X.shape
         optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
@@ -255,8 +263,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._check_posterior(posterior)
         self.posterior_ = posterior
         self.solver_info_ = dict(posterior.diagnostics())
-        self.log_marginal_likelihood_value_ = (
-            float(posterior.log_marginal_likelihood_value) if lml_value is None else float(lml_value)
+        # NumPy float64 as scikit-learn's (a Python float minus an np.float32 is float32).
+        self.log_marginal_likelihood_value_ = np.float64(
+            posterior.log_marginal_likelihood_value if lml_value is None else lml_value
         )
         return self
 
@@ -316,18 +325,23 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
-        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        X = validate_data(self, X, reset=False, **x_checks(self.kernel))
+        if not hasattr(self, "posterior_"):
+            return self._predict_prior(X, return_std, return_cov)
         dtype, device = self._context()
-        with precision_scope(dtype), jax.default_device(device):
-            Xs = jax.device_put(jnp.asarray(X, dtype), device)
-            if not hasattr(self, "posterior_"):
-                return self._predict_prior(Xs, return_std, return_cov)
-            std_y = self._y_train_std
-            mean = _predict.posterior_mean(self.posterior_, Xs)
-            if return_cov:
-                cov = _predict.posterior_cov(self.posterior_, Xs)
-            elif return_std:
-                var = _predict.posterior_var(self.posterior_, Xs)
+        std_y = self._y_train_std
+        if isinstance(self.posterior_, HostPosterior):  # NumPy host path: the kernel's own __call__
+            mean = self.posterior_.mean(X)
+            cov = self.posterior_.cov(X) if return_cov else None
+            var = self.posterior_.var(X) if return_std and not return_cov else None
+        else:
+            with precision_scope(dtype), jax.default_device(device):
+                Xs = jax.device_put(jnp.asarray(X, dtype), device)
+                mean = _predict.posterior_mean(self.posterior_, Xs)
+                if return_cov:
+                    cov = _predict.posterior_cov(self.posterior_, Xs)
+                elif return_std:
+                    var = _predict.posterior_var(self.posterior_, Xs)
         # Undo the normalisation; results keep the estimator's dtype (float64 by default).
         y_mean = (std_y * np.asarray(mean) + self._y_train_mean).astype(dtype, copy=False)
         if y_mean.ndim > 1 and y_mean.shape[1] == 1:
@@ -348,17 +362,28 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return y_mean, np.sqrt(y_var).astype(dtype, copy=False)
         return y_mean
 
-    def _predict_prior(self, Xs, return_std, return_cov):
-        kernel = to_skgpx(prior_kernel(self.kernel))
+    def _predict_prior(self, X, return_std, return_cov):
+        kernel = prior_kernel(self.kernel)
+        kernel_skgpx = skgpx_kernel_or_none(kernel)
         n_targets = self.n_targets if self.n_targets is not None else 1
-        y_mean = np.zeros(shape=(Xs.shape[0], n_targets)).squeeze()
+        y_mean = np.zeros(shape=(len(X), n_targets)).squeeze()
+        if not (return_cov or return_std):
+            return y_mean
+        if kernel_skgpx is None:  # NumPy host path: the kernel's own __call__ / diag
+            moment = np.asarray(kernel(X) if return_cov else kernel.diag(X), dtype=np.float64)
+        else:
+            dtype, device = self._context()
+            with precision_scope(dtype), jax.default_device(device):
+                Xs = jax.device_put(jnp.asarray(X, dtype), device)
+                moment = np.asarray(_predict.prior_cov(kernel_skgpx, Xs) if return_cov
+                                    else _predict.prior_var(kernel_skgpx, Xs))
         if return_cov:
-            y_cov = np.asarray(_predict.prior_cov(kernel, Xs))
+            y_cov = moment
             if n_targets > 1:
                 y_cov = np.repeat(np.expand_dims(y_cov, -1), repeats=n_targets, axis=-1)
             return y_mean, y_cov
         if return_std:
-            y_var = np.asarray(_predict.prior_var(kernel, Xs))
+            y_var = moment
             if n_targets > 1:
                 y_var = np.repeat(np.expand_dims(y_var, -1), repeats=n_targets, axis=-1)
             return y_mean, np.sqrt(y_var)
@@ -390,12 +415,18 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"`method` must be 'auto', 'exact' or 'pathwise', got {method!r}.")
         rng = check_random_state(random_state)
         fitted = hasattr(self, "posterior_")
+        host = fitted and isinstance(self.posterior_, HostPosterior)
         if method == "auto":
             m = len(X) if hasattr(X, "__len__") else np.shape(X)[0]
-            method = "exact" if (not fitted or m <= EXACT_SAMPLING_MAX_POINTS) else "pathwise"
+            method = "exact" if (not fitted or host or m <= EXACT_SAMPLING_MAX_POINTS) else "pathwise"
         if method == "pathwise":
             if not fitted:
                 raise ValueError("sample_y(method='pathwise') needs a fitted model; use method='exact' for the prior.")
+            if host:
+                raise ValueError(
+                    "sample_y(method='pathwise') needs an skgpx kernel (random features); this model's kernel "
+                    "runs on the NumPy host path. Use method='exact'."
+                )
             return self._sample_pathwise(X, n_samples, rng)
         y_mean, y_cov = self.predict(X, return_cov=True)
         if y_mean.ndim == 1:
@@ -445,6 +476,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 raise ValueError("Gradient can only be evaluated for theta!=None")
             return self.log_marginal_likelihood_value_
         check_is_fitted(self, "posterior_")
+        if isinstance(self.posterior_, HostPosterior):  # NumPy host path
+            return host_lml(self, theta, eval_gradient, clone_kernel)
         theta = np.asarray(theta, dtype=np.float64)
         if not clone_kernel:
             self.kernel_skgpx_ = _host_kernel(self.kernel_skgpx_.with_theta(theta))

@@ -9,13 +9,15 @@ from sklearn.gaussian_process.kernels import RBF as SkRBF, ConstantKernel as SkC
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..gp import AbstractInference
-from ..kernels import AbstractKernel, from_sklearn
+from ..kernels import AbstractKernel, UnsupportedKernelError, from_sklearn
 
 __all__ = [
     "GPR_PARAMETER_CONSTRAINTS",
     "fit_kernel",
     "prior_kernel",
     "to_skgpx",
+    "skgpx_kernel_or_none",
+    "x_checks",
     "normalise_targets",
     "noise_vector",
 ]
@@ -59,6 +61,25 @@ def to_skgpx(kernel) -> AbstractKernel:
         f"`kernel` must be an skgpx kernel (e.g. skgpx.kernels.RBF()), a scikit-learn kernel or None, "
         f"got {type(kernel).__name__}."
     )
+
+
+def skgpx_kernel_or_none(kernel) -> AbstractKernel | None:
+    """:func:`to_skgpx`, or None for a scikit-learn kernel without a translation (the NumPy host path)."""
+    try:
+        return to_skgpx(kernel)
+    except UnsupportedKernelError:
+        return None
+
+
+def x_checks(kernel) -> dict:
+    """``validate_data`` arguments for ``X`` under `kernel` (None: the default kernel).
+
+    As scikit-learn: a 2-D numeric array for kernels on vectors; anything (strings,
+    graphs, variable-length sequences) for a kernel with ``requires_vector_input=False``.
+    """
+    if kernel is None or getattr(kernel, "requires_vector_input", True):
+        return {"ensure_2d": True, "dtype": "numeric"}
+    return {"ensure_2d": False, "dtype": None}
 
 
 def _handle_zeros_in_scale(scale):

@@ -18,6 +18,12 @@ from ._cg import (
     CGPosterior as CGPosterior,
     warn_if_not_converged as warn_if_not_converged,
 )
+from ._host import (
+    HOST_SOLVER as HOST_SOLVER,
+    HostPosterior as HostPosterior,
+    host_condition as host_condition,
+    host_log_marginal_likelihood as host_log_marginal_likelihood,
+)
 from ._lowrank import (
     LowRankPosterior as LowRankPosterior,
     Nystrom as Nystrom,

@@ -62,6 +62,7 @@ from ._stationary import (
 )
 from ._sklearn import (
     SUPPORTED_SKLEARN_KERNELS as SUPPORTED_SKLEARN_KERNELS,
+    UnsupportedKernelError as UnsupportedKernelError,
     as_skgpx_kernel as as_skgpx_kernel,
     from_sklearn as from_sklearn,
     to_sklearn as to_sklearn,

@@ -6,6 +6,7 @@ from ._cholesky import (
     cho_inverse as cho_inverse,
     cho_solve as cho_solve,
     cholesky_quad_logdet as cholesky_quad_logdet,
+    jitter_schedule as jitter_schedule,
     jittered_cholesky as jittered_cholesky,
     solve_lower as solve_lower,
 )
