@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._blas import dense_factorisation_guard
 from .._config import precision_scope, resolve_dtype
-from .._device import describe_device, resolve_device
+from .._mesh import describe_placement, placement_scope, put, resolve_placement
 from .._random import key_from_random_state
 from ..gp import make_inference
 from ..gp._auto import select_solver
@@ -206,7 +206,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _context(self):
         dtype = resolve_dtype(self.dtype)
-        device = resolve_device(self.device)
+        device = resolve_placement(self.device)
         return dtype, device
 
     def _options(self) -> dict:
@@ -246,12 +246,12 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self.solver_ = type(self.solver_).__name__
         inference = make_inference(self.solver if self.solver != "auto" else self.solver_, self._options())
         self.inference_ = inference
-        self.device_ = describe_device(device)
+        self.device_ = describe_placement(device)
 
-        with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
-            Xj = jax.device_put(jnp.asarray(X, dtype), device)
-            Yj = jax.device_put(jnp.asarray(y.reshape(n, -1), dtype), device)
-            noise_j = jax.device_put(jnp.asarray(noise, dtype), device)
+        with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
+            Xj = put(jnp.asarray(X, dtype), device)
+            Yj = put(jnp.asarray(y.reshape(n, -1), dtype), device)
+            noise_j = put(jnp.asarray(noise, dtype), device)
             key = key_from_random_state(self._rng)
             # Kept (as raw key data) so log_marginal_likelihood(theta) uses the fit's key.
             self._key_data = np.asarray(jax.random.key_data(key))
@@ -360,8 +360,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
         X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
         dtype, device = self._context()
-        with precision_scope(dtype), jax.default_device(device):
-            Xs = jax.device_put(jnp.asarray(X, dtype), device)
+        with precision_scope(dtype), placement_scope(device):
+            Xs = put(jnp.asarray(X, dtype), device)
             if not hasattr(self, "posterior_"):
                 return self._predict_prior(Xs, return_std, return_cov)
             std_y = self._y_train_std
@@ -454,7 +454,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
         dtype, device = self._context()
         n = self.X_train_.shape[0]
-        with precision_scope(dtype), jax.default_device(device):
+        with precision_scope(dtype), placement_scope(device):
             key = key_from_random_state(rng, stream=2)
             rng.randint(0, 2**31 - 1)  # advance a user-supplied RandomState, as exact sampling would
             samples = pathwise_sample(
@@ -496,7 +496,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 self.kernel_ = self.kernel_skgpx_
         dtype, device = self._context()
         n = self.X_train_.shape[0]
-        with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
+        with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
             obj = NegativeLML(
                 self.kernel_skgpx_,
                 self.inference_,

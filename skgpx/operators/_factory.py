@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
+from .._mesh import context_row_mesh
 from ._kernel_operator import DenseKernelOperator, MatrixFreeKernelOperator
+from ._sharded import ShardedKernelOperator
 
 __all__ = ["available_memory_bytes", "dense_memory_budget", "dense_fits", "operator_kind", "kernel_operator"]
 
@@ -47,8 +49,14 @@ def kernel_operator(kernel, X, noise, kind: str = "auto", tile_size: int | None 
 
     ``kind`` is ``"dense"``, ``"matrix-free"`` or ``"auto"`` (dense while
     :func:`dense_fits`). The decision uses static shapes only, so it is safe under ``jit``.
+    Under a context mesh of more than one device (``jax.set_mesh``; ``device=[...]`` on the
+    estimators) the operator is a :class:`ShardedKernelOperator` of that layout, its rows split
+    over the devices (``"auto"`` still budgets the whole ``n x n`` on one device).
     """
+    mesh = context_row_mesh()
     kind = operator_kind(kind, X.shape[0], X.dtype.itemsize)
+    if mesh is not None and kind in ("dense", "matrix-free"):
+        return ShardedKernelOperator(kernel, X, noise, mesh, kind, tile_size)
     if kind == "dense":
         return DenseKernelOperator(kernel, X, noise)
     if kind == "matrix-free":
