@@ -50,7 +50,14 @@ def _pad_rows(A, n_pad, fill=None):
 
 def _varying(tree, axes):
     """Mark a replicated scan carry as differing between devices (shard_map's type check)."""
-    return jax.tree_util.tree_map(lambda x: jax.lax.pcast(x, axes, to="varying"), tree)
+    axes = (axes,) if isinstance(axes, str) else tuple(axes)
+
+    def cast(x):
+        if set(axes) <= set(getattr(jax.typeof(x), "vma", ())):
+            return x
+        return jax.lax.pcast(x, axes, to="varying")
+
+    return jax.tree_util.tree_map(cast, tree)
 
 
 def _whole(x):
@@ -194,6 +201,9 @@ def sharded_pair_vjp(kernel, X, V, Wt, mesh, block_size=None):
     Xb, Vb, Wb = row_tiles(_whole(X), Bk), row_tiles(_whole(V), Bk, fill=0.0), row_tiles(_whole(Wt), Bk, fill=0.0)
 
     def local(dyn, I, J, w, Xb, Vb, Wb):
+        # Local copies: a VJP with respect to a replicated input would sum over the devices itself.
+        dyn, Xb = _varying((dyn, Xb), spec[0])
+
         def step(acc, ijw):
             i, j, wt = ijw
             g_dyn, g_X = acc
