@@ -94,7 +94,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
       matrices fit min(25% of available memory, 8 GiB), then ``"cg-dense"`` while one
       does, then ``"cg-matrix-free"``.
     - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
-      ``jax.Device``; arrays are placed and computations run there.
+      ``jax.Device``; arrays are placed and computations run there. Several devices (a list of
+      ``jax.Device``, a ``jax.sharding.Mesh``, or ``"all"``): the CG solvers' kernel operator
+      is split by rows over them (docs: "Scaling out").
     - `dtype`: ``"float64"`` (default; matches scikit-learn) or ``"float32"``.
     - `jitter`: ``"auto"`` (adaptive: none unless the factorisation fails, then the
       smallest of ``1e-10 ... 1e-6`` times the mean diagonal that works; reported in
