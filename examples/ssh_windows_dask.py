@@ -15,7 +15,7 @@ textbook case for many small GPs in parallel rather than one huge one. This exam
 For a real cluster pass ``client="tcp://scheduler:8786"`` (or a ``distributed.Client``).
 
 Run ``python examples/ssh_windows_dask.py`` (30 days, about a minute on 2 cores), or with
-``--quick`` (or ``SKGPX_EXAMPLES_QUICK=1``) for 6 days used by the test suite. The figure
+``--quick`` (or ``SKGPX_EXAMPLES_QUICK=1``) for 4 days used by the test suite. The figure
 is written to ``examples/output/ssh_windows_dask.png``.
 """
 
@@ -69,7 +69,7 @@ def day_observations(day, n_tracks, per_track, rng):
 
 
 def main(quick: bool = False) -> dict:
-    n_days, n_tracks, per_track, grid = (6, 6, 30, (40, 24)) if quick else (30, 10, 50, (60, 36))
+    n_days, n_tracks, per_track, grid = (4, 4, 25, (30, 18)) if quick else (30, 10, 50, (60, 36))
     rng = np.random.default_rng(0)
     days = {f"day {d + 1:02d}": day_observations(d, n_tracks, per_track, rng) for d in range(n_days)}
     estimator = ScalableGPRegressor(C(0.1) * Matern(length_scale=2.0, nu=2.5) + WhiteKernel(NOISE_STD**2),
