@@ -37,27 +37,18 @@ def matrix_free_run(X, V, Wt, placement, block):
     kernel = SkgpxMatern(length_scale=0.3, nu=1.5)
     noise = jnp.full((X.shape[0],), 0.01)
 
+    names = []
+
+    @jax.jit
     def f(kernel, X, noise, V, Wt):
         op = kernel_operator(kernel, X, noise, "matrix-free", block)
+        names.append(type(op).__name__)  # at trace time, under the placement's mesh
         grad = jax.grad(lambda k, Z: _kernel_surrogate_grad(k, Z, V, Wt, block), argnums=(0, 1))(kernel, X)
-        return op.mm(V), grad, type(op).__name__
+        return op.mm(V), grad
 
     with placement_scope(placement):
-        args = [put(jnp.asarray(a), placement) for a in (X, noise, V, Wt)]
-        out, grad, name = _run(f, kernel, *args)
-    return out, jax.tree_util.tree_leaves(grad), name
-
-
-def _run(f, kernel, X, noise, V, Wt):
-    name = []
-
-    def g(kernel, X, noise, V, Wt):
-        out, grad, nm = f(kernel, X, noise, V, Wt)
-        name.append(nm)
-        return out, grad
-
-    out, grad = jax.jit(g)(kernel, X, noise, V, Wt)
-    return out, grad, name[0]
+        out, grad = f(kernel, *(put(jnp.asarray(a), placement) for a in (X, noise, V, Wt)))
+    return out, jax.tree_util.tree_leaves(grad), names[0]
 
 
 def main():
