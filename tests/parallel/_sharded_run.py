@@ -80,6 +80,13 @@ def main():
         "grad": max(_max_diff(a, b) / max(1.0, float(np.max(np.abs(a)))) for a, b in zip(g1, g4)),
         "mm_rows": sorted((s.device.id, s.data.shape[0]) for s in out4.addressable_shards),
     }
+    # "auto" budgets one device's rows: 200 x 50 entries fit where 200 x 200 do not.
+    import skgpx.operators._factory as factory
+
+    factory.dense_memory_budget = lambda: 200 * 50 * 8
+    with placement_scope(mesh):
+        report["auto_kind_mesh"] = factory.operator_kind("auto", 200)
+    report["auto_kind_one"] = factory.operator_kind("auto", 200)
     print(json.dumps(report))
 
 

@@ -58,6 +58,7 @@ def test_four_devices_equal_one_device():
     mf = report["matrix-free"]
     assert mf["operator"] == "ShardedKernelOperator"
     assert mf["mm"] <= 1e-12 and mf["grad"] <= 1e-12, mf
+    assert (report["auto_kind_mesh"], report["auto_kind_one"]) == ("dense", "matrix-free")
 
 
 def _free_port():
