@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._blas import dense_factorisation_guard
 from .._config import precision_scope, resolve_dtype
-from .._device import describe_device, resolve_device
+from .._mesh import describe_placement, placement_scope, put, resolve_placement
 from .._random import key_from_random_state
 from ..gp import AbstractInference, HostPosterior, make_inference
 from ..gp._auto import select_solver
@@ -87,7 +87,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
       optimised) when three n x n matrices fit min(25% of available memory, 8 GiB), then
       ``"cg-dense"`` while one does, then ``"cg-matrix-free"``.
     - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
-      ``jax.Device``; arrays are placed and computations run there.
+      ``jax.Device``; arrays are placed and computations run there. Several devices (a list of
+      ``jax.Device``, a ``jax.sharding.Mesh``, or ``"all"``): the CG solvers' kernel operator
+      is split by rows over them (docs: "Scaling out").
     - `dtype`: ``"float64"`` (default; matches scikit-learn) or ``"float32"``.
     - `verbose`: 0 silent, 1 one line per optimiser run, 2 also every iteration.
 
@@ -173,7 +175,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _context(self):
         dtype = resolve_dtype(self.dtype)
-        device = resolve_device(self.device)
+        device = resolve_placement(self.device)
         return dtype, device
 
     # -- fit -------------------------------------------------------------------------
@@ -211,12 +213,12 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         auto = isinstance(self.solver, str) and self.solver == "auto"
         inference = make_inference(select_solver(n, d, dtype.itemsize, optimize=optimize) if auto else self.solver)
         self.inference_, self.solver_ = inference, inference.name
-        self.device_ = describe_device(device)
+        self.device_ = describe_placement(device)
 
-        with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
-            Xj = jax.device_put(jnp.asarray(X, dtype), device)
-            Yj = jax.device_put(jnp.asarray(y.reshape(n, -1), dtype), device)
-            noise_j = jax.device_put(jnp.asarray(noise, dtype), device)
+        with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
+            Xj = put(jnp.asarray(X, dtype), device)
+            Yj = put(jnp.asarray(y.reshape(n, -1), dtype), device)
+            noise_j = put(jnp.asarray(noise, dtype), device)
             key = key_from_random_state(self._rng)
             # Kept (as raw key data) so log_marginal_likelihood(theta) uses the fit's key.
             self._key_data = np.asarray(jax.random.key_data(key))
@@ -335,8 +337,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             cov = self.posterior_.cov(X) if return_cov else None
             var = self.posterior_.var(X) if return_std and not return_cov else None
         else:
-            with precision_scope(dtype), jax.default_device(device):
-                Xs = jax.device_put(jnp.asarray(X, dtype), device)
+            with precision_scope(dtype), placement_scope(device):
+                Xs = put(jnp.asarray(X, dtype), device)
                 mean = _predict.posterior_mean(self.posterior_, Xs)
                 if return_cov:
                     cov = _predict.posterior_cov(self.posterior_, Xs)
@@ -373,8 +375,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             moment = np.asarray(kernel(X) if return_cov else kernel.diag(X), dtype=np.float64)
         else:
             dtype, device = self._context()
-            with precision_scope(dtype), jax.default_device(device):
-                Xs = jax.device_put(jnp.asarray(X, dtype), device)
+            with precision_scope(dtype), placement_scope(device):
+                Xs = put(jnp.asarray(X, dtype), device)
                 moment = np.asarray(_predict.prior_cov(kernel_skgpx, Xs) if return_cov
                                     else _predict.prior_var(kernel_skgpx, Xs))
         if return_cov:
@@ -443,7 +445,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
         dtype, device = self._context()
         n = self.X_train_.shape[0]
-        with precision_scope(dtype), jax.default_device(device):
+        with precision_scope(dtype), placement_scope(device):
             key = key_from_random_state(rng, stream=2)
             rng.randint(0, 2**31 - 1)  # advance a user-supplied RandomState, as exact sampling would
             samples = pathwise_sample(
@@ -487,7 +489,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 self.kernel_ = self.kernel_skgpx_
         dtype, device = self._context()
         n = self.X_train_.shape[0]
-        with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
+        with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
             obj = NegativeLML(
                 self.kernel_skgpx_,
                 self.inference_,

@@ -49,7 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ..operators import kernel_operator, operator_kind, tiled_cross_mm
+from .._mesh import context_row_mesh
+from ..operators import kernel_operator, operator_kind, sharded_pair_vjp, tiled_cross_mm
 from ..operators._common import block_pairs, noise_diagonal, row_tiles
 from ..solvers import LoveCache, love_cache, pcg, rp_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
@@ -439,6 +440,10 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
 
     def bwd(res, ct):
         dyn, X, V, Wt = res
+        mesh = context_row_mesh()
+        if mesh is not None:  # the same block pairs, dealt over the devices (skgpx.operators)
+            g_dyn, g_X = sharded_pair_vjp(eqx.combine(dyn, static), X, V, ct * Wt, mesh, tile_size)
+            return g_dyn, g_X, jnp.zeros_like(V), jnp.zeros_like(Wt)
         # Padded rows carry zero weights, so zero cotangents.
         Xb, Vb, Wb = row_tiles(X, Bk), row_tiles(V, Bk, fill=0.0), row_tiles(ct * Wt, Bk, fill=0.0)
 

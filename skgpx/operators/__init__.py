@@ -22,3 +22,4 @@ from ._kernel_operator import (
     MatrixFreeKernelOperator as MatrixFreeKernelOperator,
 )
 from ._lowrank import LowRankPlusDiagonal as LowRankPlusDiagonal, map_feature_rows as map_feature_rows
+from ._sharded import ShardedKernelOperator as ShardedKernelOperator, sharded_pair_vjp as sharded_pair_vjp
