@@ -1,4 +1,4 @@
-"""Linear operators (lineax) for GP covariance matrices: dense, matrix-free tiled, low-rank."""
+"""Linear operators (lineax) for GP covariance matrices: dense, matrix-free tiled, low-rank, grid-structured."""
 
 from ._common import (
     auto_block_size as auto_block_size,
@@ -22,3 +22,10 @@ from ._kernel_operator import (
     MatrixFreeKernelOperator as MatrixFreeKernelOperator,
 )
 from ._lowrank import LowRankPlusDiagonal as LowRankPlusDiagonal, map_feature_rows as map_feature_rows
+from ._grid import AbstractGridOperator as AbstractGridOperator, Grid as Grid, auto_grid as auto_grid
+from ._toeplitz import ToeplitzOperator as ToeplitzOperator
+from ._kronecker import (
+    DenseGridOperator as DenseGridOperator,
+    KroneckerOperator as KroneckerOperator,
+    grid_operator as grid_operator,
+)
