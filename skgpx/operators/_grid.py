@@ -66,11 +66,14 @@ class Grid(eqx.Module):
         return Grid([self.origin[a] for a in dims], [self.spacing[a] for a in dims], [self.shape[a] for a in dims])
 
     def contains(self, X, margin: float = 0.0) -> np.ndarray:
-        """Host side: which rows of ``X`` ``(n, d)`` lie within the grid (``margin`` cells inside)."""
+        """Host side: which rows of ``X`` ``(n, d)`` lie within the grid (``margin`` cells inside);
+        axes of one point (the kernel is constant along them) hold every value."""
         X = np.asarray(X)
+        single = np.asarray(self.shape) == 1
         lo = np.asarray(self.origin) + margin * np.asarray(self.spacing)
         hi = np.asarray(self.origin) + (np.asarray(self.shape) - 1 - margin) * np.asarray(self.spacing)
-        return np.all((X >= lo - 1e-9 * np.abs(lo)) & (X <= hi + 1e-9 * np.abs(hi)), axis=1)
+        inside = (X >= lo - 1e-9 * np.abs(lo)) & (X <= hi + 1e-9 * np.abs(hi))
+        return np.all(inside | single, axis=1)
 
 
 def auto_grid(X, scales, points_per_scale: float = 4.0, max_size: int = 2**22, pad: int = 2) -> Grid:
