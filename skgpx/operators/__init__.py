@@ -22,10 +22,20 @@ from ._kernel_operator import (
     MatrixFreeKernelOperator as MatrixFreeKernelOperator,
 )
 from ._lowrank import LowRankPlusDiagonal as LowRankPlusDiagonal, map_feature_rows as map_feature_rows
-from ._grid import AbstractGridOperator as AbstractGridOperator, Grid as Grid, auto_grid as auto_grid
+from ._grid import (
+    AbstractGridOperator as AbstractGridOperator,
+    Grid as Grid,
+    auto_grid as auto_grid,
+    lattice_of as lattice_of,
+)
 from ._toeplitz import ToeplitzOperator as ToeplitzOperator
 from ._kronecker import (
     DenseGridOperator as DenseGridOperator,
     KroneckerOperator as KroneckerOperator,
     grid_operator as grid_operator,
+)
+from ._interpolation import (
+    GridInterpolation as GridInterpolation,
+    SKIOperator as SKIOperator,
+    interpolation_weights as interpolation_weights,
 )

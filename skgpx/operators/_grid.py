@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
-__all__ = ["Grid", "AbstractGridOperator", "auto_grid", "register_symmetric_psd"]
+__all__ = ["Grid", "AbstractGridOperator", "auto_grid", "lattice_of", "register_symmetric_psd"]
 
 
 class Grid(eqx.Module):
@@ -117,6 +117,30 @@ def auto_grid(X, scales, points_per_scale: float = 4.0, max_size: int = 2**22, p
         h = h * widen
     origin = np.where(finite, lo - pad * h, 0.5 * (lo + hi))
     return Grid(origin, h, shape)
+
+
+def lattice_of(X, max_size: int = 2**22, rtol: float = 1e-9):
+    """Host side: the smallest regular :class:`Grid` whose nodes include every row of ``X``
+    (a gridded product, possibly with missing cells), or ``None`` when the rows are not on one
+    or it would exceed ``max_size`` nodes."""
+    X = np.asarray(X, dtype=np.float64)
+    origin, spacing, shape = [], [], []
+    for a in range(X.shape[1]):
+        u = np.unique(X[:, a])
+        if u.size == 1:
+            origin.append(u[0]), spacing.append(1.0), shape.append(1)
+            continue
+        if u.size > max_size:
+            return None
+        h = float(np.min(np.diff(u)))
+        span = float(u[-1] - u[0])
+        steps = (u - u[0]) / h
+        if not np.all(np.abs(steps - np.round(steps)) <= rtol * max(1.0, span / h)):
+            return None
+        origin.append(u[0]), spacing.append(h), shape.append(int(round(span / h)) + 1)
+    if math.prod(shape) > max_size:
+        return None
+    return Grid(origin, spacing, shape)
 
 
 class AbstractGridOperator(lx.AbstractLinearOperator):
