@@ -245,6 +245,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if not isinstance(self.solver_, str):
             self.solver_ = type(self.solver_).__name__
         inference = make_inference(self.solver if self.solver != "auto" else self.solver_, self._options())
+        inference = inference.prepare(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
         self.inference_ = inference
         self.device_ = describe_device(device)
 

@@ -13,3 +13,5 @@ from ._lowrank import (
     NystromInference as NystromInference,
     RFFInference as RFFInference,
 )
+from ._ski import SKIInference as SKIInference
+from ._ski_posterior import SKIPosterior as SKIPosterior

@@ -48,6 +48,7 @@ from ..operators import (
 )
 from ..solvers import love_cache, pcg, slq_quadratures
 from ._abstract import AbstractInference
+from ._registry import register_solver
 from ._cg import _stop, _warn_lml
 from ._ski_posterior import SKIPosterior, prior_variance
 
@@ -232,3 +233,24 @@ def _interpolation_error(kernel, gop, X, inference, key):
 @eqx.filter_jit
 def _condition(inference, kernel, X, Y, noise, key):
     return inference._condition(kernel, X, Y, noise, key)
+
+
+_OPTION_NAMES = ("tol", "train_tol", "var_tol", "max_iter", "n_probes", "lanczos_order", "variance_method",
+                 "love_rank", "love_max_error", "n_check")
+
+
+@register_solver("ski")
+def ski_factory(options: dict) -> SKIInference:
+    """:class:`SKIInference` from the estimator's parameters (unknown keys ignored; the grid is
+    automatic: pass ``solver=SKIInference(...)`` to set it, the interpolation order or the
+    points per length scale)."""
+    kw = {k: options[k] for k in _OPTION_NAMES if options.get(k) is not None}
+    if "train_tol" in options and options["train_tol"] is None:
+        kw["train_tol"] = None
+    for k in ("tol", "train_tol", "var_tol", "love_max_error"):
+        if kw.get(k) is not None:
+            kw[k] = float(kw[k])
+    for k in ("max_iter", "n_probes", "lanczos_order", "love_rank", "n_check"):
+        if k in kw:
+            kw[k] = int(kw[k])
+    return SKIInference(**kw)

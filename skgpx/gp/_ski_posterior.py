@@ -76,7 +76,10 @@ class SKIPosterior(AbstractPosterior):
 
     # -- the seam -------------------------------------------------------------------------
     def mean(self, Xs):
-        return self._interp(Xs).gather(self.grid_mean)
+        """Posterior mean; NaN at points outside the grid (with room for their stencil): the
+        grid covers the training data only."""
+        Wc = self._interp(Xs)
+        return jnp.where(Wc.covered()[:, None], Wc.gather(self.grid_mean), jnp.nan)
 
     def var_love(self, Xs):
         def chunk(Xc):
@@ -99,14 +102,17 @@ class SKIPosterior(AbstractPosterior):
         return jnp.maximum(self._chunks(Xs, chunk, self.inference.var_chunk), 0.0)
 
     def var(self, Xs):
+        """Posterior variance (``variance_method``; module docstring); NaN outside the grid."""
         inf = self.inference
         method = inf.variance_method
         if method == "exact" or (method == "auto" and Xs.shape[0] <= inf.exact_var_max):
-            return self.var_exact(Xs)
-        if method == "love":
-            return self.var_love(Xs)
-        ok = self.stats["love_err_max"] <= inf.love_max_error
-        return jax.lax.cond(ok, self.var_love, self.var_exact, Xs)
+            v = self.var_exact(Xs)
+        elif method == "love":
+            v = self.var_love(Xs)
+        else:
+            ok = self.stats["love_err_max"] <= inf.love_max_error
+            v = jax.lax.cond(ok, self.var_love, self.var_exact, Xs)
+        return jnp.where(self._interp(Xs).covered(), v, jnp.nan)
 
     def cov(self, Xs):
         m = Xs.shape[0]

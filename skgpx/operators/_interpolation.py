@@ -91,6 +91,14 @@ class GridInterpolation(eqx.Module):
         acc, _ = jax.lax.scan(step, jnp.zeros((self.grid.size, V.shape[1]), V.dtype), self._offsets())
         return acc
 
+    def covered(self):
+        """``(n,)`` bool: every stencil node of the point lies on the grid (else its
+        interpolation is truncated)."""
+        q = self.weights.shape[2]
+        shape = jnp.asarray(self.grid.shape)
+        ok = (self.base >= 0) & (self.base + (q - 1) < shape)
+        return jnp.all(ok | (shape == 1), axis=1)
+
     def stencil(self):
         """All stencil nodes at once: flat indices and weights ``(n, q^d)`` (small ``n`` only)."""
         flat, w = jax.vmap(self._node)(self._offsets())
