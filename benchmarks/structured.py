@@ -22,7 +22,8 @@ field; ``cover`` fraction of map points with the truth inside mean +- 1.96 std; 
 median |mean - exact mean| / prior sd and ``d_std`` median relative std error against the
 exact GP (dense Cholesky on all n points, at 256 map points; only for n <= --exact-n);
 ``interp`` the fit's measured interpolation error (max, relative to the prior variance);
-``love`` LOVE's measured std error on its check points (max).
+``love`` the std map's measured error on its check points (max; LOVE, or with ``--variance
+samples`` the average of ``--n-var-samples`` zero-mean posterior draws on the grid).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def tracks(n, rng):
     return np.concatenate(pts)[:n]
 
 
-def run_one(n, exact_n, ppl, seed):
+def run_one(n, exact_n, ppl, seed, variance, n_var_samples):
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -108,7 +109,8 @@ def run_one(n, exact_n, ppl, seed):
     lo, hi = X.min(0), X.max(0)
     Xm[:, :2] = np.clip(Xm[:, :2], lo[:2], hi[:2])
 
-    solver = SKIInference(points_per_length_scale=ppl, variance_method="love", love_rank=128)
+    solver = SKIInference(points_per_length_scale=ppl, variance_method=variance, love_rank=128,
+                          n_variance_samples=n_var_samples)
     gpr = ScalableGPRegressor(_kernel(), alpha=NOISE_SD**2, optimizer=None, solver=solver, random_state=seed)
     t0 = time.perf_counter()
     gpr.fit(X, y)
@@ -156,17 +158,19 @@ def main():
     p.add_argument("--exact-n", type=int, default=20000)
     p.add_argument("--ppl", type=float, default=4.0, help="grid points per length scale")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variance", default="love", choices=["love", "samples"], help="std map method")
+    p.add_argument("--n-var-samples", type=int, default=64, help="posterior draws for --variance samples")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one is not None:
-        print(json.dumps(run_one(a.one, a.exact_n, a.ppl, a.seed)))
+        print(json.dumps(run_one(a.one, a.exact_n, a.ppl, a.seed, a.variance, a.n_var_samples)))
         return
     cols = ["n", "grid", "fit_s", "mean_s", "std_s", "samp_s", "lml_s", "rss_GB", "iters", "rmse", "cover",
             "d_mean", "d_std", "interp", "love"]
     print(" | ".join(cols))
     for n in a.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--exact-n", str(a.exact_n), "--ppl", str(a.ppl),
-               "--seed", str(a.seed)]
+               "--seed", str(a.seed), "--variance", a.variance, "--n-var-samples", str(a.n_var_samples)]
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's skgpx
         env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -73,6 +73,7 @@ class SKIInference(AbstractInference):
     variance_method: str = eqx.field(static=True, default="auto")
     love_rank: int = eqx.field(static=True, default=128)
     love_max_error: float = eqx.field(static=True, default=0.02)
+    n_variance_samples: int = eqx.field(static=True, default=256)
     n_check: int = eqx.field(static=True, default=16)
     n_interp_check: int = eqx.field(static=True, default=256)
     exact_var_max: int = eqx.field(static=True, default=256)
@@ -82,8 +83,9 @@ class SKIInference(AbstractInference):
     def __check_init__(self):
         if self.interpolation_order not in (None, 0, 1, 3):
             raise ValueError(f"`interpolation_order` must be None, 0, 1 or 3, got {self.interpolation_order!r}.")
-        if self.variance_method not in ("auto", "love", "exact"):
-            raise ValueError(f"`variance_method` must be 'auto', 'love' or 'exact', got {self.variance_method!r}.")
+        if self.variance_method not in ("auto", "love", "exact", "samples"):
+            raise ValueError(f"`variance_method` must be 'auto', 'love', 'exact' or 'samples', got "
+                             f"{self.variance_method!r}.")
         if not (self.tol > 0) or not (self.points_per_length_scale > 0):
             raise ValueError(f"`tol` and `points_per_length_scale` must be > 0, got {self.tol!r}, "
                              f"{self.points_per_length_scale!r}.")
@@ -167,7 +169,7 @@ class SKIInference(AbstractInference):
 
     def _condition(self, kernel, X, Y, noise, key) -> SKIPosterior:
         n, t = Y.shape
-        k_slq, k_check, k_interp = jax.random.split(key, 3)
+        k_slq, k_check, k_interp, k_samp = jax.random.split(key, 4)
         # LOVE check points: half training inputs, half midpoints of random pairs.
         nc = min(self.n_check, n)
         ki, kj = jax.random.split(k_check)
@@ -178,24 +180,37 @@ class SKIInference(AbstractInference):
         Wc = interpolation_weights(Xc, self.grid, self.interpolation_order)
         W = interpolation_weights(X, self.grid, self.interpolation_order)
         Kc = W.gather(gop.mm(Wc.scatter(jnp.eye(nc, dtype=X.dtype))))  # k* of the check points, (n, nc)
-        op, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, Kc)
+        extra = Kc
+        if self.variance_method == "samples":
+            # Zero-mean posterior draws on the grid (Matheron without the data): their solves join the block.
+            S = self.n_variance_samples
+            kf, ke = jax.random.split(k_samp)
+            F_U = gop.sqrt_mm(jax.random.normal(kf, (gop.embed_size, S), X.dtype))
+            E = jnp.sqrt(noise_diagonal(kernel, X, noise))[:, None] * jax.random.normal(ke, (n, S), X.dtype)
+            extra = jnp.concatenate([Kc, W.gather(F_U) + E], axis=1)
+        op, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, extra)
         jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter, what="fit"),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
-        # LOVE on the grid: A^{-1} ~ V T^{-1} V^T from the mean cross-covariance, R = K W^T V chol(T^{-1}).
-        start = op.interp.gather(gop.mm(op.interp.scatter(jnp.full((n, 1), 1.0 / n, X.dtype))))[:, 0]
-        ident = lambda V: V  # noqa: E731
-        cache = love_cache(op.mm, ident, ident, start, self.love_rank)
-        r = cache.M.shape[0]
-        Tinv = cache.M + jnp.eye(r, dtype=X.dtype)
-        L = jnp.linalg.cholesky(0.5 * (Tinv + Tinv.T))
-        R = gop.mm(op.interp.scatter(cache.V @ L))
+        off = t + self.n_probes
+        if self.variance_method == "samples":
+            # var(x*) ~ mean_s (w*^T F_s)^2 with F_s = F_U,s - K W^T A^{-1}(W F_U,s + e_s).
+            R = (F_U - gop.mm(op.interp.scatter(res.x[:, off + nc:]))) / math.sqrt(S)
+        else:
+            # LOVE on the grid: A^{-1} ~ V T^{-1} V^T from the mean cross-covariance, R = K W^T V chol(T^{-1}).
+            start = op.interp.gather(gop.mm(op.interp.scatter(jnp.full((n, 1), 1.0 / n, X.dtype))))[:, 0]
+            ident = lambda V: V  # noqa: E731
+            cache = love_cache(op.mm, ident, ident, start, self.love_rank)
+            r = cache.M.shape[0]
+            Tinv = cache.M + jnp.eye(r, dtype=X.dtype)
+            L = jnp.linalg.cholesky(0.5 * (Tinv + Tinv.T))
+            R = gop.mm(op.interp.scatter(cache.V @ L))
         post = SKIPosterior(kernel, op, alpha, gop.mm(op.interp.scatter(alpha)), R, lml, {}, self)
         # LOVE against the exact SKI variances of the check points (from the block solve).
         white_c = post._white(Xc)
         prior_c = prior_variance(gop, Wc) + white_c
-        v_exact = prior_c - jnp.sum(Kc * res.x[:, t + self.n_probes:], axis=0)
+        v_exact = prior_c - jnp.sum(Kc * res.x[:, off:off + nc], axis=0)
         sd_exact = jnp.sqrt(jnp.maximum(v_exact, 0.0))
-        sd_love = jnp.sqrt(post.var_love(Xc))
+        sd_love = jnp.sqrt(post.var_cached(Xc))
         floor = jnp.sqrt(jnp.finfo(X.dtype).eps) * jnp.sqrt(jnp.mean(prior_c))
         err = jnp.abs(sd_love - sd_exact) / jnp.maximum(sd_exact, floor)
         ie = _interpolation_error(kernel, gop, X, self, k_interp)

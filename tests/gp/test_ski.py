@@ -127,3 +127,24 @@ def test_prepare_errors_name_the_fix():
         SKIInference(interpolation_order=0).prepare(RBF(0.3), X)
     with pytest.raises(ValueError, match="prepare"):
         SKIInference().condition(RBF(0.3), jnp.asarray(X), jnp.ones((20, 1)), jnp.ones(20), jax.random.key(0))
+
+
+def test_sample_variances_on_grid_are_unbiased():
+    rng = np.random.default_rng(5)
+    n = 300
+    X = rng.uniform(0, 1, (n, 1))
+    kernel = 1.0 * Matern(0.1, nu=2.5)
+    noise = np.full(n, 0.1)
+    Y = (np.sin(8 * X[:, 0]) + 0.1 * rng.standard_normal(n))[:, None]
+    S = 400
+    inf = SKIInference(points_per_length_scale=16.0, variance_method="samples", n_variance_samples=S,
+                       **LIGHT).prepare(kernel, X)
+    post = inf.condition(kernel, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jax.random.key(5))
+    Xs = np.linspace(0.05, 0.95, 30)[:, None]
+    _, var, _ = _exact(kernel, X, Y, noise, Xs)
+    sd = np.sqrt(np.asarray(post.var(jnp.asarray(Xs))))
+    sd_ski = np.sqrt(np.asarray(post.var_exact(jnp.asarray(Xs))))  # the same model, solved exactly
+    # sd error of a variance from S draws: ~ 1 / sqrt(2 S) = 3.5%.
+    rel = np.abs(sd - sd_ski) / sd_ski
+    assert np.median(rel) < 2.0 / np.sqrt(2 * S) and np.max(rel) < 4.5 / np.sqrt(2 * S)
+    assert np.median(np.abs(sd - np.sqrt(var)) / np.sqrt(var)) < 0.05
