@@ -212,6 +212,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
         auto = isinstance(self.solver, str) and self.solver == "auto"
         inference = make_inference(select_solver(n, d, dtype.itemsize, optimize=optimize) if auto else self.solver)
+        inference = inference.prepare(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
         self.inference_, self.solver_ = inference, inference.name
         self.device_ = describe_placement(device)
 

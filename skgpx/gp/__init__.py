@@ -31,3 +31,5 @@ from ._lowrank import (
     RFF as RFF,
     RFFInference as RFFInference,
 )
+from ._ski import SKI as SKI, SKIInference as SKIInference
+from ._ski_posterior import SKIPosterior as SKIPosterior

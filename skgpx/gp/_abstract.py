@@ -121,6 +121,11 @@ class AbstractInference(eqx.Module):
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
         """``log p(Y | X, kernel, noise)`` summed over target columns (differentiable)."""
 
+    def prepare(self, kernel, X) -> "AbstractInference":
+        """Host side, before anything is compiled: this inference with whatever it fixes from
+        the data's values (e.g. the grid of :class:`~skgpx.gp.SKIInference`); ``self`` by default."""
+        return self
+
     def first_attempt(self) -> "AbstractInference | None":
         """A cheaper variant for optimiser evaluations to try first, or ``None``.
 

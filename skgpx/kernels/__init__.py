@@ -77,3 +77,8 @@ from ._active_dims import ActiveDims as ActiveDims
 from ._batched import Batched as Batched
 from ._chordal import Chordal as Chordal
 from ._io import load as load, save as save
+from ._structure import (
+    is_stationary as is_stationary,
+    kronecker_groups as kronecker_groups,
+    length_scales as length_scales,
+)
