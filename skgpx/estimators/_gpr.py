@@ -249,15 +249,13 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.device_ = describe_device(device)
 
         with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
-            Xj = jax.device_put(jnp.asarray(X, dtype), device)
-            Yj = jax.device_put(jnp.asarray(y.reshape(n, -1), dtype), device)
-            noise_j = jax.device_put(jnp.asarray(noise, dtype), device)
+            data = inference.prepare(X, y.reshape(n, -1), noise, dtype)
             key = key_from_random_state(self._rng)
             # Kept (as raw key data) so log_marginal_likelihood(theta) uses the fit's key.
             self._key_data = np.asarray(jax.random.key_data(key))
             self.optimizer_runs_, self.n_iter_ = [], 0
             if optimize:
-                obj = NegativeLML(kernel_skgpx, inference, Xj, Yj, noise_j, key, dtype, self.verbose)
+                obj = NegativeLML(kernel_skgpx, inference, data, key, self.verbose)
                 bounds = kernel_skgpx.bounds
                 theta, func_min, runs, best = optimize_hyperparameters(
                     self.optimizer,
@@ -277,17 +275,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             if self.verbose:
                 print(f"[skgpx] conditioning on n={n} points with solver {self.solver_!r} ...", flush=True)
             t0 = time.perf_counter()
-            args = (kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
-            # As the optimiser's objective: the cheaper variant first (exact path: no
-            # jitter-retry machinery, whose conditional costs the factor two n x n
-            # transposes; on the CPU, LAPACK between compiled stages), the full one
-            # only if it fails.
-            first, posterior = inference.first_attempt(), None
-            if first is not None:
-                host = first.host_condition(Xj)
-                posterior = _predict.condition(first, *args) if host is None else host(*args[:4])
-            if posterior is None or not np.isfinite(float(posterior.log_marginal_likelihood_value)):
-                posterior = _predict.condition(inference, *args)
+            posterior = inference.fit(kernel_skgpx, data, jax.random.fold_in(key, 1))
             jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously
             if self.verbose:
                 info = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
@@ -337,7 +325,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         L = getattr(self.posterior_, "L", None)
         if L is None:
             raise AttributeError(f"`L_` is only available with solver='cholesky' (this model used {self.solver_!r}).")
-        return np.asarray(L)
+        n = self.X_train_.shape[0]  # the factor of a padded training set has an identity block after n
+        return np.asarray(L)[:n, :n]
 
     @property
     def alpha_(self):
@@ -346,7 +335,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         a = getattr(self.posterior_, "alpha", None)
         if a is None:
             raise AttributeError(f"`alpha_` is not stored by the {self.solver_!r} solver.")
-        a = np.asarray(a)
+        a = np.asarray(a)[: self.X_train_.shape[0]]
         return a.reshape(self.y_train_.shape)
 
     # -- predict -----------------------------------------------------------------------
@@ -361,15 +350,14 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
         dtype, device = self._context()
         with precision_scope(dtype), jax.default_device(device):
-            Xs = jax.device_put(jnp.asarray(X, dtype), device)
             if not hasattr(self, "posterior_"):
-                return self._predict_prior(Xs, return_std, return_cov)
+                return self._predict_prior(X, dtype, return_std, return_cov)
             std_y = self._y_train_std
-            mean = _predict.posterior_mean(self.posterior_, Xs)
+            mean = _predict.posterior_mean(self.posterior_, X, dtype)
             if return_cov:
-                cov = _predict.posterior_cov(self.posterior_, Xs)
+                cov = _predict.posterior_cov(self.posterior_, X, dtype)
             elif return_std:
-                var = _predict.posterior_var(self.posterior_, Xs)
+                var = _predict.posterior_var(self.posterior_, X, dtype)
         # Undo the normalisation; results keep the estimator's dtype (float64 by default).
         y_mean = (std_y * np.asarray(mean) + self._y_train_mean).astype(dtype, copy=False)
         if y_mean.ndim > 1 and y_mean.shape[1] == 1:
@@ -390,17 +378,17 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return y_mean, np.sqrt(y_var).astype(dtype, copy=False)
         return y_mean
 
-    def _predict_prior(self, Xs, return_std, return_cov):
+    def _predict_prior(self, X, dtype, return_std, return_cov):
         kernel = to_skgpx(prior_kernel(self.kernel))
         n_targets = self.n_targets if self.n_targets is not None else 1
-        y_mean = np.zeros(shape=(Xs.shape[0], n_targets)).squeeze()
+        y_mean = np.zeros(shape=(X.shape[0], n_targets)).squeeze()
         if return_cov:
-            y_cov = np.asarray(_predict.prior_cov(kernel, Xs))
+            y_cov = _predict.prior_cov(kernel, X, dtype)
             if n_targets > 1:
                 y_cov = np.repeat(np.expand_dims(y_cov, -1), repeats=n_targets, axis=-1)
             return y_mean, y_cov
         if return_std:
-            y_var = np.asarray(_predict.prior_var(kernel, Xs))
+            y_var = _predict.prior_var(kernel, X, dtype)
             if n_targets > 1:
                 y_var = np.repeat(np.expand_dims(y_var, -1), repeats=n_targets, axis=-1)
             return y_mean, np.sqrt(y_var)
@@ -497,15 +485,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         dtype, device = self._context()
         n = self.X_train_.shape[0]
         with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
-            obj = NegativeLML(
-                self.kernel_skgpx_,
-                self.inference_,
-                jnp.asarray(self.X_train_, dtype),
-                jnp.asarray(self.y_train_.reshape(n, -1), dtype),
-                jnp.asarray(noise_vector(self.alpha, n), dtype),
-                jax.random.wrap_key_data(jnp.asarray(self._key_data)),
-                dtype,
-            )
+            data = self.inference_.prepare(self.X_train_, self.y_train_.reshape(n, -1), noise_vector(self.alpha, n), dtype)
+            key = jax.random.wrap_key_data(jnp.asarray(self._key_data))
+            obj = NegativeLML(self.kernel_skgpx_, self.inference_, data, key)
             if eval_gradient:
                 value, grad = obj(theta, eval_gradient=True)
                 return -value, -grad

@@ -6,6 +6,7 @@ from ._registry import (
     make_inference as make_inference,
     register_solver as register_solver,
 )
+from ._fit import PAD_MAX_ROWS as PAD_MAX_ROWS, TrainingData as TrainingData, bucket as bucket
 from ._exact import ExactInference as ExactInference, ExactPosterior as ExactPosterior
 from ._cg import CGInference as CGInference, CGPosterior as CGPosterior, warn_if_not_converged as warn_if_not_converged
 from ._lowrank import (
