@@ -192,6 +192,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer repeats; n = 1000 rows skipped")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["import", "first", "warm", "solvers", "gridsearch", "magma"], help="sections to skip")
+    parser.add_argument("--solvers", nargs="*", default=list(SOLVERS), choices=SOLVERS,
+                        help="solvers of the first-fit rows (default: all)")
     args = parser.parse_args()
     sizes = (20, 100) if args.quick else (20, 100, 1000)
     rows = []
@@ -219,7 +221,7 @@ def main():
                 show(name, sk, ours, "<= 1x")
     if "solvers" not in args.skip:
         ref = solver_first_fits("sklearn")
-        for solver in SOLVERS:
+        for solver in args.solvers:
             r = solver_first_fits(solver)
             if "error" in r:
                 print(f"first fit {solver}: {r['error']}")

@@ -34,6 +34,9 @@ __all__ = ["ExactInference", "ExactPosterior", "LAPACK_MIN_N", "PAD_MAX_N"]
 LAPACK_MIN_N = 1024
 # Up to this many rows, compiling a program for a new n costs more than the padded rows.
 PAD_MAX_N = 4096
+# Up to this many rows the Gram is differentiated by plain autodiff, which compiles faster
+# than the row-tiled backward pass of noisy_gram (that one saves memory traffic at large n).
+_TILED_GRAM_MIN_N = 512
 
 
 def _noisy_gram(kernel, X, noise, mask=None):
@@ -132,7 +135,8 @@ class ExactInference(AbstractInference):
         # The Gram's backward pass contracts dLML/dK with the kernel's derivatives tile
         # by tile (skgpx.operators.noisy_gram); autodiff of the whole Gram writes each
         # intermediate as an n x n array.
-        K = _mask_gram(noisy_gram((kernel, X, noise)), mask)
+        K = noisy_gram((kernel, X, noise)) if X.shape[0] >= _TILED_GRAM_MIN_N else _noisy_gram(kernel, X, noise)
+        K = _mask_gram(K, mask)
         value, _ = cholesky_quad_logdet(K, Y, self.jitter, mask)
         return value - 0.5 * _n_real(Y, mask) * Y.shape[1] * math.log(2 * math.pi)
 
@@ -146,10 +150,21 @@ class ExactInference(AbstractInference):
         size = bucket(n) if n <= PAD_MAX_N and not self._lapack(n) else None
         return training_data(X, Y, noise, size, dtype)
 
+    def _as_is(self):
+        # "auto" first tries the matrix as is; a program without the jitter-retry machinery
+        # (a cond around a while loop of factorisations) compiles in about half the time,
+        # and the adaptive one is compiled only when a factorisation fails.
+        return ExactInference(jitter=None) if self.jitter == "auto" else None
+
     def fit(self, kernel, data: TrainingData, key=None) -> ExactPosterior:
+        first = self._as_is()
         if data.mask is None and self._lapack(data.n_rows):
             posterior = _lapack_condition(kernel, data)
             if posterior is not None:
+                return posterior
+        elif first is not None:
+            posterior = AbstractInference.fit(first, kernel, data, key)
+            if bool(posterior.ok):
                 return posterior
         return super().fit(kernel, data, key)
 
@@ -159,6 +174,12 @@ class ExactInference(AbstractInference):
             if np.isfinite(value):
                 return -value, (-grad if gradient else None)
             # Not numerically positive definite as is: the compiled adaptive jitter decides.
+        else:
+            first = self._as_is()
+            if first is not None:
+                value, grad = AbstractInference.objective(first, theta, kernel, data, key, gradient)
+                if np.isfinite(value):
+                    return value, grad
         return super().objective(theta, kernel, data, key, gradient)
 
 

@@ -132,10 +132,13 @@ def test_objective_compiled_once_across_iterations_and_restarts(jitter, count_tr
         gpr.fit(Xr, f(Xr).ravel())
         n_evals = sum(r["n_evals"] for r in gpr.optimizer_runs_)
         assert n_evals > 10
-        assert traces["neg_lml_and_grad"] <= 1 and traces["condition_program"] <= 1
+        # jitter="auto": the as-is program and, once a factorisation fails, the adaptive one
+        most = 2 if jitter == "auto" else 1
+        assert traces["neg_lml_and_grad"] <= most and traces["condition_program"] <= most
         # a second fit with the same shapes reuses them as well
+        before = dict(traces)
         ScalableGPRegressor(kernel=kernel, random_state=1, jitter=jitter).fit(Xr, f(Xr).ravel() + 1)
-        assert traces["neg_lml_and_grad"] <= 1 and traces["condition_program"] <= 1
+        assert traces["neg_lml_and_grad"] == before.get("neg_lml_and_grad", 0)
 
 
 def test_objective_falls_back_to_adaptive_jitter_when_the_first_attempt_fails():
