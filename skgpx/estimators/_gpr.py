@@ -212,20 +212,20 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
         auto = isinstance(self.solver, str) and self.solver == "auto"
         inference = make_inference(select_solver(n, d, dtype.itemsize, optimize=optimize) if auto else self.solver)
-        inference = inference.prepare(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
+        inference = inference.for_data(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
         self.inference_, self.solver_ = inference, inference.name
         self.device_ = describe_placement(device)
 
         with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
-            Xj = put(jnp.asarray(X, dtype), device)
-            Yj = put(jnp.asarray(y.reshape(n, -1), dtype), device)
-            noise_j = put(jnp.asarray(noise, dtype), device)
+            # On the solver's terms (padded to a size bucket where it masks), then onto the
+            # device or replicated over the mesh.
+            data = jax.tree_util.tree_map(lambda a: put(a, device), inference.prepare(X, y.reshape(n, -1), noise, dtype))
             key = key_from_random_state(self._rng)
             # Kept (as raw key data) so log_marginal_likelihood(theta) uses the fit's key.
             self._key_data = np.asarray(jax.random.key_data(key))
             self.optimizer_runs_, self.n_iter_ = [], 0
             if optimize:
-                obj = NegativeLML(kernel_skgpx, inference, Xj, Yj, noise_j, key, dtype, self.verbose)
+                obj = NegativeLML(kernel_skgpx, inference, data, key, self.verbose)
                 bounds = kernel_skgpx.bounds
                 theta, func_min, runs, best = optimize_hyperparameters(
                     self.optimizer,
@@ -245,17 +245,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             if self.verbose:
                 print(f"[skgpx] conditioning on n={n} points with solver {self.solver_!r} ...", flush=True)
             t0 = time.perf_counter()
-            args = (kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
-            # As the optimiser's objective: the cheaper variant first (exact path: no
-            # jitter-retry machinery, whose conditional costs the factor two n x n
-            # transposes; on the CPU, LAPACK between compiled stages), the full one
-            # only if it fails.
-            first, posterior = inference.first_attempt(), None
-            if first is not None:
-                host = first.host_condition(Xj)
-                posterior = _predict.condition(first, *args) if host is None else host(*args[:4])
-            if posterior is None or not np.isfinite(float(posterior.log_marginal_likelihood_value)):
-                posterior = _predict.condition(inference, *args)
+            posterior = inference.fit(kernel_skgpx, data, jax.random.fold_in(key, 1))
             jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously
             if self.verbose:
                 info = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
@@ -307,7 +297,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         L = getattr(self.posterior_, "L", None)
         if L is None:
             raise AttributeError(f"`L_` is only available with solver='cholesky' (this model used {self.solver_!r}).")
-        return np.asarray(L)
+        n = self.X_train_.shape[0]  # the factor of a padded training set has an identity block after n
+        return np.asarray(L)[:n, :n]
 
     @property
     def alpha_(self):
@@ -316,7 +307,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         a = getattr(self.posterior_, "alpha", None)
         if a is None:
             raise AttributeError(f"`alpha_` is not stored by the {self.solver_!r} solver.")
-        a = np.asarray(a)
+        a = np.asarray(a)[: self.X_train_.shape[0]]
         return a.reshape(self.y_train_.shape)
 
     # -- predict -----------------------------------------------------------------------
@@ -339,12 +330,11 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             var = self.posterior_.var(X) if return_std and not return_cov else None
         else:
             with precision_scope(dtype), placement_scope(device):
-                Xs = put(jnp.asarray(X, dtype), device)
-                mean = _predict.posterior_mean(self.posterior_, Xs)
+                mean = _predict.posterior_mean(self.posterior_, X, dtype)
                 if return_cov:
-                    cov = _predict.posterior_cov(self.posterior_, Xs)
+                    cov = _predict.posterior_cov(self.posterior_, X, dtype)
                 elif return_std:
-                    var = _predict.posterior_var(self.posterior_, Xs)
+                    var = _predict.posterior_var(self.posterior_, X, dtype)
         # Undo the normalisation; results keep the estimator's dtype (float64 by default).
         y_mean = (std_y * np.asarray(mean) + self._y_train_mean).astype(dtype, copy=False)
         if y_mean.ndim > 1 and y_mean.shape[1] == 1:
@@ -377,9 +367,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         else:
             dtype, device = self._context()
             with precision_scope(dtype), placement_scope(device):
-                Xs = put(jnp.asarray(X, dtype), device)
-                moment = np.asarray(_predict.prior_cov(kernel_skgpx, Xs) if return_cov
-                                    else _predict.prior_var(kernel_skgpx, Xs))
+                moment = (_predict.prior_cov(kernel_skgpx, X, dtype) if return_cov
+                          else _predict.prior_var(kernel_skgpx, X, dtype))
         if return_cov:
             y_cov = moment
             if n_targets > 1:
@@ -491,15 +480,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         dtype, device = self._context()
         n = self.X_train_.shape[0]
         with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
-            obj = NegativeLML(
-                self.kernel_skgpx_,
-                self.inference_,
-                jnp.asarray(self.X_train_, dtype),
-                jnp.asarray(self.y_train_.reshape(n, -1), dtype),
-                jnp.asarray(noise_vector(self.alpha, n), dtype),
-                jax.random.wrap_key_data(jnp.asarray(self._key_data)),
-                dtype,
-            )
+            data = self.inference_.prepare(self.X_train_, self.y_train_.reshape(n, -1), noise_vector(self.alpha, n), dtype)
+            data = jax.tree_util.tree_map(lambda a: put(a, device), data)
+            key = jax.random.wrap_key_data(jnp.asarray(self._key_data))
+            obj = NegativeLML(self.kernel_skgpx_, self.inference_, data, key)
             if eval_gradient:
                 value, grad = obj(theta, eval_gradient=True)
                 return -value, -grad
