@@ -22,6 +22,7 @@ from .._blas import dense_factorisation_guard
 from .._config import precision_scope, resolve_dtype
 from .._device import describe_device, resolve_device
 from .._random import key_from_random_state
+from .._toolchain import check_toolchain
 from ..gp import make_inference
 from ..gp._auto import select_solver
 from ..kernels import AbstractKernel, to_sklearn
@@ -221,6 +222,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         self._validate_params()
         dtype, device = self._context()
+        check_toolchain(device)
         kernel = fit_kernel(self.kernel)
         kernel = clone(kernel) if isinstance(kernel, SkKernel) else kernel
         self._sklearn_kernel = isinstance(kernel, SkKernel)

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._config import precision_scope, resolve_dtype
 from .._device import describe_device, resolve_device
+from .._toolchain import check_toolchain
 from ..kernels import AbstractKernel, White, to_sklearn
 from ..magma import (
     MagmaParams,
@@ -203,6 +204,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         """
         self._validate_params()
         dtype, device = self._context()
+        check_toolchain(device)
         X, y = validate_data(self, X, y, y_numeric=True, ensure_2d=True, dtype="numeric")
         groups = _check_groups(groups, X.shape[0], "fit")
         mk, tk = self._kernels()
