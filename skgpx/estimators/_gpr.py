@@ -28,10 +28,14 @@ from ..gp._auto import select_solver
 from ..kernels import AbstractKernel, to_sklearn
 from . import _predict
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
+from ._quality import warn_if_poor_approximation
 from ._state import kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_summary
 from ._validation import (
     GPR_PARAMETER_CONSTRAINTS,
+    check_kernel,
+    check_n_samples,
+    check_numeric,
     fit_kernel,
     noise_vector,
     normalise_targets,
@@ -230,6 +234,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._rng = check_random_state(self.random_state)
 
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, ensure_2d=True, dtype="numeric")
+        X = check_numeric(X)
+        check_kernel(kernel_skgpx, X.shape[1])
         n_targets_seen = y.shape[1] if y.ndim > 1 else 1
         if self.n_targets is not None and n_targets_seen != self.n_targets:
             raise ValueError(
@@ -300,6 +306,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._check_posterior(posterior)
         self.posterior_ = posterior
         self.solver_info_ = dict(posterior.diagnostics())
+        warn_if_poor_approximation(self.solver_info_, getattr(self, "n_components", None))
         self.log_marginal_likelihood_value_ = (
             float(posterior.log_marginal_likelihood_value) if lml_value is None else float(lml_value)
         )
@@ -360,7 +367,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
-        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        X = check_numeric(validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False))
         dtype, device = self._context()
         with precision_scope(dtype), jax.default_device(device):
             Xs = jax.device_put(jnp.asarray(X, dtype), device)
@@ -432,6 +439,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         if method not in ("auto", "exact", "pathwise"):
             raise ValueError(f"`method` must be 'auto', 'exact' or 'pathwise', got {method!r}.")
+        n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         fitted = hasattr(self, "posterior_")
         if method == "auto":
@@ -453,7 +461,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _sample_pathwise(self, X, n_samples, rng):
         from ..gp._pathwise import pathwise_sample
 
-        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        X = check_numeric(validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False))
+        if n_samples == 0:  # as the exact method: (m, 0), or (m, n_targets, 0)
+            return np.zeros((X.shape[0], *self.y_train_.shape[1:], 0))
         dtype, device = self._context()
         n = self.X_train_.shape[0]
         with precision_scope(dtype), jax.default_device(device):
