@@ -65,13 +65,13 @@ def em_advice(history, max_iter: int, tol: float) -> str:
     """What to change when EM stopped at ``max_iter`` with the objective still moving."""
     h = np.asarray(history, np.float64)
     last = h[-1] - h[-2]
-    rel = abs(last / h[-1])
+    rel = abs(last) / max(abs(h[-1]), np.finfo(np.float64).tiny)
     msg = (
         f"Magma EM stopped at max_iter={max_iter} with the ELBO still changing by {last:.3g} per iteration "
         f"(relative {rel:.2e} >= tol={tol})."
     )
     more = None
-    if h.size >= 3 and last > 0:
+    if h.size >= 3 and last > 0 and tol > 0:
         q = last / (h[-2] - h[-3]) if h[-2] > h[-3] else 0.0
         if 0 < q < 1:
             more = max(1, math.ceil(math.log(tol * abs(h[-1]) / last) / math.log(q)))

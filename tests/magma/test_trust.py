@@ -124,3 +124,4 @@ def test_13_em_advice_extrapolates_the_increments():
     msg = em_advice([-107.0, -103.0, -101.0, -100.0], 3, 1e-3)
     assert "changing by 1 per iteration" in msg and "shrink by x0.50" in msg and "set max_iter=7 or more" in msg
     assert "Set max_iter higher (e.g. 6)" in em_advice([-110.0, -101.0, -100.0, -90.0], 3, 1e-3)
+    assert "Set max_iter higher (e.g. 8)" in em_advice([-107.0, -103.0, -101.0, -100.0], 4, 0.0)  # tol=0
