@@ -131,13 +131,16 @@ def _get(kernel, path):
 def check_kernel(kernel: AbstractKernel, n_features: int, name: str = "kernel") -> None:
     """Refuse, before JAX sees them, hyperparameters a kernel cannot use on ``n_features`` inputs.
 
-    Every hyperparameter must be finite and positive (free ones live on a log scale); an ARD
+    Every hyperparameter must be finite and positive (free ones live on a log scale; fixed ones
+    may be 0); an ARD
     length-scale vector must have one entry per feature the kernel sees (``ActiveDims`` and
     ``Chordal`` change that number), as scikit-learn requires.
     """
     for h in hyperparameter_list(kernel):
         value = np.asarray(_get(kernel, h.path), dtype=np.float64)
-        if not np.all(np.isfinite(value)) or np.any(value <= 0):
+        # free ones are optimised on a log scale; a fixed amplitude may be 0 (a switched-off White term)
+        zero_ok = h.fixed and h.path[-1] not in ("length_scale", "periodicity", "alpha")
+        if not np.all(np.isfinite(value)) or np.any(value < 0) or (not zero_ok and np.any(value == 0)):
             shown = value.tolist() if value.ndim else float(value)
             raise ValueError(
                 f"`{name}` hyperparameter {h.name}={shown!r} must be finite and positive; pass a "

@@ -13,7 +13,7 @@ from sklearn.gaussian_process.kernels import RBF as SkRBF
 from skgpx import ScalableGPRegressor
 from skgpx.estimators._quality import APPROX_ERROR_WARN, warn_if_poor_approximation
 from skgpx.estimators._validation import check_kernel
-from skgpx.kernels import RBF, ActiveDims, Chordal, Matern
+from skgpx.kernels import RBF, ActiveDims, Chordal, Matern, White
 
 
 def _data(n=30, d=1, seed=0):
@@ -46,6 +46,9 @@ def test_4_non_positive_or_non_finite_hyperparameters_are_named(value):
         ScalableGPRegressor(kernel=RBF(value), alpha=0.01).fit(X, y)
     with pytest.raises(ValueError, match=r"hyperparameter k2__length_scale=\[1.0, "):
         ScalableGPRegressor(kernel=1.0 * RBF([1.0, value]), alpha=0.01).fit(np.c_[X, X], y)
+    check_kernel(RBF(1.0) + White(0.0, noise_level_bounds="fixed"), 1)  # a fixed amplitude may be 0
+    with pytest.raises(ValueError, match="length_scale=0.0"):
+        check_kernel(RBF(0.0, length_scale_bounds="fixed"), 1)
 
 
 @pytest.mark.parametrize("bad", [np.nan, -0.5, np.inf])
