@@ -22,16 +22,21 @@ from .._blas import dense_factorisation_guard
 from .._config import precision_scope, resolve_dtype
 from .._mesh import describe_placement, placement_scope, put, resolve_placement
 from .._random import key_from_random_state
+from .._toolchain import check_toolchain
 from ..gp import AbstractInference, HostPosterior, make_inference
 from ..gp._auto import select_solver
 from ..kernels import AbstractKernel, to_sklearn
 from . import _predict
 from ._host import fit_host, host_lml
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
+from ._quality import warn_if_poor_approximation
 from ._state import kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_summary
 from ._validation import (
     GPR_PARAMETER_CONSTRAINTS,
+    check_kernel,
+    check_n_samples,
+    check_numeric,
     fit_kernel,
     noise_vector,
     normalise_targets,
@@ -187,13 +192,19 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         self._validate_params()
         dtype, device = self._context()
+        check_toolchain(device if isinstance(device, jax.Device) else None)
         kernel = fit_kernel(self.kernel)
         kernel = clone(kernel) if isinstance(kernel, SkKernel) else kernel
         self._sklearn_kernel = isinstance(kernel, SkKernel)
         kernel_skgpx = skgpx_kernel_or_none(kernel)  # None: no translation, the NumPy host path
         self._rng = check_random_state(self.random_state)
 
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **x_checks(kernel))
+        checks = x_checks(kernel)
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **checks)
+        if checks["dtype"] == "numeric":
+            X = check_numeric(X)
+        if kernel_skgpx is not None:
+            check_kernel(kernel_skgpx, X.shape[1])
         n_targets_seen = y.shape[1] if y.ndim > 1 else 1
         if self.n_targets is not None and n_targets_seen != self.n_targets:
             raise ValueError(
@@ -256,6 +267,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._check_posterior(posterior)
         self.posterior_ = posterior
         self.solver_info_ = dict(posterior.diagnostics())
+        warn_if_poor_approximation(self.solver_info_, getattr(self.inference_, "n_components", None))
         # NumPy float64 as scikit-learn's (a Python float minus an np.float32 is float32).
         self.log_marginal_likelihood_value_ = np.float64(
             posterior.log_marginal_likelihood_value if lml_value is None else lml_value
@@ -319,7 +331,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
-        X = validate_data(self, X, reset=False, **x_checks(self.kernel))
+        checks = x_checks(self.kernel)
+        X = validate_data(self, X, reset=False, **checks)
+        if checks["dtype"] == "numeric":
+            X = check_numeric(X)
         if not hasattr(self, "posterior_"):
             return self._predict_prior(X, return_std, return_cov)
         dtype, device = self._context()
@@ -405,6 +420,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         if method not in ("auto", "exact", "pathwise"):
             raise ValueError(f"`method` must be 'auto', 'exact' or 'pathwise', got {method!r}.")
+        n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         fitted = hasattr(self, "posterior_")
         host = fitted and isinstance(self.posterior_, HostPosterior)
@@ -432,7 +448,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _sample_pathwise(self, X, n_samples, rng):
         from ..gp._pathwise import pathwise_sample
 
-        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        X = check_numeric(validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False))
+        if n_samples == 0:  # as the exact method: (m, 0), or (m, n_targets, 0)
+            return np.zeros((X.shape[0], *self.y_train_.shape[1:], 0))
         dtype, device = self._context()
         n = self.X_train_.shape[0]
         with precision_scope(dtype), placement_scope(device):
