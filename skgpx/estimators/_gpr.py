@@ -26,6 +26,7 @@ from ..gp import make_inference
 from ..gp._auto import select_solver
 from ..kernels import AbstractKernel, to_sklearn
 from . import _predict
+from ._calibration import heldout_calibration
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
 from ._state import kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_summary
@@ -289,6 +290,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             if posterior is None or not np.isfinite(float(posterior.log_marginal_likelihood_value)):
                 posterior = _predict.condition(inference, *args)
             jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously
+            heldout = heldout_calibration(posterior, Yj, np.random.default_rng(self._key_data.ravel()), self.solver_)
             if self.verbose:
                 info = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in posterior.diagnostics().items() if k != "solver")
@@ -297,7 +299,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.kernel_ = to_sklearn(kernel_skgpx) if self._sklearn_kernel else kernel_skgpx
         self._check_posterior(posterior)
         self.posterior_ = posterior
-        self.solver_info_ = dict(posterior.diagnostics())
+        self.solver_info_ = dict(posterior.diagnostics(), **heldout)
         self.log_marginal_likelihood_value_ = (
             float(posterior.log_marginal_likelihood_value) if lml_value is None else float(lml_value)
         )

@@ -31,6 +31,7 @@ from ..magma import (
     minimize_lbfgsb,
     new_task_objective_and_grad,
     pad_by_group,
+    population_prior,
     run_em,
     task_data_from_layout,
     task_posteriors,
@@ -416,13 +417,16 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         dtype, device = self._context()
         tk = self._task_template
         bounds = np.tile(np.asarray(tk.bounds), (thetas.shape[0], 1))
+        prior = population_prior(self.task_theta_)
         with precision_scope(dtype), jax.default_device(device):
             args = [jnp.asarray(a, dtype) for a in (Xo, yo)] + [jnp.asarray(mo)]
             jit = jnp.asarray(self.jitter, dtype)
             scale = jnp.asarray(1.0 / max(int(mo.sum()), 1), dtype)
+            prior = None if prior is None else tuple(jnp.asarray(a, dtype) for a in prior)
             res = minimize_lbfgsb(
                 lambda th: new_task_objective_and_grad(
-                    jnp.asarray(th, dtype), self.hyperposterior_, self._mean_kernel_skgpx, tk, *args, jit, scale
+                    jnp.asarray(th, dtype), self.hyperposterior_, self._mean_kernel_skgpx, tk, *args, jit, scale,
+                    prior,
                 ),
                 thetas,
                 bounds,
