@@ -193,7 +193,7 @@ def gpr_co2(quick):
 # -- GP solvers: SSH ---------------------------------------------------------------------------
 def gpr_ssh(quick):
     ssh = _example("ssh_map")
-    n, n_test, n_sub = (2_000, 1_000, 500) if quick else (5_000, 1_000, 800)
+    n, n_test, n_sub = (1_000, 500, 400) if quick else (2_000, 1_000, 800)
     X, y = ssh.make_along_track(n + n_test, seed=3)
     rng = np.random.default_rng(4)
     sub = rng.choice(n, n_sub, replace=False)

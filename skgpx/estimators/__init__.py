@@ -2,3 +2,4 @@
 
 from ._gpr import ScalableGPRegressor as ScalableGPRegressor
 from ._magma import MultiTaskMagmaRegressor as MultiTaskMagmaRegressor
+from ._calibration import CalibrationWarning as CalibrationWarning

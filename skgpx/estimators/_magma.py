@@ -68,7 +68,10 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
       `shared_hyperparameters`, else learned from its observations), ``"shared"`` (the
       shared ones, or the average of the training tasks'), ``"learn"`` (maximise its
       likelihood under the mean-process hyper-posterior, eq. (7) of the paper, starting
-      from the shared/average ones). On swimmers "learn" predicted new swimmers better.
+      from the shared/average ones; with distinct hyperparameters, times a Gaussian prior
+      fitted to the training tasks' log-hyperparameters, ``skgpx.magma.population_prior``,
+      as a few points alone often drive the noise to zero and the intervals far too narrow;
+      see the calibration guide). On swimmers "learn" predicted new swimmers better.
     - `prior_mean`: constant prior mean ``m0`` of the mean process in the units of
       ``y`` (default 0.0), or ``"constant"`` to learn it (closed-form GLS update in
       each M-step).
