@@ -19,6 +19,7 @@ import pytest
 from scipy.stats import norm
 
 from skgpx import ScalableGPRegressor, precision_scope
+from skgpx.gp import RFF, Nystrom
 from skgpx.estimators._calibration import CalibrationWarning, coverage_band, heldout_calibration
 from skgpx.kernels import RBF, Matern
 
@@ -41,8 +42,8 @@ SOLVERS = {
     "cholesky": {"solver": "cholesky"},
     "cg-dense": {"solver": "cg-dense"},
     "cg-matrix-free": {"solver": "cg-matrix-free"},
-    "nystrom": {"solver": "nystrom", "n_components": 20},  # r = n / 4: the FITC residual is in play
-    "rff": {"solver": "rff", "n_components": 2048},
+    "nystrom": {"solver": Nystrom(n_components=20)},  # r = n / 4: the FITC residual is in play
+    "rff": {"solver": RFF(n_components=2048)},
 }
 
 
@@ -67,7 +68,7 @@ def test_random_features_warn_when_their_intervals_are_too_narrow():
     kernel = Matern(0.3, nu=1.5)
     A, F, Y = _draws(kernel, 400 + 200, 3, 1, seed=1)
     with pytest.warns(CalibrationWarning, match="too narrow"):
-        est = ScalableGPRegressor(kernel, alpha=NOISE, optimizer=None, solver="rff", n_components=128,
+        est = ScalableGPRegressor(kernel, alpha=NOISE, optimizer=None, solver=RFF(n_components=128),
                                   random_state=0).fit(A[:400], Y[:400, 0])
     info = est.solver_info_
     assert info["heldout_points"] == 400 and not info["heldout_calibrated"]
@@ -83,7 +84,7 @@ def test_calibrated_low_rank_fit_is_silent_and_exact_solvers_are_not_checked():
     A, _, Y = _draws(kernel, 300, 1, 1, seed=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error", CalibrationWarning)
-        est = ScalableGPRegressor(kernel, alpha=NOISE, optimizer=None, solver="nystrom", n_components=40,
+        est = ScalableGPRegressor(kernel, alpha=NOISE, optimizer=None, solver=Nystrom(n_components=40),
                                   random_state=0).fit(A, Y[:, 0])
         exact = ScalableGPRegressor(kernel, alpha=NOISE, optimizer=None, solver="cholesky").fit(A, Y[:, 0])
     assert est.solver_info_["heldout_calibrated"]
