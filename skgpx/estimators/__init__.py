@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-_LAZY = {"ScalableGPRegressor": "._gpr", "MultiTaskMagmaRegressor": "._magma"}
+_LAZY = {"ScalableGPRegressor": "._gpr", "MultiTaskMagmaRegressor": "._magma", "CalibrationWarning": "._calibration"}
 
 if TYPE_CHECKING:
     from ._gpr import ScalableGPRegressor as ScalableGPRegressor
     from ._magma import MultiTaskMagmaRegressor as MultiTaskMagmaRegressor
+    from ._calibration import CalibrationWarning as CalibrationWarning
 
 
 def __getattr__(name):

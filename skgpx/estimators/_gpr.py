@@ -27,6 +27,7 @@ from ..gp import AbstractInference, HostPosterior, make_inference
 from ..gp._auto import select_solver
 from ..kernels import AbstractKernel, to_sklearn
 from . import _predict
+from ._calibration import heldout_calibration
 from ._host import fit_host, host_lml
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
 from ._quality import warn_if_poor_approximation
@@ -258,6 +259,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             t0 = time.perf_counter()
             posterior = inference.fit(kernel_skgpx, data, jax.random.fold_in(key, 1))
             jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously
+            heldout = heldout_calibration(posterior, put(jnp.asarray(y.reshape(n, -1), dtype), device),
+                                          np.random.default_rng(self._key_data.ravel()), self.solver_)
             if self.verbose:
                 info = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in posterior.diagnostics().items() if k != "solver")
@@ -266,7 +269,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.kernel_ = to_sklearn(kernel_skgpx) if self._sklearn_kernel else kernel_skgpx
         self._check_posterior(posterior)
         self.posterior_ = posterior
-        self.solver_info_ = dict(posterior.diagnostics())
+        self.solver_info_ = dict(posterior.diagnostics(), **heldout)
         warn_if_poor_approximation(self.solver_info_, getattr(self.inference_, "n_components", None))
         # NumPy float64 as scikit-learn's (a Python float minus an np.float32 is float32).
         self.log_marginal_likelihood_value_ = np.float64(

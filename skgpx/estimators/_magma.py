@@ -34,6 +34,7 @@ from ..magma import (
     minimize_lbfgsb,
     new_task_objective_and_grad,
     pad_by_group,
+    population_prior,
     run_em,
     task_data_from_layout,
     task_posteriors,
@@ -71,7 +72,10 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
       `shared_hyperparameters`, else learned from its observations), ``"shared"`` (the
       shared ones, or the average of the training tasks'), ``"learn"`` (maximise its
       likelihood under the mean-process hyper-posterior, eq. (7) of the paper, starting
-      from the shared/average ones). On swimmers "learn" predicted new swimmers better.
+      from the shared/average ones; with distinct hyperparameters, times a Gaussian prior
+      fitted to the training tasks' log-hyperparameters, ``skgpx.magma.population_prior``,
+      as a few points alone often drive the noise to zero and the intervals far too narrow;
+      see the calibration guide). On swimmers "learn" predicted new swimmers better.
     - `prior_mean`: constant prior mean ``m0`` of the mean process in the units of
       ``y`` (default 0.0), or ``"constant"`` to learn it (closed-form GLS update in
       each M-step).
@@ -483,13 +487,16 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         dtype, device = self._context()
         tk = self._task_template
         bounds = np.tile(np.asarray(tk.bounds), (thetas.shape[0], 1))
+        prior = population_prior(self.task_theta_)
         with precision_scope(dtype), jax.default_device(device):
             args = [jnp.asarray(a, dtype) for a in (Xo, yo)] + [jnp.asarray(mo)]
             jit = jnp.asarray(self.jitter_, dtype)
             scale = jnp.asarray(1.0 / max(int(mo.sum()), 1), dtype)
+            prior = None if prior is None else tuple(jnp.asarray(a, dtype) for a in prior)
             res = minimize_lbfgsb(
                 lambda th: new_task_objective_and_grad(
-                    jnp.asarray(th, dtype), self.hyperposterior_, self._mean_kernel_skgpx, tk, *args, jit, scale
+                    jnp.asarray(th, dtype), self.hyperposterior_, self._mean_kernel_skgpx, tk, *args, jit, scale,
+                    prior,
                 ),
                 thetas,
                 bounds,

@@ -21,5 +21,6 @@ from ._optimize import OptimResult as OptimResult, minimize_lbfgsb as minimize_l
 from ._predict import (
     mean_process_at as mean_process_at,
     new_task_objective_and_grad as new_task_objective_and_grad,
+    population_prior as population_prior,
     task_posteriors as task_posteriors,
 )
