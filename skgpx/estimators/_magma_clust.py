@@ -89,11 +89,16 @@ class ClusterMixin:
             if best is None or scores[K] > scores[best[0]]:
                 best = (K, fit)
         K, fit = best
+        if K > 1 and fit._min_proportion < _EMPTY:
+            warnings.warn(
+                f"A cluster emptied during variational EM (smallest proportion {fit._min_proportion:.2e}); it is "
+                "kept with (near) zero weight and no task belongs to it. The data support fewer clusters: pass a "
+                "smaller n_clusters, or n_clusters='auto'.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         self.__dict__.update({k: v for k, v in fit.__dict__.items() if k not in self.get_params()})
-        if K == 1:  # Magma won: its attributes, seen as one cluster
-            self.n_clusters_ = 1
-            self.cluster_proportions_ = np.ones(1)
-            self.memberships_ = np.ones((len(self.tasks_), 1))
+        if K == 1:  # Magma won
             self.elbo_ = float(self.log_marginal_likelihood_value_)
         self.n_clusters_scores_ = scores
         self.n_clusters_elbos_ = elbos
@@ -166,14 +171,7 @@ class ClusterMixin:
         self._n_free_parameters = n_free_parameters(P, layout.n_tasks, learn_m0)
         self.n_clusters_scores_ = {K: self.elbo_ - 0.5 * self._n_free_parameters * np.log(layout.n_tasks)}
         self.n_clusters_elbos_ = {K: self.elbo_}
-        if res.min_proportion < _EMPTY:
-            warnings.warn(
-                f"A cluster emptied during variational EM (smallest proportion {res.min_proportion:.2e}); it is kept "
-                "with (near) zero weight and no task belongs to it. The data support fewer clusters: pass a smaller "
-                "n_clusters, or n_clusters='auto'.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+        self._min_proportion = res.min_proportion
         return self
 
     # -- memberships and mixture predictions --------------------------------------------

@@ -109,8 +109,15 @@ def cluster(hyper: HyperPosterior, k) -> HyperPosterior:
     return HyperPosterior(hyper.grid, hyper.mean[k], hyper.L0[k], hyper.LB[k], hyper.white[k], hyper.m0[k])
 
 
+@jax.jit
 def _cov_sqrts(hyper):
     return jax.vmap(lambda L0, LB: tri_solve(LB, L0.T).T)(hyper.L0, hyper.LB)
+
+
+@jax.jit
+def _full_covs(hyper):
+    R = _cov_sqrts(hyper)
+    return jnp.einsum("kab,kcb->kac", R, R)
 
 
 def _structured(params, data) -> bool:
@@ -176,7 +183,6 @@ def cluster_task_terms(params: ClustParams, data: TaskData, hyper: HyperPosterio
     return E.reshape(data.X.shape[0], -1)
 
 
-@eqx.filter_jit
 def _mean_terms(params: ClustParams, hyper: HyperPosterior, jitter):
     """Per cluster ``J0_k + 1/2 log|C_k| + N/2 (1 + log 2 pi)`` ``(K,)``."""
     R = _cov_sqrts(hyper)
@@ -200,6 +206,14 @@ def vem_elbo(mean_terms, E, tau, pi):
     """The ELBO from its parts (module docstring)."""
     mix = jax.scipy.special.xlogy(tau, pi[None, :]) - jax.scipy.special.xlogy(tau, tau)
     return jnp.sum(mean_terms) + jnp.sum(tau * E) + jnp.sum(mix)
+
+
+@eqx.filter_jit
+def _memberships_and_elbo(params: ClustParams, hyper: HyperPosterior, E, tau, real, jitter, update: bool):
+    """``(tau, ELBO)``: the memberships updated (``update``) or kept, and the ELBO at them."""
+    if update:
+        tau = update_memberships(E, params.pi, real)
+    return tau, vem_elbo(_mean_terms(params, hyper, jitter), E, tau, params.pi)
 
 
 @eqx.filter_jit
@@ -263,9 +277,7 @@ class ClustEM:
         jitter, rank = self.tasks.jitter, self.tasks.rank
         hyper = cluster_e_step(params, self.data, self.tau, jitter, rank)
         E = cluster_task_terms(params, self.data, hyper, jitter, rank)
-        if update:
-            self.tau = update_memberships(E, params.pi, self.real)
-        value = vem_elbo(_mean_terms(params, hyper, jitter), E, self.tau, params.pi)
+        self.tau, value = _memberships_and_elbo(params, hyper, E, self.tau, self.real, jitter, update)
         return ClustPosterior(hyper, self.tau, E, value)
 
     @staticmethod
@@ -283,14 +295,13 @@ class ClustEM:
             if all(low for _, low in parts) and K * (q + 1) <= _MIXTURE_LOWRANK_FRACTION * n_max:
                 F = jnp.stack([jnp.pad(F, ((0, 0), (0, q - F.shape[1]))) for F, _ in parts])
                 return MixtureMoments(lowrank=True, means=hyper.mean, covs=F, tau=tau)
-        R = _cov_sqrts(hyper)
-        return MixtureMoments(lowrank=False, means=hyper.mean, covs=jnp.einsum("kab,kcb->kac", R, R), tau=tau)
+        return MixtureMoments(lowrank=False, means=hyper.mean, covs=_full_covs(hyper), tau=tau)
 
     def m_step(self, params, post):
         o, data, jitter = self.options, self.data, self.tasks.jitter
         hyper, tau = post.hyper, post.tau
-        pi = jnp.sum(tau, axis=0) / data.n_tasks
-        self.min_proportion = min(self.min_proportion, float(jnp.min(pi)))
+        pi = np.asarray(tau).sum(axis=0) / data.n_tasks
+        self.min_proportion = min(self.min_proportion, float(pi.min()))
         params = with_values(params, pi=pi)
         # Mean processes: gamma (shared or per cluster), then the GLS constants m_k.
         R = _cov_sqrts(hyper)
