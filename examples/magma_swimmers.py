@@ -107,7 +107,8 @@ def clusters(X, y, g, train, obs, tgt, grid, xlabel, ylabel):
     mean, std = est.predict(grid, label, return_std=True, **new)
     m_tgt = est.predict(X[tgt], np.full(len(tgt), -1), **new)
     proba = est.predict_cluster_proba([-1], **new)[0]
-    print(f"new task (MagmaClust, K={est.n_clusters_}): MSE on its second half {np.mean((m_tgt - y[tgt]) ** 2):.3f}, "
+    mse = np.mean((m_tgt - y[tgt]) ** 2)
+    print(f"new task (MagmaClust, K={est.n_clusters_}): MSE on its second half {mse:.3f}, "
           f"cluster probabilities {np.round(proba, 3)}")
     mu, mu_std = est.predict_mean_process(grid, return_std=True)
     mu, mu_std = np.atleast_2d(mu), np.atleast_2d(mu_std)

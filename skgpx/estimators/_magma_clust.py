@@ -251,8 +251,6 @@ class ClusterMixin:
 
     def _cluster_predictions(self, X, groups, known, new_obs, full_cov):
         """Per-cluster task predictions ``(K, m)`` (normalised scale) of every row, and the rows' memberships."""
-        from ._magma import _key
-
         labels = np.unique(groups)
         tau_labels = self._memberships_of(list(labels), known, new_obs)
         task_of_row = np.searchsorted(labels, groups)
@@ -264,7 +262,6 @@ class ClusterMixin:
             )
             means.append(m[tor, pos])
             seconds.append(s if full_cov else s[tor, pos])
-        del _key
         return np.stack(means), seconds, tau_labels[task_of_row].T, tor, pos
 
     def _predict_clust(self, X, groups, return_std, return_cov, known, new_obs, unknown_rows):

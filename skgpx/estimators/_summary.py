@@ -43,11 +43,12 @@ def format_magma_summary(est) -> str:
     counts = np.asarray(est._layout.mask).sum(axis=1)[: len(est.tasks_)]
     hp = "shared by all tasks" if est.shared_hyperparameters else "one set per task; shown: their average"
     conv = "converged" if est.converged_ else f"did NOT converge (tol={est.tol:g})"
+    m0 = " ".join(f"{v:.6g}" for v in np.atleast_1d(est.prior_mean_))
     lines = [
         "MultiTaskMagmaRegressor",
         f"  mean-process kernel: {est.mean_kernel_}",
         f"  task kernel        : {est.task_kernel_} ({hp})",
-        f"  prior mean m0      : {' '.join(f'{v:.6g}' for v in np.atleast_1d(est.prior_mean_))}" + (" (learned)" if isinstance(est.prior_mean, str) else ""),
+        f"  prior mean m0      : {m0}" + (" (learned)" if isinstance(est.prior_mean, str) else ""),
         f"  training data      : {len(est.tasks_)} tasks, {int(counts.sum())} points "
         f"(per task min {int(counts.min())} / median {float(np.median(counts)):g} / max {int(counts.max())}), "
         f"union grid {est.grid_.shape[0]} inputs, d={est.n_features_in_}",

@@ -39,7 +39,9 @@ def _cluster_lmls(theta, hyper, mean_kernel, cluster_thetas, task_kernel, Xo, yo
 
 
 def _tasks_lmls(thetas, hyper, mean_kernel, cluster_thetas, task_kernel, Xo, yo, mo, jitter):
-    f = lambda t, x, y, m: _cluster_lmls(t, hyper, mean_kernel, cluster_thetas, task_kernel, x, y, m, jitter)  # noqa: E731
+    def f(t, x, y, m):
+        return _cluster_lmls(t, hyper, mean_kernel, cluster_thetas, task_kernel, x, y, m, jitter)
+
     return jax.vmap(f)(thetas, Xo, yo, mo)
 
 

@@ -194,7 +194,9 @@ def task_terms(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitte
     thetas = params.task_thetas(data.X.shape[0])
 
     def chunk_fn(xs):
-        f = lambda *a: _task_term(params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, False, task_rank)  # noqa: E731
+        def f(*a):
+            return _task_term(params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, False, task_rank)
+
         return jnp.sum(jax.vmap(f)(*xs))
 
     if data.X.shape[0] * data.X.shape[1] ** 2 > _CHECKPOINT_ENTRIES:
