@@ -8,12 +8,14 @@ A thin scikit-learn layer over the pure, compiled functions of :mod:`skgpx.magma
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process.kernels import RBF as SkRBF, ConstantKernel as SkC, Kernel as SkKernel
 from sklearn.gaussian_process.kernels import WhiteKernel as SkWhite
 from sklearn.metrics import r2_score
@@ -23,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._config import precision_scope, resolve_dtype
 from .._device import describe_device, resolve_device
+from .._toolchain import check_toolchain
 from ..kernels import AbstractKernel, White, to_sklearn
 from ..magma import (
     MagmaParams,
@@ -36,9 +39,10 @@ from ..magma import (
     task_posteriors,
 )
 from ._magma_clust import ClusterMixin
-from ._state import to_host
+from ._quality import em_advice, warn_magma_bounds
+from ._state import kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_magma_summary
-from ._validation import to_skgpx
+from ._validation import check_kernel, check_n_samples, check_numeric, to_skgpx
 
 __all__ = ["MultiTaskMagmaRegressor"]
 
@@ -87,7 +91,9 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
       after an E-step), ``|dL / L| < tol``.
     - `m_step_max_iter`, `m_step_tol`: L-BFGS-B iterations and relative tolerance of
       each M-step problem.
-    - `jitter`: added to every Cholesky diagonal, relative to the mean diagonal.
+    - `jitter`: added to every Cholesky diagonal, relative to the mean diagonal; ``"auto"``
+      (default) is ``max(1e-8, 10 * eps)`` of the dtype: 1e-8 in float64, 1.2e-6 in float32
+      (1e-8 is below float32's resolution, and its factorisations fail). Fitted: ``jitter_``.
     - `low_rank_tasks`: when the task kernel is ``smooth + WhiteKernel`` and its smooth
       part is, on every task, a low-rank matrix up to the jitter (pivoted Cholesky
       residual below ``jitter`` times the mean diagonal on every point; RBF kernels,
@@ -143,7 +149,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "m_step_max_iter": [Interval(Integral, 1, None, closed="left")],
         "m_step_tol": [Interval(Real, 0, None, closed="left")],
-        "jitter": [Interval(Real, 0, None, closed="left")],
+        "jitter": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "low_rank_tasks": ["boolean"],
         "input_decimals": [None, Interval(Integral, None, None, closed="neither")],
         "max_grid_size": [None, Interval(Integral, 1, None, closed="left")],
@@ -168,7 +174,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         tol=1e-3,
         m_step_max_iter=50,
         m_step_tol=1e-8,
-        jitter=1e-8,
+        jitter="auto",
         low_rank_tasks=True,
         input_decimals=None,
         max_grid_size=5000,
@@ -201,6 +207,30 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
     def __getstate__(self):
         return to_host(super().__getstate__())
 
+    # -- nested kernel parameters (mean_kernel__..., task_kernel__...) of skgpx kernels --------
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        if deep:
+            for name in ("mean_kernel", "task_kernel"):
+                params.update(kernel_deep_params(getattr(self, name), name))
+        return params
+
+    def set_params(self, **params):
+        """As scikit-learn; ``mean_kernel__<name>`` / ``task_kernel__<name>`` also work for skgpx kernels."""
+        updates = {}
+        for name in ("mean_kernel", "task_kernel"):
+            params, updates[name] = split_kernel_params(params, params.get(name, getattr(self, name)), name)
+        super().set_params(**params)
+        for name, nested in updates.items():
+            if nested:
+                setattr(self, name, getattr(self, name).replace(**nested))
+        return self
+
+    def _jitter(self, dtype) -> float:
+        if isinstance(self.jitter, str):
+            return max(1e-8, 10.0 * float(np.finfo(dtype).eps))
+        return float(self.jitter)
+
     def _context(self):
         return resolve_dtype(self.dtype), resolve_device(self.device)
 
@@ -228,15 +258,21 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         """
         self._validate_params()
         dtype, device = self._context()
+        check_toolchain(device)
         X, y = validate_data(self, X, y, y_numeric=True, ensure_2d=True, dtype="numeric")
+        X = check_numeric(X)
         groups = _check_groups(groups, X.shape[0], "fit")
         if not (isinstance(self.n_clusters, Integral) and self.n_clusters == 1):
             return self._fit_clusters(X, y, groups)
         mk, tk = self._kernels()
+        check_kernel(mk, X.shape[1], "mean_kernel")
+        check_kernel(tk, X.shape[1], "task_kernel")
+        self.jitter_ = jitter = self._jitter(dtype)
         y_n, self._y_mean, self._y_std = _normalise(y, self.normalize_y)
         layout = build_layout(
             X, y_n, groups, decimals=self.input_decimals, max_grid_size=self.max_grid_size
         )
+        self._n_grid = layout.grid.shape[0]
         learn_m0 = isinstance(self.prior_mean, str)
         m0 = 0.0 if learn_m0 else (float(self.prior_mean) - self._y_mean) / self._y_std
         M_pad, p = layout.X.shape[0], tk.theta.shape[0]
@@ -251,18 +287,30 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
                 mk, tk, np.asarray(mk.theta, np.float64), theta_task, np.asarray(m0, np.float64),
                 bool(self.shared_hyperparameters),
             )
-            res = run_em(
-                params,
-                data,
-                learn_prior_mean=learn_m0,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                m_step_max_iter=self.m_step_max_iter,
-                m_step_tol=self.m_step_tol,
-                jitter=self.jitter,
-                low_rank_tasks=self.low_rank_tasks,
-                verbose=self.verbose,
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    res = run_em(
+                        params,
+                        data,
+                        learn_prior_mean=learn_m0,
+                        max_iter=self.max_iter,
+                        tol=self.tol,
+                        m_step_max_iter=self.m_step_max_iter,
+                        m_step_tol=self.m_step_tol,
+                        jitter=jitter,
+                        low_rank_tasks=self.low_rank_tasks,
+                        verbose=self.verbose,
+                    )
+                except ValueError as e:
+                    if "non-finite log-likelihood" not in str(e):
+                        raise
+                    raise ValueError(self._initial_failure(dtype, jitter)) from e
+        for w in caught:  # the EM's warnings, its generic non-convergence one made specific
+            if issubclass(w.category, ConvergenceWarning) and "did not converge" in str(w.message):
+                warnings.warn(em_advice(res.elbo_history, self.max_iter, self.tol), ConvergenceWarning, stacklevel=2)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         P = to_host(res.params)
         self._layout = layout
         self.tasks_ = layout.task_ids
@@ -286,7 +334,21 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         self.task_cov_ranks_ = res.task_ranks
         self.n_clusters_, self.cluster_proportions_ = 1, np.ones(1)
         self.memberships_ = np.ones((layout.n_tasks, 1))
+        warn_magma_bounds(mk, theta0, "mean_kernel")
+        warn_magma_bounds(tk, self.task_theta_ if not self.shared_hyperparameters else self.task_theta_[0],
+                          "task_kernel")
         return self
+
+    def _initial_failure(self, dtype, jitter) -> str:
+        hint = "" if self.normalize_y else " Set normalize_y=True, or pass kernels with initial values on the scale of y."
+        other = " or use dtype='float64'" if np.dtype(dtype) == np.float32 else ""
+        return (
+            f"The initial hyperparameters give a non-finite Magma log-likelihood ({np.dtype(dtype).name}): a "
+            f"covariance matrix (the mean process's on the grid of {self._n_grid} distinct inputs, or a task's) "
+            f"was not numerically positive definite with jitter={jitter:.3g} relative to its mean diagonal. "
+            f"Raise `jitter` (e.g. jitter={max(jitter * 100, 1e-6):.0e}){other}, round the inputs with "
+            f"`input_decimals`, or start from longer-scaled, smaller-amplitude kernels.{hint}"
+        )
 
     def summary(self) -> str:
         """A readable multi-line report of the fitted model (kernels, tasks, grid, EM run)."""
@@ -365,6 +427,9 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         first draws its cluster from its memberships, then a GP sample from that
         cluster's predictive.
         """
+        if groups is None:
+            _check_groups(None, 0, "sample_y")
+        n_samples = check_n_samples(n_samples)
         rng = check_random_state(self.random_state if random_state is None else random_state)
         if self._clustered:
             return self._sample_clusters(X, groups, n_samples, rng, X_obs, y_obs, groups_obs)
@@ -383,6 +448,8 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         are scored against the mean-process prediction, the Magma prediction for a
         task without observations.
         """
+        if groups is None:
+            _check_groups(None, 0, "score")
         y_pred = self._predict(X, groups, False, False, None, None, None, unknown="mean_process")
         return r2_score(y, y_pred, sample_weight=sample_weight)
 
@@ -390,7 +457,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
         check_is_fitted(self, "hyperposterior_")
-        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        X = check_numeric(validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False))
         groups = _check_groups(groups, X.shape[0], "predict")
         known = {_key(t): i for i, t in enumerate(self.tasks_)}
         new_obs = self._new_task_observations(X_obs, y_obs, groups_obs, known)
@@ -477,7 +544,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         bounds = np.tile(np.asarray(tk.bounds), (thetas.shape[0], 1))
         with precision_scope(dtype), jax.default_device(device):
             args = [jnp.asarray(a, dtype) for a in (Xo, yo)] + [jnp.asarray(mo)]
-            jit = jnp.asarray(self.jitter, dtype)
+            jit = jnp.asarray(self.jitter_, dtype)
             scale = jnp.asarray(1.0 / max(int(mo.sum()), 1), dtype)
             res = minimize_lbfgsb(
                 lambda th: new_task_objective_and_grad(
@@ -526,7 +593,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
                 jnp.asarray(mo),
                 jnp.asarray(Xp, dtype),
                 jnp.asarray(mp),
-                jnp.asarray(self.jitter, dtype),
+                jnp.asarray(self.jitter_, dtype),
                 full_cov,
                 batch,
             )
@@ -586,5 +653,22 @@ def _check_groups(groups, n_samples, method, name="groups"):
     if groups.dtype.kind == "f" and np.any(~np.isfinite(groups)):
         raise ValueError(f"`{name}` contains NaN or infinite labels; give every row a task label.")
     if groups.dtype.kind == "O":
-        groups = groups.astype(str)
+        groups = _object_labels(groups, name)
     return groups
+
+
+def _object_labels(groups, name):
+    """An object array of labels as one NumPy type: all strings, or all numbers.
+
+    Mixed types are refused: turning them into strings made the labels 0 and "0" one task.
+    """
+    kinds = {"str" if isinstance(g, str) else "number" if isinstance(g, (Real, np.number)) else type(g).__name__
+             for g in groups}
+    if kinds == {"str"}:
+        return groups.astype(str)
+    if kinds == {"number"}:
+        return np.asarray(groups.tolist())
+    raise ValueError(
+        f"`{name}` mixes label types ({', '.join(sorted(kinds))}), e.g. 0 and '0' would be ambiguous; give "
+        "every task a label of one type (all strings or all numbers), e.g. groups=np.asarray(groups, dtype=str)."
+    )

@@ -128,7 +128,8 @@ class ClusterMixin:
         if not self.shared_hyperparameters:
             theta_task = np.tile(theta_task, (layout.X.shape[0], 1))
         pi0 = tau0[: layout.n_tasks].mean(axis=0)
-        options = EMOptions(self.max_iter, self.tol, self.m_step_max_iter, self.m_step_tol, self.jitter, learn_m0,
+        self.jitter_ = jitter = self._jitter(dtype)
+        options = EMOptions(self.max_iter, self.tol, self.m_step_max_iter, self.m_step_tol, jitter, learn_m0,
                             self.low_rank_tasks, self.verbose)
         self.device_ = describe_device(device)
         with precision_scope(dtype), jax.default_device(device):
@@ -182,7 +183,7 @@ class ClusterMixin:
         bounds = np.tile(np.asarray(tk.bounds), (thetas.shape[0], 1))
         with precision_scope(dtype), jax.default_device(device):
             args = self._clust_args(dtype) + [jnp.asarray(a, dtype) for a in (Xo, yo)] + [jnp.asarray(mo)]
-            jit = jnp.asarray(self.jitter, dtype)
+            jit = jnp.asarray(self.jitter_, dtype)
             scale = jnp.asarray(1.0 / max(int(mo.sum()), 1), dtype)
             log_pi = jnp.log(jnp.asarray(np.maximum(self.cluster_proportions_, 1e-300), dtype))
             res = minimize_lbfgsb(
@@ -202,7 +203,7 @@ class ClusterMixin:
             lml = new_task_cluster_lml(
                 jnp.asarray(new_obs["theta"], dtype), *self._clust_args(dtype),
                 *(jnp.asarray(new_obs[k], dtype) for k in ("X", "y")), jnp.asarray(new_obs["mask"]),
-                jnp.asarray(self.jitter, dtype),
+                jnp.asarray(self.jitter_, dtype),
             )
         logits = np.asarray(lml) + np.log(np.maximum(self.cluster_proportions_, 1e-300))[None, :]
         logits -= logits.max(axis=1, keepdims=True)

@@ -8,15 +8,22 @@ import numpy as np
 from sklearn.gaussian_process.kernels import RBF as SkRBF, ConstantKernel as SkC, Kernel as SkKernel
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..kernels import AbstractKernel, from_sklearn
+from ..gp import AbstractInference
+from ..kernels import AbstractKernel, AbstractStationaryKernel, ActiveDims, Batched, Chordal, UnsupportedKernelError
+from ..kernels import from_sklearn, hyperparameter_list
 
 __all__ = [
     "GPR_PARAMETER_CONSTRAINTS",
     "fit_kernel",
     "prior_kernel",
     "to_skgpx",
+    "skgpx_kernel_or_none",
+    "x_checks",
     "normalise_targets",
     "noise_vector",
+    "check_kernel",
+    "check_numeric",
+    "check_n_samples",
 ]
 
 # scikit-learn's own constraints for its parameters, then skgpx's.
@@ -29,22 +36,10 @@ GPR_PARAMETER_CONSTRAINTS: dict = {
     "copy_X_train": ["boolean"],
     "n_targets": [Interval(Integral, 1, None, closed="left"), None],
     "random_state": ["random_state"],
-    "solver": "no_validation",  # a registered name, "auto" or an AbstractInference; make_inference checks
+    "solver": [str, AbstractInference],  # names are checked by skgpx.gp.make_inference
     "device": "no_validation",  # checked by skgpx._device.resolve_device with a helpful message
     "dtype": "no_validation",  # checked by skgpx._config.resolve_dtype
-    "jitter": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
     "verbose": ["verbose"],
-    "n_components": [Interval(Integral, 1, None, closed="left")],
-    "landmark_method": [str],
-    "tol": [Interval(Real, 0, None, closed="neither")],
-    "train_tol": [Interval(Real, 0, None, closed="neither"), None],
-    "var_tol": [Interval(Real, 0, None, closed="neither"), None],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "preconditioner_rank": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
-    "n_probes": [Interval(Integral, 1, None, closed="left")],
-    "lanczos_order": [Interval(Integral, 1, None, closed="left")],
-    "variance_method": [StrOptions({"auto", "love", "exact"})],
-    "love_rank": [Interval(Integral, 1, None, closed="left")],
 }
 
 
@@ -70,6 +65,25 @@ def to_skgpx(kernel) -> AbstractKernel:
         f"`kernel` must be an skgpx kernel (e.g. skgpx.kernels.RBF()), a scikit-learn kernel or None, "
         f"got {type(kernel).__name__}."
     )
+
+
+def skgpx_kernel_or_none(kernel) -> AbstractKernel | None:
+    """:func:`to_skgpx`, or None for a scikit-learn kernel without a translation (the NumPy host path)."""
+    try:
+        return to_skgpx(kernel)
+    except UnsupportedKernelError:
+        return None
+
+
+def x_checks(kernel) -> dict:
+    """``validate_data`` arguments for ``X`` under `kernel` (None: the default kernel).
+
+    As scikit-learn: a 2-D numeric array for kernels on vectors; anything (strings,
+    graphs, variable-length sequences) for a kernel with ``requires_vector_input=False``.
+    """
+    if kernel is None or getattr(kernel, "requires_vector_input", True):
+        return {"ensure_2d": True, "dtype": "numeric"}
+    return {"ensure_2d": False, "dtype": None}
 
 
 def _handle_zeros_in_scale(scale):
@@ -104,5 +118,87 @@ def noise_vector(alpha, n_samples):
                 "alpha must be a scalar or an array with same number of "
                 f"entries as y. ({alpha.shape[0]} != {n_samples})"
             )
-        return alpha.reshape(n_samples)
-    return np.full(n_samples, float(alpha))
+        alpha = alpha.reshape(n_samples)
+    else:
+        alpha = np.full(n_samples, float(alpha))
+    bad = ~np.isfinite(alpha) | (alpha < 0)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"`alpha` must be finite and non-negative (the noise variance added to each training "
+            f"point), got {alpha[i]!r} at index {i}; use e.g. alpha=1e-10, or a per-sample array of "
+            "non-negative values."
+        )
+    return alpha
+
+
+def _get(kernel, path):
+    for p in path:
+        kernel = getattr(kernel, p)
+    return kernel
+
+
+def check_kernel(kernel: AbstractKernel, n_features: int, name: str = "kernel") -> None:
+    """Refuse, before JAX sees them, hyperparameters a kernel cannot use on ``n_features`` inputs.
+
+    Every hyperparameter must be finite and positive (free ones live on a log scale; fixed ones
+    may be 0); an ARD
+    length-scale vector must have one entry per feature the kernel sees (``ActiveDims`` and
+    ``Chordal`` change that number), as scikit-learn requires.
+    """
+    for h in hyperparameter_list(kernel):
+        value = np.asarray(_get(kernel, h.path), dtype=np.float64)
+        # free ones are optimised on a log scale; a fixed amplitude may be 0 (a switched-off White term)
+        zero_ok = h.fixed and h.path[-1] not in ("length_scale", "periodicity", "alpha")
+        if not np.all(np.isfinite(value)) or np.any(value < 0) or (not zero_ok and np.any(value == 0)):
+            shown = value.tolist() if value.ndim else float(value)
+            raise ValueError(
+                f"`{name}` hyperparameter {h.name}={shown!r} must be finite and positive; pass a "
+                f"positive initial value (e.g. {h.path[-1]}=1.0) and bounds around it."
+            )
+    _check_ard(kernel, n_features, name, "")
+
+
+def _check_ard(kernel, n_features, name, where):
+    if isinstance(kernel, Batched):
+        return  # leading batch axes; the batch's own inputs decide
+    if isinstance(kernel, ActiveDims):
+        if max(kernel.dims) >= n_features:
+            raise ValueError(
+                f"`{name}`: {where or 'the kernel'} ActiveDims(dims={kernel.dims}) selects column "
+                f"{max(kernel.dims)} but X has {n_features} features; change `dims` or pass more columns."
+            )
+        n_features = len(kernel.dims)
+    elif isinstance(kernel, Chordal):
+        n_features = n_features + 1  # (lon, lat) -> (x, y, z)
+    if isinstance(kernel, AbstractStationaryKernel):
+        ls = np.asarray(kernel.length_scale)
+        if ls.ndim >= 1 and ls.shape[-1] not in (1, n_features):
+            raise ValueError(
+                f"`{name}`: anisotropic kernel {kernel!r}{' at ' + where if where else ''} has "
+                f"{ls.shape[-1]} length scales but the data it sees have {n_features} features; give one "
+                "length scale per feature, or a scalar for an isotropic kernel."
+            )
+    for field_name in getattr(type(kernel), "__dataclass_fields__", {}):
+        child = getattr(kernel, field_name, None)
+        if isinstance(child, AbstractKernel):
+            _check_ard(child, n_features, name, f"{where}__{field_name}" if where else field_name)
+
+
+def check_numeric(X, name: str = "X"):
+    """``X`` after scikit-learn's validation must hold numbers (a categorical column does not)."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"`{name}` must be numeric, got an array of dtype {X.dtype} (e.g. a pandas categorical or "
+            "string column); encode such columns first, e.g. with sklearn.preprocessing.OneHotEncoder "
+            "or OrdinalEncoder in a Pipeline."
+        )
+    return X
+
+
+def check_n_samples(n_samples) -> int:
+    """``sample_y``'s ``n_samples``: a non-negative integer."""
+    if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, (Integral, np.integer)) or n_samples < 0:
+        raise ValueError(f"`n_samples` must be a non-negative integer, got {n_samples!r}.")
+    return int(n_samples)

@@ -2,9 +2,11 @@
 
 from ._cholesky import (
     CholeskyResult as CholeskyResult,
+    check_jitter_policy as check_jitter_policy,
     cho_inverse as cho_inverse,
     cho_solve as cho_solve,
     cholesky_quad_logdet as cholesky_quad_logdet,
+    jitter_schedule as jitter_schedule,
     jittered_cholesky as jittered_cholesky,
     solve_lower as solve_lower,
 )
