@@ -39,6 +39,7 @@ from ..magma import (
     task_data_from_layout,
     task_posteriors,
 )
+from ._magma_clust import ClusterMixin
 from ._quality import em_advice, warn_magma_bounds
 from ._state import kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_magma_summary
@@ -50,7 +51,7 @@ __all__ = ["MultiTaskMagmaRegressor"]
 _PREDICT_BUDGET = 1 << 22
 
 
-class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
+class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
     """Multi-task GP regression with a common mean process (Magma), trained by EM.
 
     Model (MAGMA.md A.1): tasks ``i`` observed at their own inputs ``t_i``,
@@ -67,6 +68,14 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
       ``ConstantKernel(1.0) * RBF(1.0) + WhiteKernel(0.1)``.
     - `shared_hyperparameters`: one set of task hyperparameters for all tasks (True)
       or one per task (False; new tasks then learn theirs from their observations).
+    - `n_clusters`: number of mean processes. 1 (default): Magma. ``K >= 2``:
+      MagmaClust (Leroy et al., JMLR 2023), tasks drawn from a mixture of ``K`` mean
+      processes, fitted by variational EM; predictions are mixtures over clusters
+      weighted by each task's memberships. ``"auto"`` (K = 1..6, at most the number of
+      tasks) or a list of candidates: every candidate is fitted and the one with the
+      largest variational BIC is kept (``n_clusters_scores_``); see the Magma guide.
+    - `shared_mean_hyperparameters`: with clusters, one set of mean-kernel
+      hyperparameters for all clusters (True) or one per cluster (False).
     - `new_task_hyperparameters`: how a new task (``predict(..., X_obs=...)``) gets its
       task hyperparameters: ``"auto"`` (default: the shared ones when
       `shared_hyperparameters`, else learned from its observations), ``"shared"`` (the
@@ -119,12 +128,24 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
     the task M-step, the largest over tasks with distinct hyperparameters, 0 where they
     were dense; see `low_rank_tasks`),
     ``n_features_in_``, ``device_``.
+
+    With clusters (``n_clusters_ > 1``): ``n_clusters_`` (the number fitted or selected),
+    ``n_clusters_scores_`` / ``n_clusters_elbos_`` (variational BIC / ELBO per candidate
+    ``K``), ``cluster_proportions_`` ``(K,)``, ``memberships_`` ``(n_tasks, K)``,
+    ``cluster_hyperposteriors_`` (the ``K`` mean-process hyper-posteriors, a
+    ``HyperPosterior`` with a leading cluster axis on the normalised scale;
+    :meth:`predict_mean_process` evaluates them), ``cluster_mean_kernels_``,
+    ``cluster_prior_means_`` (also ``prior_mean_``), ``elbo_`` (the final ELBO, also
+    ``log_marginal_likelihood_value_``: a lower bound); ``mean_kernel_`` is cluster 0's.
+    A Magma fit has ``n_clusters_ = 1``, ``cluster_proportions_ = [1]`` and memberships 1.
     """
 
     _parameter_constraints: dict = {
         "mean_kernel": [None, SkKernel, AbstractKernel],
         "task_kernel": [None, SkKernel, AbstractKernel],
         "shared_hyperparameters": ["boolean"],
+        "n_clusters": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), "array-like"],
+        "shared_mean_hyperparameters": ["boolean"],
         "new_task_hyperparameters": [StrOptions({"auto", "shared", "learn"})],
         "prior_mean": [Real, StrOptions({"constant"})],
         "normalize_y": ["boolean"],
@@ -148,6 +169,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         task_kernel=None,
         *,
         shared_hyperparameters=True,
+        n_clusters=1,
+        shared_mean_hyperparameters=True,
         new_task_hyperparameters="auto",
         prior_mean=0.0,
         normalize_y=True,
@@ -167,6 +190,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         self.mean_kernel = mean_kernel
         self.task_kernel = task_kernel
         self.shared_hyperparameters = shared_hyperparameters
+        self.n_clusters = n_clusters
+        self.shared_mean_hyperparameters = shared_mean_hyperparameters
         self.new_task_hyperparameters = new_task_hyperparameters
         self.prior_mean = prior_mean
         self.normalize_y = normalize_y
@@ -241,6 +266,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, y_numeric=True, ensure_2d=True, dtype="numeric")
         X = check_numeric(X)
         groups = _check_groups(groups, X.shape[0], "fit")
+        if not (isinstance(self.n_clusters, Integral) and self.n_clusters == 1):
+            return self._fit_clusters(X, y, groups)
         mk, tk = self._kernels()
         check_kernel(mk, X.shape[1], "mean_kernel")
         check_kernel(tk, X.shape[1], "task_kernel")
@@ -309,6 +336,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         self.iteration_times_ = res.iteration_times
         self.m_step_cov_ranks_ = res.m_step_cov_ranks
         self.task_cov_ranks_ = res.task_ranks
+        self.n_clusters_, self.cluster_proportions_ = 1, np.ones(1)
+        self.memberships_ = np.ones((layout.n_tasks, 1))
         warn_magma_bounds(mk, theta0, "mean_kernel")
         warn_magma_bounds(tk, self.task_theta_ if not self.shared_hyperparameters else self.task_theta_[0],
                           "task_kernel")
@@ -335,12 +364,22 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         """Hyper-posterior of the mean process ``mu0`` at `X` (no task deviation, no noise).
 
         **Returns:** mean ``(m,)``, and the standard deviation ``(m,)`` or covariance
-        ``(m, m)`` when asked.
+        ``(m, m)`` when asked. With clusters, one per mean process: ``(K, m)``, ``(K, m)``
+        or ``(K, m, m)``.
         """
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
         check_is_fitted(self, "hyperposterior_")
         X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        if self._clustered:
+            parts = [self._mean_process_cluster(X, k) for k in range(self.n_clusters_)]
+            mean = np.stack([m for m, _ in parts]) * self._y_std + self._y_mean
+            cov = np.stack([c for _, c in parts]) * self._y_std**2
+            if return_cov:
+                return mean, cov
+            if return_std:
+                return mean, np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+            return mean
         dtype, device = self._context()
         with precision_scope(dtype), jax.default_device(device):
             mean, second = mean_process_at(
@@ -373,6 +412,14 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
 
         A label that is neither a training task nor in `groups_obs` is an error; use
         :meth:`predict_mean_process` for a task with no observations.
+
+        With clusters (``n_clusters_ > 1``) the predictive of a task is the mixture of
+        its per-cluster predictives weighted by its memberships (training tasks: their
+        variational memberships; new tasks: the clusters' posterior probabilities given
+        their observations, :meth:`predict_cluster_proba`); the mean and standard
+        deviation returned are the mixture's (``sum_k tau_k mean_k`` and
+        ``sqrt(sum_k tau_k (var_k + (mean_k - mean)^2))``), the covariance is the
+        mixture's covariance. :meth:`predict_clusters` returns every cluster's part.
         """
         return self._predict(X, groups, return_std, return_cov, X_obs, y_obs, groups_obs, unknown="error")
 
@@ -380,12 +427,16 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         """Draws ``(m, n_samples)`` from the predictive distribution of each row's task (see :meth:`predict`).
 
         Tasks are drawn independently (block-diagonal covariance); `random_state`
-        defaults to the estimator's ``random_state``.
+        defaults to the estimator's ``random_state``. With clusters, each draw of a task
+        first draws its cluster from its memberships, then a GP sample from that
+        cluster's predictive.
         """
         if groups is None:
             _check_groups(None, 0, "sample_y")
         n_samples = check_n_samples(n_samples)
         rng = check_random_state(self.random_state if random_state is None else random_state)
+        if self._clustered:
+            return self._sample_clusters(X, groups, n_samples, rng, X_obs, y_obs, groups_obs)
         mean, cov = self.predict(X, groups, return_cov=True, X_obs=X_obs, y_obs=y_obs, groups_obs=groups_obs)
         groups = np.asarray(groups)
         out = np.empty((mean.shape[0], int(n_samples)))
@@ -406,7 +457,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         y_pred = self._predict(X, groups, False, False, None, None, None, unknown="mean_process")
         return r2_score(y, y_pred, sample_weight=sample_weight)
 
-    def _predict(self, X, groups, return_std, return_cov, X_obs, y_obs, groups_obs, unknown):
+    def _predict(self, X, groups, return_std, return_cov, X_obs, y_obs, groups_obs, unknown, full_output=False):
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
         check_is_fitted(self, "hyperposterior_")
@@ -426,6 +477,13 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         out_var = np.empty(X.shape[0]) if return_std else None
         out_cov = np.zeros((X.shape[0], X.shape[0])) if return_cov else None
         mp_rows = np.isin(groups, np.asarray(missing, dtype=groups.dtype)) if missing else np.zeros(len(groups), bool)
+        if self._clustered:
+            out = self._predict_clust(X, groups, return_std, return_cov, known, new_obs, mp_rows)
+            if full_output:
+                return out
+            if return_cov:
+                return out["mean"], _mixture_cov(out, groups)
+            return (out["mean"], np.sqrt(out["mix_var"])) if return_std else out["mean"]
         if mp_rows.any():
             m, s = self.predict_mean_process(X[mp_rows], return_cov=True)
             out_mean[mp_rows] = m
@@ -480,7 +538,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
             self.new_task_hyperparameters == "auto" and not self.shared_hyperparameters
         )
         if learn:
-            thetas = self._learn_new_task_hyperparameters(thetas, Xo, yo, mo)
+            learner = self._new_task_thetas_clust if self._clustered else self._learn_new_task_hyperparameters
+            thetas = learner(thetas, Xo, yo, mo)
         return {"index": {_key(t): j for j, t in enumerate(ids)}, "X": Xo, "y": yo, "mask": mo, "theta": thetas}
 
     def _learn_new_task_hyperparameters(self, thetas, Xo, yo, mo):
@@ -505,8 +564,9 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
             )
         return np.asarray(res.x)
 
-    def _task_predictions(self, X, groups, known, new_obs, full_cov):
-        """Batched task posteriors on the normalised scale, one padded row per requested task."""
+    def _task_predictions(self, X, groups, known, new_obs, full_cov, post=None, mean_kernel=None):
+        """Batched task posteriors on the normalised scale, one padded row per requested task
+        (under the hyper-posterior `post` with `mean_kernel`, default the fitted ones)."""
         labels, task_of_row = np.unique(groups, return_inverse=True)
         task_of_row = task_of_row.reshape(-1)
         B = len(labels)
@@ -533,8 +593,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         dtype, device = self._context()
         with precision_scope(dtype), jax.default_device(device):
             mean, second = task_posteriors(
-                self.hyperposterior_,
-                self._mean_kernel_skgpx,
+                self.hyperposterior_ if post is None else post,
+                self._mean_kernel_skgpx if mean_kernel is None else mean_kernel,
                 self._task_template,
                 *(jnp.asarray(a, dtype) for a in (thetas, Xo, yo)),
                 jnp.asarray(mo),
@@ -545,6 +605,18 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
                 batch,
             )
         return np.asarray(mean), np.asarray(second), task_of_row, pos
+
+
+def _mixture_cov(out, groups):
+    """The mixture covariance, block-diagonal by task: ``sum_k tau_k (C_k + d_k d_k^T)`` per task block."""
+    cov = np.zeros(out["covs"].shape[1:])
+    for label in np.unique(groups):
+        r = np.flatnonzero(groups == label)
+        t = out["proba"][r[0]]
+        d = out["means"][:, r] - out["mean"][None, r]
+        blk = np.einsum("k,kab->ab", t, out["covs"][:, r[:, None], r[None, :]]) + np.einsum("k,ka,kb->ab", t, d, d)
+        cov[np.ix_(r, r)] = blk
+    return cov
 
 
 def _has_white(kernel) -> bool:
