@@ -193,7 +193,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         self._validate_params()
         dtype, device = self._context()
-        check_toolchain(device if isinstance(device, jax.Device) else None)
+        check_toolchain(device if isinstance(device, jax.Device) else jax.local_devices()[0])
         kernel = fit_kernel(self.kernel)
         kernel = clone(kernel) if isinstance(kernel, SkKernel) else kernel
         self._sklearn_kernel = isinstance(kernel, SkKernel)

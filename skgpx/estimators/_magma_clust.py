@@ -239,6 +239,8 @@ class ClusterMixin:
 
         self._check_clustered("predict_cluster_proba")
         groups = np.asarray(groups).reshape(-1)
+        if self.n_clusters_ == 1:  # Magma (also when "auto" selected K = 1): one cluster holds every task
+            return np.ones((len(groups), 1))
         known = {_key(t): i for i, t in enumerate(self.tasks_)}
         new_obs = self._new_task_observations(X_obs, y_obs, groups_obs, known)
         return self._memberships_of(list(groups), known, new_obs)

@@ -86,7 +86,7 @@ def test_vmap_over_inputs_and_hyperparameters():
 
 def test_grad_against_finite_differences():
     f = jax.jit(lambda th: jnp.sum(KERNEL.with_theta(th).cross(X, Y) ** 2))
-    th = KERNEL.theta
+    th = jnp.asarray(KERNEL.theta)
     g = jax.grad(f)(th)
     eps = 1e-6
     fd = np.array([(f(th.at[i].add(eps)) - f(th.at[i].add(-eps))) / (2 * eps) for i in range(th.size)])

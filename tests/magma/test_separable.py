@@ -53,7 +53,7 @@ def test_per_task_ranks_suffice_and_match_the_dense_m_step(shortest):
     data, params, post, F, lowrank, scale = _problem(shortest)
     bounds = _task_bounds(params, data.X.shape[0])
     x, res, ranks, needs_after, _ = separable_m_step(
-        params, data, post, F, lowrank, JIT, scale, bounds, lambda p: task_needs(p, data, JIT), None, 200, 1e-10
+        params, data, post.mean, F, lowrank, JIT, scale, bounds, lambda p: task_needs(p, data, JIT), None, 200, 1e-10
     )
     real = slice(0, data.n_tasks)
     assert len(np.unique(ranks[real])) > 1  # tasks at ranks of their own
@@ -63,7 +63,7 @@ def test_per_task_ranks_suffice_and_match_the_dense_m_step(shortest):
     low = ranks[real] > 0
     assert np.all(needs_after[1][real][low] <= ranks[real][low])  # every rank still suffices at the result
     assert res.fun <= res.fun_start
-    xd, resd, ranks_d, _, _ = separable_m_step(params, data, post, F, lowrank, JIT, scale, bounds, lambda p: None,
+    xd, resd, ranks_d, _, _ = separable_m_step(params, data, post.mean, F, lowrank, JIT, scale, bounds, lambda p: None,
                                                None, 200, 1e-10)
     assert np.all(ranks_d == 0)
     np.testing.assert_allclose(res.fun_rows[real], resd.fun_rows[real], rtol=1e-7)
