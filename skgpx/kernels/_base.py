@@ -129,7 +129,7 @@ class AbstractKernel(eqx.Module):
             return K
         K = jnp.where(mask[:, None] & mask[None, :], K, 0.0)
         # The padded diagonal's ones scattered in place: adding a diag(...) matrix puts an
-        # iota comparison and a select on every entry (batch 250 x 100 x 100, 4-D: 8.2 -> 6.4 ms).
+        # iota comparison and a select on every entry.
         i = jnp.arange(X.shape[0])
         return K.at[i, i].add(jnp.where(mask, 0.0, 1.0).astype(K.dtype))
 

@@ -34,11 +34,8 @@ def auto_tile_size(n_rows: int, n_cols: int) -> int:
 
 def auto_block_size(n: int) -> int:
     """Side of the square blocks of :func:`symmetric_tiled_mm`: ``n`` split into
-    ``ceil(n / 1024)`` near-equal blocks (about 1M kernel entries each, little padding).
-
-    Measured (Matern-3/2, 3-D, n = 20k, 2-core CPU): block 512 / 768 / 1024 / 1536 / 2048
-    took 0.78 / 0.66 / 0.75 / 0.83 / 0.83 s for one right-hand side, 0.93 / 0.81 / 0.86 /
-    0.93 / 0.93 s for 17 (row tiles of :func:`tiled_cross_mm`: 1.09 and 2.0 s)."""
+    ``ceil(n / 1024)`` near-equal blocks (about 1M kernel entries each, little padding;
+    blocks of 512 to 2048 rows timed within 25% of each other, docs/performance.md)."""
     nb = max(1, math.ceil(n / 1024))
     return int(math.ceil(n / nb))
 

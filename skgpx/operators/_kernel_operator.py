@@ -3,7 +3,7 @@
 Two final forms share one abstract base:
 
 * :class:`DenseKernelOperator` materialises the matrix once (on a CPU a cached
-  dense matvec is ~10x cheaper than re-evaluating the kernel), for when
+  dense matvec is an order of magnitude cheaper than re-evaluating the kernel), for when
   ``n^2 * itemsize`` fits a memory budget;
 * :class:`MatrixFreeKernelOperator` evaluates ``(K + diag(s)) @ V`` in square blocks
   with ``lax.scan`` and ``jax.checkpoint`` (:func:`symmetric_tiled_mm`: each block

@@ -83,8 +83,7 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
     - `A`: symmetric ``(n, n)`` matrix, or a function of no arguments that returns it.
       With a function, the first factorisation may overwrite the matrix in place (LAPACK
       ``potrf`` does) and a retry rebuilds it, instead of a copy being kept for retries
-      that rarely happen (a Gram matrix is cheaper to recompute than to copy: n = 2000,
-      ~18 ms saved per factorisation).
+      that rarely happen (a Gram matrix is cheaper to recompute than to copy).
     - `jitter`: ``"auto"`` (try as is, then the adaptive schedule of
       :func:`jitter_schedule`), ``None`` (as is, no retries: what an optimiser's
       evaluation tries first, see :meth:`ExactInference.first_attempt`), or a number:
@@ -126,12 +125,12 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
             return attempt(state[0])
 
         # The loop starts from the first retry, not from a NaN-filled matrix (XLA would
-        # fill that n x n constant on every call, retry or not: ~15 ms at n = 2000).
+        # fill that n x n constant on every call, retry or not).
         _, L, j = jax.lax.while_loop(cond, body, attempt(0))
         return L, j
 
     # The retry loop sits behind a cond: when the first factorisation succeeds (the usual
-    # case) the n x n factor is not threaded through a while loop (~20 ms saved at n = 2000).
+    # case) the n x n factor is not threaded through a while loop (an n x n copy saved).
     L, j = jax.lax.cond(_failed(L0), retry, lambda _: (L0, jnp.zeros((), A.dtype)), None)
     return CholeskyResult(L, j, ~_failed(L))
 
@@ -156,8 +155,8 @@ def cho_inverse(L):
 
     with ``V = B A^{-1}`` and ``W = (C C^T)^{-1}`` (recursively, as is ``A^-T A^-1``):
     about ``5/6 n^3`` flops, mostly in GEMMs, written block by block into one output
-    buffer. Measured on the 2-core CPU: n = 2000 0.13 s vs 0.22 s, n = 5000 1.5 s vs
-    2.75 s; agreement ~1e-15 relative. Works under ``vmap``.
+    buffer (timings against ``cho_solve(L, I)``: docs/performance.md); agreement ~1e-15
+    relative. Works under ``vmap``.
     """
     n = L.shape[0]
 
@@ -214,8 +213,8 @@ def _bwd(jitter, res, cotangents):
     L, alpha = res
     t = alpha.shape[1]
     # RW Eq. 5.9: d/dA [-1/2 y^T A^{-1} y - 1/2 log|A|] = 1/2 (alpha alpha^T - A^{-1}), per target.
-    # (LAPACK potri through a host callback is 3.5x cheaper alone, but with two processes on
-    # two cores its threads fight XLA's: a fit went from 41 s to 163 s. Measured, rejected.)
+    # (LAPACK potri through a host callback is cheaper alone, but with two processes on two
+    # cores its threads fight XLA's; rejected, see docs/performance.md.)
     A_inv = cho_inverse(L)
     A_bar = 0.5 * g * (alpha @ alpha.T - t * A_inv)
     return A_bar, -g * alpha
