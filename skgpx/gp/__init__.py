@@ -13,3 +13,5 @@ from ._lowrank import (
     NystromInference as NystromInference,
     RFFInference as RFFInference,
 )
+from ._auto import select_solver as select_solver
+from ._pathwise import pathwise_sample as pathwise_sample

@@ -49,8 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ..operators import kernel_operator, operator_kind, tiled_cross_mm
-from ..operators._common import block_pairs, noise_diagonal, row_tiles
+from ..operators import block_pairs, kernel_operator, noise_diagonal, operator_kind, row_tiles, tiled_cross_mm
 from ..solvers import LoveCache, love_cache, pcg, rp_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
@@ -139,7 +138,7 @@ class CGPosterior(AbstractPosterior):
         """Latent variances by batched PCG solves of the ``K(X, Xs)`` columns."""
 
         def chunk(Xc):
-            Ks = self.kernel._cross(self.X, Xc)
+            Ks = self.kernel.cross(self.X, Xc)
             return self.kernel.diag(Xc) - jnp.sum(Ks * self._solve(Ks, self.inference.var_solve_tol).x, axis=0)
 
         return jnp.maximum(self._chunks(Xs, chunk), 0.0)
@@ -148,7 +147,7 @@ class CGPosterior(AbstractPosterior):
         """Latent variances from the preconditioned LOVE cache."""
 
         def chunk(Xc):
-            Ks = self.kernel._cross(self.X, Xc)
+            Ks = self.kernel.cross(self.X, Xc)
             return self.kernel.diag(Xc) - self.love.quad(Ks, self.precond.solve)
 
         return jnp.maximum(self._chunks(Xs, chunk), 0.0)
@@ -173,7 +172,7 @@ class CGPosterior(AbstractPosterior):
                 f"return_cov with solver='cg' solves one CG system per test point; got {m} test points "
                 f"(limit {self.inference.cov_max}). Predict the covariance on fewer points or use return_std."
             )
-        Ks = self.kernel._cross(self.X, Xs)
+        Ks = self.kernel.cross(self.X, Xs)
         return self.kernel.gram(Xs) - Ks.T @ self._solve(Ks, self.inference.var_solve_tol).x
 
     def solve_train(self, R):
@@ -361,7 +360,7 @@ class CGInference(AbstractInference):
             i = jax.random.choice(ki, n, (nc,), replace=False)
             j = jax.random.choice(kj, n, (nc,), replace=False)
             Xc = jnp.where((jnp.arange(nc) % 2 == 0)[:, None], X[i], 0.5 * (X[i] + X[j]))
-            Kc = kernel._cross(X, Xc)
+            Kc = kernel.cross(X, Xc)
         else:
             Kc = None
         op, P, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, Kc)
@@ -371,7 +370,7 @@ class CGInference(AbstractInference):
             # LOVE start (Pleiss et al. 2018 start from the mean cross-covariance): mean kernel
             # column over a random subset of training points, mapped through P^{-1}.
             sub = jax.random.choice(k_love, n, (min(n, 256),), replace=False)
-            kbar = jnp.mean(kernel._cross(X, X[sub]), axis=1)
+            kbar = jnp.mean(kernel.cross(X, X[sub]), axis=1)
             cache = love_cache(op.mm, P.solve, P.mm, P.solve(kbar[:, None])[:, 0], self.love_rank)
         else:
             cache = LoveCache(V=jnp.zeros((n, 0), alpha.dtype), M=jnp.zeros((0, 0), alpha.dtype))
@@ -435,7 +434,7 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
             g_dyn, g_X = acc
             off = jnp.where(i == j, 0.0, 1.0).astype(V.dtype)
             cot = Wb[i] @ Vb[j].T + off * (Vb[i] @ Wb[j].T)
-            _, vjp = jax.vjp(lambda dy, a, b: eqx.combine(dy, static)._cross(a, b), dyn, Xb[i], Xb[j])
+            _, vjp = jax.vjp(lambda dy, a, b: eqx.combine(dy, static).cross(a, b), dyn, Xb[i], Xb[j])
             gd, gXi, gXj = vjp(cot)
             g_dyn = jax.tree_util.tree_map(jnp.add, g_dyn, gd)
             return (g_dyn, g_X.at[i].add(gXi).at[j].add(gXj)), None

@@ -14,8 +14,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..operators._gram import noisy_gram
-from ..solvers._cholesky import cho_solve, cholesky_quad_logdet, jittered_cholesky
+from ..operators import noisy_gram
+from ..solvers import cho_solve, cholesky_quad_logdet, jittered_cholesky
 from ._abstract import AbstractInference, AbstractPosterior
 from ._exact_lapack import lapack_factor, lapack_lml_and_grad, uses_lapack
 from ._registry import register_solver

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from ..operators._gram import noisy_gram
+from ..operators import noisy_gram
 
 __all__ = ["lapack_factor", "lapack_lml_and_grad", "uses_lapack", "TRACE_COUNTS"]
 

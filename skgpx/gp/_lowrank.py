@@ -54,11 +54,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from ..kernels._basic import White
-from ..kernels._spectral import RandomFourierFeatures, draw_random_fourier_features
-from ..operators._lowrank import LowRankPlusDiagonal, auto_batch_size, map_feature_rows
-from ..solvers._cholesky import jittered_cholesky
-from ..solvers._woodbury import WoodburyFactor, gaussian_lml, woodbury_solve
+from ..kernels import RandomFourierFeatures, White, draw_random_fourier_features
+from ..operators import LowRankPlusDiagonal, auto_batch_size, map_feature_rows
+from ..solvers import WoodburyFactor, gaussian_lml, jittered_cholesky, woodbury_solve
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
 

@@ -39,8 +39,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..kernels._spectral import RandomFourierFeatures, draw_random_fourier_features, rff_frequency_counts
-from ..operators._common import tiled_cross_mm
+from ..kernels import RandomFourierFeatures, draw_random_fourier_features, rff_frequency_counts
+from ..operators import tiled_cross_mm
 from ._lowrank import LowRankPosterior, white_diagonal
 
 __all__ = ["pathwise_sample"]

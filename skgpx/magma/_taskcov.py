@@ -34,8 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..kernels._basic import White
-from ..kernels._composite import Sum
+from ..kernels import Sum, White
 from ._linalg import logdet_from_chol, tri_solve
 
 __all__ = [
@@ -88,7 +87,7 @@ def has_noise_term(kernel) -> bool:
 
 def _jitter_level(smooth, noise, x, mask, jitter):
     """``j = jitter * mean(diag Psi)`` over the real rows, as :func:`~._linalg.add_jitter`."""
-    d = smooth._diag(x) + noise
+    d = smooth.diag(x) + noise
     return jitter * jnp.sum(jnp.where(mask, d, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
 
 
@@ -100,13 +99,13 @@ def _greedy_pivots(smooth, x, mask, rank: int, tol):
     residual then: residuals only decrease) exceeds ``tol``.
     """
     n = x.shape[0]
-    d0 = jnp.where(mask, smooth._diag(x), 0.0)
+    d0 = jnp.where(mask, smooth.diag(x), 0.0)
 
     def body(j, c):
         P, piv, L, d = c
         p = jnp.argmax(d)
         a = d[p] > tol
-        row = jnp.where(mask, smooth._cross(x[p][None], x)[0], 0.0)
+        row = jnp.where(mask, smooth.cross(x[p][None], x)[0], 0.0)
         l = jnp.where(a, (row - L @ L[p]) / jnp.sqrt(jnp.where(a, d[p], 1.0)), 0.0)
         piv = piv.at[j].set(d[p])
         d = jnp.maximum(d - l * l, 0.0).at[p].set(0.0)
@@ -129,11 +128,11 @@ def task_factor(kernel, x, mask, jitter, rank: int):
     P, act, _, _ = _greedy_pivots(frozen[0], frozen[1], mask, rank, _RESIDUAL_FRACTION * frozen[2])
     both = act[:, None] & act[None, :]
     xp = x[P]
-    Kxp = jnp.where(mask[:, None] & act[None, :], smooth._cross(x, xp), 0.0)
-    Kpp = jnp.where(both, smooth._cross(xp, xp), jnp.eye(rank, dtype=x.dtype))
+    Kxp = jnp.where(mask[:, None] & act[None, :], smooth.cross(x, xp), 0.0)
+    Kpp = jnp.where(both, smooth.cross(xp, xp), jnp.eye(rank, dtype=x.dtype))
     Lpp = jnp.linalg.cholesky(Kpp)
     Phi = tri_solve(Lpp, Kxp.T).T
-    resid = jnp.maximum(smooth._diag(x) - jnp.sum(Phi * Phi, axis=1), 0.0)
+    resid = jnp.maximum(smooth.diag(x) - jnp.sum(Phi * Phi, axis=1), 0.0)
     D = jnp.where(mask, noise + j + resid, 1.0)
     return Phi, D
 

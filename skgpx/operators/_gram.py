@@ -10,9 +10,9 @@ each tile's intermediates stay in cache, the kernel is evaluated once more per
 tile (it is cheap next to memory traffic), and nothing ``n x n`` is stored for the
 backward pass (about 4x faster than autodiff of the whole Gram: docs/performance.md).
 
-Exactness: ``kernel.gram(X)`` equals ``kernel._cross(X, X)`` off the diagonal and
+Exactness: ``kernel.gram(X)`` equals ``kernel.cross(X, X)`` off the diagonal and
 ``kernel.diag(X)`` on it (the convention of every skgpx kernel; a ``White`` term is
-diagonal only). The tiles contract ``_cross`` rows against ``W`` with its diagonal
+diagonal only). The tiles contract ``cross`` rows against ``W`` with its diagonal
 zeroed, and the diagonal is contracted once through ``diag(X) + noise``, so the
 gradient is that of the Gram itself, in every input that is differentiated
 (hyperparameters, ``X``, ``noise``).
@@ -67,7 +67,7 @@ def _bwd(residuals, W, perturbed, inputs):
 
     def tile(d, start, rows):
         kern, Xd, _ = eqx.combine(d, static)
-        return kern._cross(jax.lax.dynamic_slice_in_dim(Xd, start, rows), Xd)
+        return kern.cross(jax.lax.dynamic_slice_in_dim(Xd, start, rows), Xd)
 
     def contract(ct, start, rows):
         W_rows = jax.lax.dynamic_slice_in_dim(W, start, rows)

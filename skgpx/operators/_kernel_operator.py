@@ -74,7 +74,7 @@ class DenseKernelOperator(AbstractKernelOperator):
         self.kernel = kernel
         self.X = X
         self.diag_noise = noise_diagonal(kernel, X, noise)
-        K = kernel._cross(X, X)
+        K = kernel.cross(X, X)
         self.matrix = K.at[jnp.diag_indices(X.shape[0])].add(self.diag_noise)
 
     @property
@@ -114,7 +114,7 @@ class MatrixFreeKernelOperator(AbstractKernelOperator):
 
     def as_matrix(self):
         # Explicit request only (tests, debugging): this is the one place that forms n x n.
-        K = self.kernel._cross(self.X, self.X)
+        K = self.kernel.cross(self.X, self.X)
         return K.at[jnp.diag_indices(self.X.shape[0])].add(self.diag_noise)
 
 
@@ -177,5 +177,5 @@ def _(operator):
 def _(operator):
     d = _diagonal(operator)
     X = operator.X
-    off = jax.vmap(lambda a, b: operator.kernel._cross(a[None], b[None])[0, 0])(X[:-1], X[1:])
+    off = jax.vmap(lambda a, b: operator.kernel.cross(a[None], b[None])[0, 0])(X[:-1], X[1:])
     return d, off, off

@@ -19,6 +19,7 @@ from ._slq import cg_tridiagonal as cg_tridiagonal, slq_quadratures as slq_quadr
 from ._woodbury import (
     Woodbury as Woodbury,
     WoodburyFactor as WoodburyFactor,
+    gaussian_lml as gaussian_lml,
     woodbury_factor as woodbury_factor,
     woodbury_quad_logdet as woodbury_quad_logdet,
     woodbury_solve as woodbury_solve,

@@ -117,7 +117,7 @@ def pivoted_cholesky(kernel, X, s, max_rank: int, trace_tol: float = 0.0) -> Piv
     **Arguments:** ``kernel`` (skgpx kernel), ``X`` ``(n, d)``, ``s`` ``(n,)`` the diagonal
     added to ``K`` (noise plus ``White``), ``max_rank``, ``trace_tol``.
     """
-    from ..operators._common import cross_diagonal
+    from ..operators import cross_diagonal
 
     n = X.shape[0]
     r_max = int(min(max_rank, n))
@@ -135,7 +135,7 @@ def pivoted_cholesky(kernel, X, s, max_rank: int, trace_tol: float = 0.0) -> Piv
     def body(c):
         j, L, d = c
         p = jnp.argmax(d)
-        row = kernel._cross(X[p][None], X)[0]
+        row = kernel.cross(X[p][None], X)[0]
         l = (row - L @ L[p]) / jnp.sqrt(d[p])
         d = jnp.maximum(d - l * l, 0.0).at[p].set(0.0)
         return j + 1, L.at[:, j].set(l), d
@@ -174,7 +174,7 @@ def _rejection_walk(S, d_old, u, floor, room):
 
 def _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size):
     """:func:`rp_cholesky`'s loop; also returns the number of rounds (for the acceptance rate)."""
-    from ..operators._common import cross_diagonal
+    from ..operators import cross_diagonal
 
     n = X.shape[0]
     r_max = int(min(max_rank, n))
@@ -199,7 +199,7 @@ def _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size):
         idx = jnp.searchsorted(cdf, jax.random.uniform(k_idx, (B,), d.dtype) * cdf[-1], side="right")
         idx = jnp.minimum(idx, n - 1)
         # Residual columns of the candidates: one kernel block and one GEMM.
-        G = kernel._cross(X, X[idx]) - L @ L[idx].T
+        G = kernel.cross(X, X[idx]) - L @ L[idx].T
         S = G[idx]
         S = 0.5 * (S + S.T)
         F, order, m = _rejection_walk(S, d[idx], jax.random.uniform(k_u, (B,), d.dtype), floor, r_max - rank)

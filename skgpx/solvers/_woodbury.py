@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jax.scipy.linalg import solve_triangular
 
-from ..operators._lowrank import LowRankPlusDiagonal, capacitance_pass, feature_gram
+from ..operators import LowRankPlusDiagonal, capacitance_pass, feature_gram
 
 __all__ = ["WoodburyFactor", "woodbury_factor", "woodbury_solve", "woodbury_quad_logdet", "gaussian_lml", "Woodbury"]
 
