@@ -20,7 +20,6 @@ LBFGS has no box constraints, which the kernel bounds need.
 
 from __future__ import annotations
 
-import collections
 import warnings
 
 import equinox as eqx
@@ -32,15 +31,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ..kernels import hyperparameter_list
 
-__all__ = ["NegativeLML", "run_optimizer", "optimize_hyperparameters", "warn_if_near_bounds", "TRACE_COUNTS"]
-
-# How often each compiled function was traced (tests check the objective is traced once).
-TRACE_COUNTS: collections.Counter = collections.Counter()
+__all__ = ["NegativeLML", "run_optimizer", "optimize_hyperparameters", "warn_if_near_bounds"]
 
 
 @eqx.filter_jit
 def _neg_lml_and_grad(theta, kernel, inference, X, Y, noise, key):
-    TRACE_COUNTS["neg_lml_and_grad"] += 1
 
     def lml(th):
         return inference.log_marginal_likelihood(kernel.with_theta(th), X, Y, noise, key)
@@ -53,7 +48,6 @@ def _neg_lml_and_grad(theta, kernel, inference, X, Y, noise, key):
 
 @eqx.filter_jit
 def _neg_lml(theta, kernel, inference, X, Y, noise, key):
-    TRACE_COUNTS["neg_lml"] += 1
     value = inference.log_marginal_likelihood(kernel.with_theta(theta), X, Y, noise, key)
     return jnp.where(jnp.isfinite(value), -value, jnp.inf)
 

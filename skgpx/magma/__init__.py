@@ -12,7 +12,7 @@ The pure numerical core under :class:`skgpx.MultiTaskMagmaRegressor`:
 """
 
 from ._em import EMResult as EMResult, run_em as run_em
-from ._estep import HyperPosterior as HyperPosterior, TRACE_COUNTS as TRACE_COUNTS, e_step as e_step
+from ._estep import HyperPosterior as HyperPosterior, e_step as e_step
 from ._layout import TaskLayout as TaskLayout, build_layout as build_layout, pad_by_group as pad_by_group
 from ._model import MagmaParams as MagmaParams, TaskData as TaskData, task_data_from_layout as task_data_from_layout
 from ._model import canonical as canonical
