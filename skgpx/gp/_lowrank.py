@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from ..kernels import RandomFourierFeatures, White, draw_random_fourier_features
+from ..kernels import RandomFourierFeatures, draw_random_fourier_features
 from ..operators import LowRankPlusDiagonal, auto_batch_size, map_feature_rows
 from ..solvers import WoodburyFactor, gaussian_lml, jittered_cholesky, woodbury_solve
 from ._abstract import AbstractInference, AbstractPosterior
@@ -66,29 +66,13 @@ __all__ = [
     "NystromInference",
     "NystromFeatures",
     "select_landmarks",
-    "without_white",
-    "white_diagonal",
     "residual_diagonal",
 ]
 
 _LANDMARK_METHODS = ("rpcholesky", "kmeans++", "uniform")
 
 
-# -- White parts ------------------------------------------------------------------------------
-def without_white(kernel):
-    """``kernel`` with every ``White`` noise level set to zero (the part features represent)."""
-    return jax.tree_util.tree_map(
-        lambda k: eqx.tree_at(lambda w: w.noise_level, k, k.noise_level * 0.0) if isinstance(k, White) else k,
-        kernel,
-        is_leaf=lambda k: isinstance(k, White),
-    )
-
-
-def white_diagonal(kernel, X):
-    """Diagonal-only (``White``) part of ``kernel.gram(X)``, shape ``(n,)``."""
-    return kernel.diag(X) - without_white(kernel).diag(X)
-
-
+# -- White parts (``kernel.without_white()``, ``kernel.white_diagonal(X)``) ----------------------
 def residual_diagonal(kernel, features, X, batch_size):
     """``max(k(x, x) - |phi(x)|^2, 0)`` for the White-free ``kernel``, in row batches."""
     sq = map_feature_rows(features, X, lambda P, _: jnp.sum(P * P, axis=1), batch_size)
@@ -188,9 +172,9 @@ class LowRankPosterior(AbstractPosterior):
 
     def independent_diagonal(self, Xs):
         """Diagonal-only part of the approximate prior at ``Xs``: White plus the Nyström residual."""
-        d = white_diagonal(self.kernel, Xs)
+        d = self.kernel.white_diagonal(Xs)
         if self.diag_correction:
-            d = d + residual_diagonal(without_white(self.kernel), self.features, Xs, self.operator.batch_size)
+            d = d + residual_diagonal(self.kernel.without_white(), self.features, Xs, self.operator.batch_size)
         return d
 
     def mean(self, Xs):
@@ -257,13 +241,13 @@ class AbstractLowRankInference(AbstractInference):
         features = self.feature_map(kernel, X, key)
         r = jax.eval_shape(features, X[:1]).shape[1]
         batch = self.batch_size or auto_batch_size(X.shape[0], r)
-        d = noise + white_diagonal(kernel, X)
+        d = noise + kernel.white_diagonal(X)
         return LowRankPlusDiagonal(features, X, d, batch)
 
     def _lml(self, kernel, X, Y, noise, key):
         """LML and the operator with its final diagonal (FITC residual added in the same pass)."""
         op = self._operator(kernel, X, noise, key)
-        prior = without_white(kernel).diag(op.X) if self.diag_correction else None
+        prior = kernel.without_white().diag(op.X) if self.diag_correction else None
         lml, (L, B, d) = gaussian_lml(op, Y, prior)
         return lml, eqx.tree_at(lambda o: o.diagonal, op, d), L, B
 
@@ -284,7 +268,7 @@ class AbstractLowRankInference(AbstractInference):
         Xs = op.X if m == n else op.X[jax.random.choice(key, n, (m,), replace=False)]
         Xs = jax.lax.stop_gradient(Xs)
         P = op.features(Xs)
-        base = without_white(kernel)
+        base = kernel.without_white()
         K = base.gram(Xs)
         approx = P @ P.T
         if self.diag_correction:
@@ -323,7 +307,7 @@ class NystromInference(AbstractLowRankInference):
             raise ValueError(f"landmark_method must be one of {_LANDMARK_METHODS}, got {self.landmark_method!r}.")
 
     def feature_map(self, kernel, X, key) -> NystromFeatures:
-        base = without_white(kernel)
+        base = kernel.without_white()
         r = min(int(self.n_components), X.shape[0])
         Z = select_landmarks(base, X, r, self.landmark_method, key)
         Kzz = base.gram(Z)

@@ -159,6 +159,28 @@ class AbstractKernel(eqx.Module):
         """scikit-learn style: ``k(X)`` is the Gram matrix, ``k(X, Y)`` the cross-covariance."""
         return self.gram(X1) if X2 is None else self.cross(X1, X2)
 
+    # -- the white (diagonal-only) part ------------------------------------------------
+    def without_white(self):
+        """This kernel with every ``White`` noise level set to zero: the part a feature map
+        or a low-rank factor represents. Same structure, so ``theta`` keeps its layout."""
+        return jax.tree_util.tree_map(
+            lambda k: k.without_white() if isinstance(k, AbstractKernel) else k,
+            self,
+            is_leaf=lambda k: k is not self and isinstance(k, AbstractKernel),
+        )
+
+    def white_diagonal(self, X):
+        """Diagonal of the white part of ``gram(X)``: ``diag(X) - without_white().diag(X)``."""
+        return self.diag(X) - self.without_white().diag(X)
+
+    def split_white(self):
+        """``(smooth, noise)`` with ``self = smooth + White(noise)`` at the top-level sum.
+
+        ``smooth`` is None for white noise alone; ``noise`` is ``0.0`` (a Python float) when
+        the top-level sum has no ``White`` term.
+        """
+        return self, 0.0
+
     # -- composition ---------------------------------------------------------------
     def __add__(self, other):
         from ._composite import Sum, as_kernel

@@ -54,6 +54,12 @@ class White(AbstractKernel):
     def _diag(self, X):
         return jnp.full(X.shape[:1], self.noise_level, X.dtype)
 
+    def without_white(self):
+        return eqx.tree_at(lambda w: w.noise_level, self, self.noise_level * 0.0)
+
+    def split_white(self):
+        return None, self.noise_level
+
 
 class DotProduct(AbstractKernel):
     """``k(x, x') = sigma_0^2 + x . x'`` (scikit-learn's DotProduct)."""

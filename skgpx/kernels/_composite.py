@@ -55,6 +55,12 @@ class Sum(AbstractKernel):
     def _diag(self, X):
         return self.k1._diag(X) + self.k2._diag(X)
 
+    def split_white(self):
+        s1, n1 = self.k1.split_white()
+        s2, n2 = self.k2.split_white()
+        smooth = s1 if s2 is None else (s2 if s1 is None else Sum(s1, s2))
+        return smooth, n1 + n2
+
     def __repr__(self):
         return f"{self.k1!r} + {self.k2!r}"
 

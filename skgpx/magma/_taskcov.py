@@ -34,11 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..kernels import Sum, White
 from ._linalg import logdet_from_chol, tri_solve
 
 __all__ = [
-    "split_white",
     "task_factor",
     "woodbury_density",
     "woodbury_trace_factor",
@@ -64,24 +62,8 @@ _RESIDUAL_FRACTION = 1e-2
 _MAX_RANK_FRACTION = 0.25
 
 
-def split_white(kernel):
-    """``(smooth, noise)``: ``kernel = smooth + White(noise)`` at the top-level sum.
-
-    ``smooth`` is None when the kernel is white noise only; ``noise`` is 0.0 (a Python
-    float) when there is no ``White`` term.
-    """
-    if isinstance(kernel, White):
-        return None, kernel.noise_level
-    if isinstance(kernel, Sum):
-        s1, n1 = split_white(kernel.k1)
-        s2, n2 = split_white(kernel.k2)
-        smooth = s1 if s2 is None else (s2 if s1 is None else Sum(s1, s2))
-        return smooth, n1 + n2
-    return kernel, 0.0
-
-
 def has_noise_term(kernel) -> bool:
-    smooth, noise = split_white(kernel)
+    smooth, noise = kernel.split_white()
     return smooth is not None and not (isinstance(noise, float) and noise == 0.0)
 
 
@@ -122,7 +104,7 @@ def task_factor(kernel, x, mask, jitter, rank: int):
     ``kernel`` is the task kernel at its hyperparameters (``smooth + White``). Padded
     rows: zero rows of ``Phi`` and ``D = 1``, so they contribute nothing.
     """
-    smooth, noise = split_white(kernel)
+    smooth, noise = kernel.split_white()
     j = _jitter_level(smooth, noise, x, mask, jitter)
     frozen = jax.tree_util.tree_map(lambda a: lax.stop_gradient(a) if eqx.is_array(a) else a, (smooth, x, j))
     P, act, _, _ = _greedy_pivots(frozen[0], frozen[1], mask, rank, _RESIDUAL_FRACTION * frozen[2])
@@ -196,7 +178,7 @@ def pivot_needs(task_kernel, thetas, X, mask, jitter, cap: int):
     ``cap + 1`` when ``cap`` pivots do not get there."""
 
     def one(th, x, m):
-        smooth, noise = split_white(task_kernel.with_theta(th))
+        smooth, noise = task_kernel.with_theta(th).split_white()
         j = _jitter_level(smooth, noise, x, m, jitter)
         tol = _RESIDUAL_FRACTION * j
         _, act, resid, piv = _greedy_pivots(smooth, x, m, cap, tol)

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from ._common import noise_diagonal, symmetric_tiled_mm
+from ._common import cross_diagonal, noise_diagonal, symmetric_tiled_mm
 
 __all__ = ["AbstractKernelOperator", "DenseKernelOperator", "MatrixFreeKernelOperator"]
 
@@ -122,8 +122,6 @@ class MatrixFreeKernelOperator(AbstractKernelOperator):
 
 
 def _diagonal(operator):
-    from ._common import cross_diagonal
-
     return cross_diagonal(operator.kernel, operator.X) + operator.diag_noise
 
 
@@ -158,13 +156,9 @@ def _(operator):
         UserWarning,
         stacklevel=2,
     )
-    return DenseKernelOperator(operator.kernel, operator.X, operator.diag_noise - _white(operator))
-
-
-def _white(operator):
-    from ._common import cross_diagonal
-
-    return operator.kernel.diag(operator.X) - cross_diagonal(operator.kernel, operator.X)
+    # diag_noise holds the kernel's diagonal-only part too; the dense operator adds it back
+    noise = operator.diag_noise - noise_diagonal(operator.kernel, operator.X, 0.0)
+    return DenseKernelOperator(operator.kernel, operator.X, noise)
 
 
 @lx.tridiagonal.register(DenseKernelOperator)
