@@ -56,7 +56,7 @@ from jax.scipy.linalg import solve_triangular
 
 from ..kernels import RandomFourierFeatures, draw_random_fourier_features
 from ..operators import LowRankPlusDiagonal, auto_batch_size, map_feature_rows
-from ..solvers import WoodburyFactor, gaussian_lml, jittered_cholesky, woodbury_solve
+from ..solvers import WoodburyFactor, gaussian_lml, jittered_cholesky, pivot_column, sample_pivots, woodbury_solve
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
 
@@ -91,12 +91,6 @@ class NystromFeatures(eqx.Module):
         return solve_triangular(self.chol, self.kernel.cross(self.Z, X), lower=True).T
 
 
-def _inverse_cdf(weights, u):
-    """Index sampled with probability ``weights / sum(weights)`` from the uniform ``u``."""
-    cdf = jnp.cumsum(weights)
-    return jnp.minimum(jnp.searchsorted(cdf, u * cdf[-1], side="right"), weights.shape[0] - 1)
-
-
 def _kmeanspp(Xp, r, key):
     k0, ku = jax.random.split(key)
     u = jax.random.uniform(ku, (r,), Xp.dtype)
@@ -105,7 +99,7 @@ def _kmeanspp(Xp, r, key):
     def step(i, state):
         idx, d2 = state
         d2 = jnp.minimum(d2, jnp.sum((Xp - Xp[idx[i - 1]]) ** 2, axis=1))
-        return idx.at[i].set(_inverse_cdf(d2, u[i])), d2
+        return idx.at[i].set(sample_pivots(d2, u[i])), d2
 
     idx0 = jnp.zeros((r,), jnp.int64 if jax.config.jax_enable_x64 else jnp.int32).at[0].set(first)
     idx, _ = jax.lax.fori_loop(1, r, step, (idx0, jnp.full(Xp.shape[:1], jnp.inf, Xp.dtype)))
@@ -119,11 +113,9 @@ def _rpcholesky(kernel, Xp, r, key):
 
     def step(i, state):
         F, diag, idx = state
-        s = _inverse_cdf(diag, u[i])  # line 3: sample s ~ diag / sum(diag)
-        g = kernel.cross(Xp, Xp[s][None])[:, 0] - F @ F[s]  # line 4: residual column
-        gs = g[s]
-        col = jnp.where(gs > 0, g / jnp.sqrt(jnp.where(gs > 0, gs, 1.0)), 0.0)  # line 5
-        diag = jnp.maximum(diag - col * col, 0.0).at[s].set(0.0)  # line 6 (exactly 0 at the pivot)
+        s = sample_pivots(diag, u[i])  # line 3: sample s ~ diag / sum(diag)
+        # lines 4-6: residual column, normalised by its own entry at s; diag exactly 0 at s
+        col, diag = pivot_column(F, diag, s, kernel.cross(Xp, Xp[s][None])[:, 0], tol=0.0, fresh=True)
         return F.at[:, i].set(col), diag, idx.at[i].set(s)
 
     init = (jnp.zeros((Xp.shape[0], r), Xp.dtype), diag0, jnp.zeros((r,), jnp.int64 if jax.config.jax_enable_x64 else jnp.int32))

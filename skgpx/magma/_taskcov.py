@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ._linalg import logdet_from_chol, tri_solve
+from ..solvers import capacitance_cholesky, lemma_logdet, pivot_column, woodbury_inv_quad
+from ._linalg import tri_solve
 
 __all__ = [
     "task_factor",
@@ -86,11 +87,8 @@ def _greedy_pivots(smooth, x, mask, rank: int, tol):
     def body(j, c):
         P, piv, L, d = c
         p = jnp.argmax(d)
-        a = d[p] > tol
-        row = jnp.where(mask, smooth.cross(x[p][None], x)[0], 0.0)
-        l = jnp.where(a, (row - L @ L[p]) / jnp.sqrt(jnp.where(a, d[p], 1.0)), 0.0)
         piv = piv.at[j].set(d[p])
-        d = jnp.maximum(d - l * l, 0.0).at[p].set(0.0)
+        l, d = pivot_column(L, d, p, jnp.where(mask, smooth.cross(x[p][None], x)[0], 0.0), tol)
         return P.at[j].set(p.astype(P.dtype)), piv, L.at[:, j].set(l), d
 
     init = (jnp.zeros(rank, jnp.int32), jnp.zeros(rank, x.dtype), jnp.zeros((n, rank), x.dtype), d0)
@@ -119,29 +117,23 @@ def task_factor(kernel, x, mask, jitter, rank: int):
     return Phi, D
 
 
+# The Woodbury formulas themselves are skgpx.solvers' (capacitance factor, determinant
+# lemma, quadratic form); here they are applied in the scaled form U = D^{-1/2} Phi.
 def _core(Phi, D):
     """``(U, L_A)`` with ``U = D^{-1/2} Phi`` and ``L_A L_A^T = I + U^T U``."""
     U = Phi / jnp.sqrt(D)[:, None]
-    A = jnp.eye(Phi.shape[1], dtype=Phi.dtype) + U.T @ U
-    return U, jnp.linalg.cholesky(A)
-
-
-def _logdet(D, LA):
-    """``log|Psi| = sum(log D) + log|I + U^T U|`` (matrix determinant lemma)."""
-    return jnp.sum(jnp.log(D)) + logdet_from_chol(LA)
+    return U, capacitance_cholesky(U.T @ U)
 
 
 def _inv_quad(U, LA, V, D):
     """``sum over columns of v^T Psi^{-1} v`` for ``V`` ``(n, k)``."""
-    Vt = V / jnp.sqrt(D)[:, None]
-    W = tri_solve(LA, U.T @ Vt)
-    return jnp.sum(Vt * Vt) - jnp.sum(W * W)
+    return woodbury_inv_quad(LA, D, V, U.T @ (V / jnp.sqrt(D)[:, None]))
 
 
 def woodbury_density(Phi, D, r):
     """``(-1/2 r^T Psi^{-1} r - 1/2 log|Psi|, (U, L_A))`` for ``Psi = Phi Phi^T + diag(D)``."""
     U, LA = _core(Phi, D)
-    return -0.5 * _inv_quad(U, LA, r[:, None], D) - 0.5 * _logdet(D, LA), (U, LA)
+    return -0.5 * _inv_quad(U, LA, r[:, None], D) - 0.5 * lemma_logdet(LA, D), (U, LA)
 
 
 def woodbury_trace_factor(core, D, F):
@@ -167,7 +159,7 @@ def woodbury_precision(Phi, D, mask):
     Z = tri_solve(LA, U.T).T * s[:, None]  # D^{-1/2} U L_A^{-T}
     P = jnp.diag(s * s) - Z @ Z.T
     both = mask[:, None] & mask[None, :]
-    return jnp.where(both, P, 0.0), _logdet(D, LA)
+    return jnp.where(both, P, 0.0), lemma_logdet(LA, D)
 
 
 @eqx.filter_jit

@@ -25,7 +25,39 @@ from jax.scipy.linalg import solve_triangular
 
 from ..operators import LowRankPlusDiagonal, capacitance_pass, feature_gram
 
-__all__ = ["WoodburyFactor", "woodbury_factor", "woodbury_solve", "woodbury_quad_logdet", "gaussian_lml", "Woodbury"]
+__all__ = [
+    "WoodburyFactor", "woodbury_factor", "woodbury_solve", "woodbury_quad_logdet", "gaussian_lml", "Woodbury",
+    "capacitance_cholesky", "lemma_logdet", "woodbury_apply", "woodbury_inv_quad",
+]
+
+
+# -- the formulas, once: every low-rank-plus-diagonal matrix in skgpx uses these -----------
+def capacitance_cholesky(G):
+    """Lower factor ``L`` of the capacitance matrix ``A = I + G``, ``G = Phi^T D^{-1} Phi``
+    (symmetrised first: ``G`` is accumulated in pieces)."""
+    r = G.shape[0]
+    return jnp.linalg.cholesky(jnp.eye(r, dtype=G.dtype) + 0.5 * (G + G.T))
+
+
+def lemma_logdet(chol, d):
+    """``log|Phi Phi^T + diag(d)| = log|A| + sum(log d)`` (matrix determinant lemma)."""
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol))) + jnp.sum(jnp.log(d))
+
+
+def woodbury_apply(chol, d, V, phi_t, phi):
+    """``(Phi Phi^T + diag(d))^{-1} V`` for ``V`` ``(n, k)`` by the Woodbury identity.
+
+    ``phi_t(W) = Phi^T W`` and ``phi(U) = Phi U`` are the two products with the factor
+    (explicit, or computed from features a batch of rows at a time).
+    """
+    W = V / d[:, None]
+    return W - phi(jax.scipy.linalg.cho_solve((chol, True), phi_t(W))) / d[:, None]
+
+
+def woodbury_inv_quad(chol, d, V, B):
+    """``sum over columns of v^T (Phi Phi^T + diag(d))^{-1} v`` given ``B = Phi^T D^{-1} V``."""
+    W = solve_triangular(chol, B, lower=True)
+    return jnp.sum(V * V / d[:, None]) - jnp.sum(W * W)
 
 
 class WoodburyFactor(eqx.Module):
@@ -36,31 +68,24 @@ class WoodburyFactor(eqx.Module):
 
     def logdet(self):
         """``log|Phi Phi^T + D|`` by the determinant lemma."""
-        return 2.0 * jnp.sum(jnp.log(jnp.diagonal(self.chol))) + jnp.sum(jnp.log(self.operator.diagonal))
+        return lemma_logdet(self.chol, self.operator.diagonal)
 
     def solve_capacitance(self, B):
         """``A^{-1} B`` for ``B`` of shape ``(r, k)``."""
         return jax.scipy.linalg.cho_solve((self.chol, True), B)
 
 
-def _capacitance_chol(G):
-    r = G.shape[0]
-    return jnp.linalg.cholesky(jnp.eye(r, dtype=G.dtype) + 0.5 * (G + G.T))
-
-
 def woodbury_factor(operator: LowRankPlusDiagonal) -> WoodburyFactor:
     """Form ``A = I + Phi^T D^{-1} Phi`` in one pass over the rows and factorise it."""
     d = operator.diagonal
     G, _ = feature_gram(operator.features, operator.X, 1.0 / d, jnp.zeros((d.shape[0], 1), d.dtype), operator.batch_size)
-    return WoodburyFactor(operator, _capacitance_chol(G))
+    return WoodburyFactor(operator, capacitance_cholesky(G))
 
 
 def woodbury_solve(factor: WoodburyFactor, R):
     """``C^{-1} R`` for ``R`` of shape ``(n, k)`` (Woodbury identity, two passes over the rows)."""
     op = factor.operator
-    DR = R / op.diagonal[:, None]
-    B = op.rmatmul_features(DR)  # Phi^T D^{-1} R
-    return DR - op.matmul_features(factor.solve_capacitance(B)) / op.diagonal[:, None]
+    return woodbury_apply(factor.chol, op.diagonal, R, op.rmatmul_features, op.matmul_features)
 
 
 def woodbury_quad_logdet(operator: LowRankPlusDiagonal, Y, prior_diag=None):
@@ -75,10 +100,9 @@ def woodbury_quad_logdet(operator: LowRankPlusDiagonal, Y, prior_diag=None):
     ``A^{-1} B`` without another pass) and ``d`` the diagonal used.
     """
     G, B, d = capacitance_pass(operator.features, operator.X, operator.diagonal, Y, operator.batch_size, prior_diag)
-    L = _capacitance_chol(G)
-    V = solve_triangular(L, B, lower=True)
-    quad = jnp.sum(Y * Y / d[:, None]) - jnp.sum(V * V)
-    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))) + jnp.sum(jnp.log(d))
+    L = capacitance_cholesky(G)
+    quad = woodbury_inv_quad(L, d, Y, B)
+    logdet = lemma_logdet(L, d)
     t = Y.shape[1]
     return -0.5 * quad - 0.5 * t * logdet, (L, B, d)
 
