@@ -50,13 +50,11 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..operators import block_pairs, kernel_operator, noise_diagonal, operator_kind, row_tiles, tiled_cross_mm
-from ..solvers import LoveCache, love_cache, pcg, rp_cholesky, slq_quadratures
+from ..solvers import LoveCache, gaussian_log_likelihood, love_cache, pcg, rp_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
 
 __all__ = ["CGInference", "CGPosterior", "warn_if_not_converged", "auto_preconditioner_rank"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def auto_preconditioner_rank(n: int, matrix_free: bool = False, itemsize: int = 8) -> int:
@@ -327,7 +325,7 @@ class CGInference(AbstractInference):
         logdet = P.logdet() + jnp.mean(samples)
         stderr = jnp.std(samples) / math.sqrt(k)
         alpha = res.x[:, :t]
-        lml = -0.5 * jnp.sum(Y * alpha) - 0.5 * t * logdet - 0.5 * t * n * _LOG_2PI
+        lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n, t)
         return op, P, res, alpha, res.x[:, t:t + k], W, lml, stderr
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):

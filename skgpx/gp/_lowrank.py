@@ -46,8 +46,6 @@ approximation is exact (up to the jitter), which the tests check.
 
 from __future__ import annotations
 
-import math
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp

@@ -5,6 +5,7 @@ from ._cholesky import (
     cho_inverse as cho_inverse,
     cho_solve as cho_solve,
     cholesky_quad_logdet as cholesky_quad_logdet,
+    gaussian_log_likelihood as gaussian_log_likelihood,
     jittered_cholesky as jittered_cholesky,
     solve_lower as solve_lower,
 )

@@ -19,6 +19,7 @@ Solves use ``jax.scipy.linalg.cho_solve`` / ``solve_triangular`` (LAPACK ``potrs
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -34,7 +35,19 @@ __all__ = [
     "cholesky_quad_logdet",
     "cho_inverse",
     "jitter_schedule",
+    "gaussian_log_likelihood",
 ]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_log_likelihood(quad, logdet, n: int, t: int):
+    """``log N(Y | 0, K)`` summed over the ``t`` columns of ``Y`` ``(n, t)`` (Rasmussen &
+    Williams 2006, Eq. 2.30), from ``quad = tr(Y^T K^{-1} Y)`` and ``logdet = log|K|``.
+
+    Plain arithmetic, so NumPy and JAX scalars alike; every GP back-end's likelihood ends here.
+    """
+    return -0.5 * quad - 0.5 * t * logdet - 0.5 * n * t * _LOG_2PI
 
 
 class CholeskyResult(NamedTuple):

@@ -14,7 +14,6 @@ posterior of the feature model ``f = Phi w``, ``w ~ N(0, I)``: ``w | y ~ N(A^{-1
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import equinox as eqx
@@ -24,6 +23,7 @@ import lineax as lx
 from jax.scipy.linalg import solve_triangular
 
 from ..operators import LowRankPlusDiagonal, capacitance_pass, feature_gram
+from ._cholesky import gaussian_log_likelihood
 
 __all__ = [
     "WoodburyFactor", "woodbury_factor", "woodbury_solve", "woodbury_quad_logdet", "gaussian_lml", "Woodbury",
@@ -99,19 +99,21 @@ def woodbury_quad_logdet(operator: LowRankPlusDiagonal, Y, prior_diag=None):
     ``B = Phi^T D^{-1} Y`` (so a caller can form the weight-space posterior mean
     ``A^{-1} B`` without another pass) and ``d`` the diagonal used.
     """
+    quad, logdet, aux = _quad_and_logdet(operator, Y, prior_diag)
+    return -0.5 * quad - 0.5 * Y.shape[1] * logdet, aux
+
+
+def _quad_and_logdet(operator, Y, prior_diag):
     G, B, d = capacitance_pass(operator.features, operator.X, operator.diagonal, Y, operator.batch_size, prior_diag)
     L = capacitance_cholesky(G)
-    quad = woodbury_inv_quad(L, d, Y, B)
-    logdet = lemma_logdet(L, d)
-    t = Y.shape[1]
-    return -0.5 * quad - 0.5 * t * logdet, (L, B, d)
+    return woodbury_inv_quad(L, d, Y, B), lemma_logdet(L, d), (L, B, d)
 
 
 def gaussian_lml(operator: LowRankPlusDiagonal, Y, prior_diag=None):
     """``log N(Y | 0, C)`` summed over the columns of ``Y`` (see :func:`woodbury_quad_logdet`)."""
-    value, aux = woodbury_quad_logdet(operator, Y, prior_diag)
+    quad, logdet, aux = _quad_and_logdet(operator, Y, prior_diag)
     n, t = Y.shape
-    return value - 0.5 * n * t * math.log(2 * math.pi), aux
+    return gaussian_log_likelihood(quad, logdet, n, t), aux
 
 
 class Woodbury(lx.AbstractLinearSolver):
