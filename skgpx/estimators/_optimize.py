@@ -26,10 +26,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 
 from ..kernels import hyperparameter_list
+from ..optimizers import lbfgsb
 
 __all__ = ["NegativeLML", "run_optimizer", "optimize_hyperparameters", "warn_if_near_bounds"]
 
@@ -117,7 +117,7 @@ def run_optimizer(optimizer, obj: NegativeLML, theta0, bounds, verbose=0):
                 callback.k += 1
 
             callback.k = 1
-        res = scipy.optimize.minimize(obj, theta0, method="L-BFGS-B", jac=True, bounds=bounds, callback=callback)
+        res = lbfgsb(obj, theta0, bounds, callback=callback)
         _check_lbfgs_result(res)
         info = {"n_iter": int(res.nit), "n_evals": int(res.nfev), "converged": res.status == 0, "message": str(res.message)}
         return np.asarray(res.x, dtype=np.float64), float(res.fun), info
