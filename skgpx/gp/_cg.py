@@ -28,13 +28,11 @@ chosen because it fits the memory budget (``skgpx.operators.kernel_operator``).
   "auto" builds no cache (its ``love_rank`` kernel sweeps would cost as much as the fit)
   and always solves exactly; ``variance_method="love"`` builds it anyway.
 
-  Measured (benchmarks/scaling.py, Matérn-3/2 l = 0.2 in 3-D, noise 0.01): LOVE is rejected
-  at n = 10k and 20k (its measured std error is 100%: with a rank-1000 pivoted Cholesky the
-  neglected kernel part is several times the noise, so ``k*^T P^{-1} k*`` exceeds the prior
-  variance and a rank-100 Krylov correction cannot repair it; at n = 2000 even rank 600 left
-  the median error at 100%). Exact solves then give std errors ~1e-7, at the cost of one
-  block PCG over the test points (e.g. 256 test points: 109 s at 10k, 637 s at 20k on a
-  shared 2-core CPU). Smooth kernels (RBF l = 0.5) are where LOVE is accurate (tests).
+  On rough kernels LOVE is rejected: when the neglected kernel part of the preconditioner is
+  several times the noise, ``k*^T P^{-1} k*`` exceeds the prior variance and a rank-100
+  Krylov correction cannot repair it; exact solves then cost one block PCG over the test
+  points (figures: docs/performance.md, "CG back-end"). Smooth kernels (RBF l = 0.5) are
+  where LOVE is accurate (tests).
 """
 
 from __future__ import annotations
@@ -61,16 +59,15 @@ def auto_preconditioner_rank(n: int, matrix_free: bool = False, itemsize: int = 
     """Buffer size of the adaptive pivoted Cholesky for ``preconditioner_rank="auto"``.
 
     The rank grows until the neglected kernel trace falls below the total noise or this
-    cap. Measured on Matern-3/2 (l = 0.2, 3-D, noise 0.01): PCG iterations scale like
-    ``~475 sqrt(n) / rank`` (n = 3000: 552 / 276 / 109 / 50 / 26 at rank 0 / 50 / 200 /
-    500 / 1000; n = 20k, rank 1000: 70).
+    cap. PCG iterations scale like ``sqrt(n) / rank`` on a rough kernel (measured:
+    docs/performance.md, "CG back-end").
 
     * Dense operator (a product costs ``2 n^2`` flops from memory): ``n/4`` (Woodbury then
       costs <= 1/2 of a product) between 100 and 1000.
-    * Matrix-free operator (a product costs ``n^2 / 2`` kernel evaluations, ~25x a dense
-      one): ``12 sqrt(n)``, at least 1000, at most ``n/4``, and at most ``min(3 GiB,
-      available / 8)`` of factor, so the iteration count stays near 40-50 as ``n`` grows
-      (``rp_cholesky`` builds it with GEMMs: ~1.5 min at n = 10^5, rank 3800, on 2 cores).
+    * Matrix-free operator (a product costs ``n^2 / 2`` kernel evaluations, an order of
+      magnitude more than a dense one): ``12 sqrt(n)``, at least 1000, at most ``n/4``, and
+      at most ``min(3 GiB, available / 8)`` of factor, so the iteration count stays near
+      40-50 as ``n`` grows (``rp_cholesky`` builds it with GEMMs).
     """
     if not matrix_free:
         return int(min(n, 1000, max(100, n // 4)))
@@ -213,20 +210,17 @@ class CGInference(AbstractInference):
     i.e. of every evaluation of the hyperparameter optimiser; the looser of the two is used
     there (``train_tol=None``: ``tol`` everywhere). As in GPyTorch, training needs only a
     loose solve: the data-fit value ``y^T x_k`` errs by ``||x - x_k||_K^2`` (quadratic in the
-    residual) and the gradient by far less than the Hutchinson noise of the trace term.
-    Measured (Matern-3/2 l = 0.2 in 3-D, noise 0.01, n = 5000, 16 probes, same key): at
-    ``1e-2`` the LML moved by 0.016 (SLQ probe-to-probe spread: 27) and the gradient by
-    <= 0.6% (probe spread ~0.6%), for ~40% of the iterations of ``1e-6``; ``1e-1`` already
-    biased the gradient by 2-6%. An evaluation that misses ``max(tol, train_tol)`` emits a
-    ``ConvergenceWarning`` naming that tolerance and the achieved residual; the fit's
-    residual is in ``diagnostics()`` as before.
+    residual) and the gradient by far less than the Hutchinson noise of the trace term
+    (at ``1e-2`` both moved less than the probe spread, ``1e-1`` biased the gradient:
+    docs/performance.md, "CG back-end"). An evaluation that misses ``max(tol, train_tol)``
+    emits a ``ConvergenceWarning`` naming that tolerance and the achieved residual; the
+    fit's residual is in ``diagnostics()`` as before.
 
     ``var_tol`` (default None: ``tol``) is the relative residual of the exact solves behind
     predictive variances (``variance_method="exact"`` or its "auto" fallback) and
     ``return_cov``. Variances are a difference of near-equal numbers when the noise is small,
-    so their relative error is not quadratic in the residual: measured (n = 10 000, the
-    Matern-3/2 l = 0.2 benchmark, 256 test points) ``1e-6``: 38 iterations, 30.8 s, std error
-    5e-8 (median relative); ``1e-4``: 22, 17.5 s, 2.3e-4; ``1e-3``: 15, 12.3 s, 8.2e-3.
+    so their relative error is not quadratic in the residual (about the residual itself at
+    ``1e-4`` and ``1e-3``: docs/performance.md, "CG back-end").
     """
 
     tol: float = eqx.field(static=True, default=1e-6)
