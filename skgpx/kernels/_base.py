@@ -96,6 +96,11 @@ class AbstractKernel(eqx.Module):
     """Base class of every skgpx kernel. See the module docstring for the contract."""
 
     hyperparameters: ClassVar[tuple[str, ...]] = ()
+    # The scikit-learn kernel with the same formula and hyperparameter names (its class name in
+    # sklearn.gaussian_process.kernels), or None. Only the class that sets it converts, not a
+    # subclass, which may change the formula.
+    sklearn_name: ClassVar[str | None] = None
+    _sklearn_hint: ClassVar[str] = ""
 
     # -- the maths ---------------------------------------------------------------
     def pairwise(self, x1, x2):
@@ -240,6 +245,34 @@ class AbstractKernel(eqx.Module):
 
         return replace_parameters(self, **params)
 
+    # -- scikit-learn ------------------------------------------------------------------
+    def to_sklearn(self):
+        """The scikit-learn kernel with the same formula and hyperparameter names (so the same
+        ``theta`` and ``bounds``); ``ValueError`` when there is none."""
+        if type(self).__dict__.get("sklearn_name") is None:
+            raise ValueError(
+                f"skgpx kernel {type(self).__name__} has no exact scikit-learn equivalent (same formula and same "
+                f"hyperparameter names), so to_sklearn cannot convert it.{self._sklearn_hint} Kernels that convert: "
+                "RBF, Matern, RationalQuadratic, ExpSineSquared, DotProduct, Constant, White, and "
+                "Sum/Product/Exponentiation of these."
+            )
+        from sklearn.gaussian_process import kernels as skk
+
+        params = {}
+        for name in self.hyperparameters:
+            params[name] = _sk_value(getattr(self, name))
+            params[name + "_bounds"] = _sk_bounds(getattr(self, name + "_bounds"))
+        return getattr(skk, self.sklearn_name)(**params, **self._sklearn_static())
+
+    def _sklearn_static(self):
+        """Static constructor arguments of the scikit-learn kernel besides the hyperparameters."""
+        return {}
+
+    @classmethod
+    def _from_sklearn(cls, sk_kernel):
+        """This class built from its scikit-learn counterpart ``sk_kernel`` (see :meth:`to_sklearn`)."""
+        return cls(**sklearn_hyperparameters(cls, sk_kernel))
+
     # -- display -----------------------------------------------------------------
     def __repr__(self):
         parts = []
@@ -251,6 +284,37 @@ class AbstractKernel(eqx.Module):
 
     def _repr_extra(self):
         return ()
+
+
+def _sk_value(x):
+    arr = np.asarray(x, dtype=np.float64)
+    return float(arr) if arr.ndim == 0 else arr.copy()
+
+
+def _sk_bounds(b):
+    if isinstance(b, str):
+        return b
+    arr = np.asarray(b, dtype=np.float64)
+    return (float(arr[0]), float(arr[1])) if arr.shape == (2,) else arr
+
+
+def sklearn_hyperparameters(cls, sk_kernel):
+    """Keyword arguments of ``cls``: the values and bounds of its hyperparameters read from the
+    scikit-learn kernel ``sk_kernel``, which has the same names."""
+    params = {}
+    for name in cls.hyperparameters:
+        params[name] = np.asarray(getattr(sk_kernel, name), dtype=np.float64)
+        params[name + "_bounds"] = _from_sk_bounds(getattr(sk_kernel, name + "_bounds"))
+    return params
+
+
+def _from_sk_bounds(b):
+    # scikit-learn bounds are "fixed", a (low, high) pair or an (n, 2) array; the
+    # skgpx bounds converter accepts exactly these.
+    if isinstance(b, str):
+        return b
+    arr = np.asarray(b, dtype=np.float64)
+    return tuple(arr) if arr.shape == (2,) else tuple(tuple(row) for row in arr.reshape(-1, 2))
 
 
 def _fmt(value):

@@ -39,6 +39,7 @@ class Sum(AbstractKernel):
 
     k1: AbstractKernel
     k2: AbstractKernel
+    sklearn_name = "Sum"
 
     def __check_init__(self):
         _check_unbatched(self.k1, self.k2)
@@ -61,6 +62,17 @@ class Sum(AbstractKernel):
         smooth = s1 if s2 is None else (s2 if s1 is None else Sum(s1, s2))
         return smooth, n1 + n2
 
+    def to_sklearn(self):
+        from sklearn.gaussian_process import kernels as skk
+
+        return skk.Sum(self.k1.to_sklearn(), self.k2.to_sklearn())
+
+    @classmethod
+    def _from_sklearn(cls, sk_kernel):
+        from ._sklearn import from_sklearn
+
+        return cls(from_sklearn(sk_kernel.k1), from_sklearn(sk_kernel.k2))
+
     def __repr__(self):
         return f"{self.k1!r} + {self.k2!r}"
 
@@ -70,6 +82,7 @@ class Product(AbstractKernel):
 
     k1: AbstractKernel
     k2: AbstractKernel
+    sklearn_name = "Product"
 
     def __check_init__(self):
         _check_unbatched(self.k1, self.k2)
@@ -86,6 +99,17 @@ class Product(AbstractKernel):
     def _diag(self, X):
         return self.k1._diag(X) * self.k2._diag(X)
 
+    def to_sklearn(self):
+        from sklearn.gaussian_process import kernels as skk
+
+        return skk.Product(self.k1.to_sklearn(), self.k2.to_sklearn())
+
+    @classmethod
+    def _from_sklearn(cls, sk_kernel):
+        from ._sklearn import from_sklearn
+
+        return cls(from_sklearn(sk_kernel.k1), from_sklearn(sk_kernel.k2))
+
     def __repr__(self):
         return f"{_paren(self.k1)} * {_paren(self.k2)}"
 
@@ -95,6 +119,7 @@ class Exponentiation(AbstractKernel):
 
     kernel: AbstractKernel
     exponent: int = eqx.field(static=True)
+    sklearn_name = "Exponentiation"
 
     def __check_init__(self):
         _check_unbatched(self.kernel)
@@ -115,6 +140,26 @@ class Exponentiation(AbstractKernel):
 
     def _diag(self, X):
         return self.kernel._diag(X) ** self.exponent
+
+    def to_sklearn(self):
+        from sklearn.gaussian_process import kernels as skk
+
+        return skk.Exponentiation(self.kernel.to_sklearn(), self.exponent)
+
+    @classmethod
+    def _from_sklearn(cls, sk_kernel):
+        from ._sklearn import from_sklearn, unsupported_sklearn_kernel
+
+        e = sk_kernel.exponent
+        try:
+            ef = float(e)
+        except (TypeError, ValueError):
+            raise unsupported_sklearn_kernel(sk_kernel, f"exponent={e!r}") from None
+        if not (ef.is_integer() and ef >= 1):
+            raise unsupported_sklearn_kernel(
+                sk_kernel, f"exponent={e!r}; only positive integer exponents are positive definite"
+            )
+        return cls(from_sklearn(sk_kernel.kernel), int(ef))
 
     def __repr__(self):
         return f"{_paren(self.kernel)} ** {self.exponent}"

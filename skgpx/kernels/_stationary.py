@@ -15,7 +15,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._base import AbstractKernel, bounds_field, hyperparameter_field
+from ._base import AbstractKernel, bounds_field, hyperparameter_field, sklearn_hyperparameters
 
 __all__ = ["AbstractStationaryKernel", "RBF", "Matern", "RationalQuadratic", "ExpSineSquared", "sq_dist"]
 
@@ -130,6 +130,7 @@ class RBF(AbstractStationaryKernel):
     length_scale: object = hyperparameter_field(default=1.0)
     length_scale_bounds: object = bounds_field()
     hyperparameters = ("length_scale",)
+    sklearn_name = "RBF"
 
     def from_sq_dist(self, r2):
         return jnp.exp(-0.5 * r2)
@@ -142,6 +143,24 @@ class Matern(AbstractStationaryKernel):
     length_scale_bounds: object = bounds_field()
     nu: float = eqx.field(static=True, default=1.5)
     hyperparameters = ("length_scale",)
+    sklearn_name = "Matern"
+
+    def _sklearn_static(self):
+        return {"nu": self.nu}
+
+    @classmethod
+    def _from_sklearn(cls, sk_kernel):
+        # scikit-learn's Matern(nu=inf) is the RBF; other nu have no closed form here
+        nu = float(sk_kernel.nu)
+        if nu == math.inf:
+            return RBF._from_sklearn(sk_kernel)
+        if nu not in (0.5, 1.5, 2.5):
+            from ._sklearn import unsupported_sklearn_kernel
+
+            raise unsupported_sklearn_kernel(
+                sk_kernel, f"nu={sk_kernel.nu!r}; skgpx has closed forms for nu in 0.5, 1.5, 2.5, inf"
+            )
+        return cls(**sklearn_hyperparameters(cls, sk_kernel), nu=nu)
 
     def __check_init__(self):
         if self.nu not in (0.5, 1.5, 2.5, math.inf):
@@ -174,6 +193,7 @@ class RationalQuadratic(AbstractStationaryKernel):
     length_scale_bounds: object = bounds_field()
     alpha_bounds: object = bounds_field()
     hyperparameters = ("alpha", "length_scale")
+    sklearn_name = "RationalQuadratic"
 
     def from_sq_dist(self, r2):
         return (1.0 + r2 * (0.5 / self.alpha)) ** (-self.alpha)
@@ -187,6 +207,7 @@ class ExpSineSquared(AbstractKernel):
     length_scale_bounds: object = bounds_field()
     periodicity_bounds: object = bounds_field()
     hyperparameters = ("length_scale", "periodicity")
+    sklearn_name = "ExpSineSquared"
 
     def __check_init__(self):
         if jnp.ndim(self.length_scale) > 0 or jnp.ndim(self.periodicity) > 0:
