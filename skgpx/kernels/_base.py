@@ -245,6 +245,25 @@ class AbstractKernel(eqx.Module):
 
         return replace_parameters(self, **params)
 
+    # -- spectral densities (random Fourier features, skgpx.kernels._spectral) ----------------
+    def spectral_dof(self):
+        """Student-t degrees of freedom of the spectral density, ``None`` for a Gaussian one;
+        ``ValueError`` when the kernel has none implemented (only RBF and Matérn have)."""
+        from ._spectral import no_spectral_density
+
+        raise no_spectral_density(self)
+
+    def _spectral_factors(self, inputs):
+        """This kernel as a product: ``(amplitude, [SpectralFactor], has_white)``. The default
+        serves input wrappers (``ActiveDims``, ``Chordal``) and refuses every other kernel."""
+        from ._spectral import input_map, no_spectral_factors
+
+        wrapped = input_map(self)
+        if wrapped is None:
+            raise no_spectral_factors(self)
+        inner, op = wrapped
+        return inner._spectral_factors(inputs + (op,))
+
     # -- scikit-learn ------------------------------------------------------------------
     def to_sklearn(self):
         """The scikit-learn kernel with the same formula and hyperparameter names (so the same

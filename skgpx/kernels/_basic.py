@@ -18,6 +18,9 @@ class Constant(AbstractKernel):
     hyperparameters = ("constant_value",)
     sklearn_name = "ConstantKernel"
 
+    def _spectral_factors(self, inputs):
+        return self.constant_value, [], False  # an amplitude
+
     def pairwise(self, x1, x2):
         return self.constant_value * jnp.ones((), x1.dtype)
 
@@ -42,6 +45,9 @@ class White(AbstractKernel):
     noise_level_bounds: object = bounds_field()
     hyperparameters = ("noise_level",)
     sklearn_name = "WhiteKernel"
+
+    def _spectral_factors(self, inputs):
+        return 1.0, [], True  # no cross-covariance, no features
 
     def pairwise(self, x1, x2):
         # Only meaningful on the diagonal of a Gram matrix; see the class docstring.

@@ -62,6 +62,11 @@ class Sum(AbstractKernel):
         smooth = s1 if s2 is None else (s2 if s1 is None else Sum(s1, s2))
         return smooth, n1 + n2
 
+    def _spectral_factors(self, inputs):
+        from ._spectral import no_spectral_factors
+
+        raise no_spectral_factors(self, inside_product=True)
+
     def to_sklearn(self):
         from sklearn.gaussian_process import kernels as skk
 
@@ -98,6 +103,12 @@ class Product(AbstractKernel):
 
     def _diag(self, X):
         return self.k1._diag(X) * self.k2._diag(X)
+
+    def _spectral_factors(self, inputs):
+        # frequencies of a product add: the factors are concatenated
+        a1, f1, w1 = self.k1._spectral_factors(inputs)
+        a2, f2, w2 = self.k2._spectral_factors(inputs)
+        return a1 * a2, f1 + f2, w1 or w2
 
     def to_sklearn(self):
         from sklearn.gaussian_process import kernels as skk
@@ -140,6 +151,10 @@ class Exponentiation(AbstractKernel):
 
     def _diag(self, X):
         return self.kernel._diag(X) ** self.exponent
+
+    def _spectral_factors(self, inputs):
+        a, f, w = self.kernel._spectral_factors(inputs)
+        return a**self.exponent, f * self.exponent, w
 
     def to_sklearn(self):
         from sklearn.gaussian_process import kernels as skk

@@ -135,6 +135,14 @@ class RBF(AbstractStationaryKernel):
     def from_sq_dist(self, r2):
         return jnp.exp(-0.5 * r2)
 
+    def spectral_dof(self):
+        return None  # a Gaussian spectral density
+
+    def _spectral_factors(self, inputs):
+        from ._spectral import SpectralFactor
+
+        return 1.0, [SpectralFactor(self, inputs)], False
+
 
 class Matern(AbstractStationaryKernel):
     """Matérn kernel with smoothness ``nu`` in {0.5, 1.5, 2.5} (static) or ``inf`` (RBF)."""
@@ -144,6 +152,14 @@ class Matern(AbstractStationaryKernel):
     nu: float = eqx.field(static=True, default=1.5)
     hyperparameters = ("length_scale",)
     sklearn_name = "Matern"
+
+    def spectral_dof(self):
+        return None if self.nu == math.inf else 2.0 * self.nu  # multivariate Student-t, 2 nu
+
+    def _spectral_factors(self, inputs):
+        from ._spectral import SpectralFactor
+
+        return 1.0, [SpectralFactor(self, inputs)], False
 
     def _sklearn_static(self):
         return {"nu": self.nu}
