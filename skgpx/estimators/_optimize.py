@@ -20,6 +20,7 @@ LBFGS has no box constraints, which the kernel bounds need.
 
 from __future__ import annotations
 
+import collections
 import warnings
 
 import equinox as eqx
@@ -29,13 +30,16 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..kernels import hyperparameter_list
-from ..optimizers import lbfgsb
 
-__all__ = ["NegativeLML", "run_optimizer", "optimize_hyperparameters", "warn_if_near_bounds"]
+__all__ = ["NegativeLML", "run_optimizer", "optimize_hyperparameters", "warn_if_near_bounds", "TRACE_COUNTS"]
+
+# How often each compiled function was traced (tests check the objective is traced once).
+TRACE_COUNTS: collections.Counter = collections.Counter()
 
 
 @eqx.filter_jit
 def _neg_lml_and_grad(theta, kernel, inference, X, Y, noise, key):
+    TRACE_COUNTS["neg_lml_and_grad"] += 1
 
     def lml(th):
         return inference.log_marginal_likelihood(kernel.with_theta(th), X, Y, noise, key)
@@ -48,6 +52,7 @@ def _neg_lml_and_grad(theta, kernel, inference, X, Y, noise, key):
 
 @eqx.filter_jit
 def _neg_lml(theta, kernel, inference, X, Y, noise, key):
+    TRACE_COUNTS["neg_lml"] += 1
     value = inference.log_marginal_likelihood(kernel.with_theta(theta), X, Y, noise, key)
     return jnp.where(jnp.isfinite(value), -value, jnp.inf)
 
@@ -107,6 +112,8 @@ def _check_lbfgs_result(result):
 
 def run_optimizer(optimizer, obj: NegativeLML, theta0, bounds, verbose=0):
     """One optimisation from ``theta0``; returns ``(theta_opt, func_min, info)``."""
+    from ..optimizers import lbfgsb
+
     if optimizer == "fmin_l_bfgs_b":
         callback = None
         if verbose >= 2:

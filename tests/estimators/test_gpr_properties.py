@@ -8,6 +8,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel as C, WhiteKernel
 
 from skgpx import ScalableGPRegressor
+from skgpx.estimators import _optimize, _predict
+from skgpx.gp import _exact_lapack
 from skgpx.kernels import RBF as XRBF, Constant, White
 
 
@@ -122,10 +124,8 @@ def test_restarts_improve_and_are_reproducible():
         ScalableGPRegressor(kernel=RBF(1.0, (1e-5, np.inf)), n_restarts_optimizer=1).fit(X, y)
 
 
-def _objective_traces(trace_counts):
-    # the compiled objective, and the compiled stages around LAPACK (skgpx.gp._exact_lapack)
-    names = {"compiled": "_neg_lml_and_grad", "gram": "_gram", "gradient": "_gradient"}
-    return {key: trace_counts[name] for key, name in names.items()}
+def _objective_traces():
+    return {"compiled": _optimize.TRACE_COUNTS["neg_lml_and_grad"], **_exact_lapack.TRACE_COUNTS}
 
 
 @pytest.mark.filterwarnings("ignore:K \\+ alpha was not numerically:UserWarning")  # the fixed jitter
@@ -139,13 +139,13 @@ def _objective_traces(trace_counts):
         (1e-10, {"compiled": 1, "gram": 0, "gradient": 0}),  # fixed jitter: one compiled function
     ],
 )
-def test_objective_compiled_once_across_iterations_and_restarts(jitter, traced, trace_counts):
+def test_objective_compiled_once_across_iterations_and_restarts(jitter, traced):
     kernel = C(1.0, (1e-3, 1e3)) * RBF(1.0, (1e-3, 1e3))
     Xr = np.linspace(0, 10, 11 if jitter == "auto" else 12)[:, None]  # shapes no other test uses
-    before = _objective_traces(trace_counts)
+    before = _objective_traces()
 
     def new_traces():
-        return {k: v - before.get(k, 0) for k, v in _objective_traces(trace_counts).items() if k in traced}
+        return {k: v - before.get(k, 0) for k, v in _objective_traces().items() if k in traced}
 
     gpr = ScalableGPRegressor(kernel=kernel, n_restarts_optimizer=3, random_state=0, jitter=jitter)
     gpr.fit(Xr, f(Xr).ravel())
@@ -173,14 +173,14 @@ def test_objective_falls_back_to_adaptive_jitter_when_the_first_attempt_fails():
     assert ExactInference(jitter=1e-6).first_attempt() is None
 
 
-def test_predict_does_not_recompile(trace_counts):
+def test_predict_does_not_recompile():
     gpr = ScalableGPRegressor(kernel=KERNELS[1]).fit(X, y)
     Xa, Xb = np.linspace(0, 9, 13)[:, None], np.linspace(1, 8, 13)[:, None]
     gpr.predict(Xa, return_std=True)
-    counts = dict(trace_counts)
+    counts = dict(_predict.TRACE_COUNTS)
     m1, s1 = gpr.predict(Xb, return_std=True)
     gpr.predict(Xa, return_std=True)
-    assert dict(trace_counts) == counts
+    assert dict(_predict.TRACE_COUNTS) == counts
     assert np.all(np.isfinite(m1)) and np.all(s1 >= 0)
     # the mean does not depend on what else is requested, to the last bit
     np.testing.assert_array_equal(gpr.predict(Xb), m1)
