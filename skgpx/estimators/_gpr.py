@@ -23,7 +23,7 @@ from .._config import precision_scope, resolve_dtype
 from .._device import describe_device, resolve_device
 from .._random import key_from_random_state
 from ..gp import make_inference
-from ..gp import select_solver
+from ..gp._auto import select_solver
 from ..kernels import AbstractKernel, to_sklearn
 from . import _predict
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
@@ -449,7 +449,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return np.hstack(samples)
 
     def _sample_pathwise(self, X, n_samples, rng):
-        from ..gp import pathwise_sample
+        from ..gp._pathwise import pathwise_sample
 
         X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
         dtype, device = self._context()

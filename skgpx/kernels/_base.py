@@ -287,11 +287,6 @@ class AbstractKernel(eqx.Module):
         """Static constructor arguments of the scikit-learn kernel besides the hyperparameters."""
         return {}
 
-    @classmethod
-    def _from_sklearn(cls, sk_kernel):
-        """This class built from its scikit-learn counterpart ``sk_kernel`` (see :meth:`to_sklearn`)."""
-        return cls(**sklearn_hyperparameters(cls, sk_kernel))
-
     # -- display -----------------------------------------------------------------
     def __repr__(self):
         parts = []
@@ -315,25 +310,6 @@ def _sk_bounds(b):
         return b
     arr = np.asarray(b, dtype=np.float64)
     return (float(arr[0]), float(arr[1])) if arr.shape == (2,) else arr
-
-
-def sklearn_hyperparameters(cls, sk_kernel):
-    """Keyword arguments of ``cls``: the values and bounds of its hyperparameters read from the
-    scikit-learn kernel ``sk_kernel``, which has the same names."""
-    params = {}
-    for name in cls.hyperparameters:
-        params[name] = np.asarray(getattr(sk_kernel, name), dtype=np.float64)
-        params[name + "_bounds"] = _from_sk_bounds(getattr(sk_kernel, name + "_bounds"))
-    return params
-
-
-def _from_sk_bounds(b):
-    # scikit-learn bounds are "fixed", a (low, high) pair or an (n, 2) array; the
-    # skgpx bounds converter accepts exactly these.
-    if isinstance(b, str):
-        return b
-    arr = np.asarray(b, dtype=np.float64)
-    return tuple(arr) if arr.shape == (2,) else tuple(tuple(row) for row in arr.reshape(-1, 2))
 
 
 def _fmt(value):

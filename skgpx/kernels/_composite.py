@@ -72,12 +72,6 @@ class Sum(AbstractKernel):
 
         return skk.Sum(self.k1.to_sklearn(), self.k2.to_sklearn())
 
-    @classmethod
-    def _from_sklearn(cls, sk_kernel):
-        from ._sklearn import from_sklearn
-
-        return cls(from_sklearn(sk_kernel.k1), from_sklearn(sk_kernel.k2))
-
     def __repr__(self):
         return f"{self.k1!r} + {self.k2!r}"
 
@@ -114,12 +108,6 @@ class Product(AbstractKernel):
         from sklearn.gaussian_process import kernels as skk
 
         return skk.Product(self.k1.to_sklearn(), self.k2.to_sklearn())
-
-    @classmethod
-    def _from_sklearn(cls, sk_kernel):
-        from ._sklearn import from_sklearn
-
-        return cls(from_sklearn(sk_kernel.k1), from_sklearn(sk_kernel.k2))
 
     def __repr__(self):
         return f"{_paren(self.k1)} * {_paren(self.k2)}"
@@ -160,21 +148,6 @@ class Exponentiation(AbstractKernel):
         from sklearn.gaussian_process import kernels as skk
 
         return skk.Exponentiation(self.kernel.to_sklearn(), self.exponent)
-
-    @classmethod
-    def _from_sklearn(cls, sk_kernel):
-        from ._sklearn import from_sklearn, unsupported_sklearn_kernel
-
-        e = sk_kernel.exponent
-        try:
-            ef = float(e)
-        except (TypeError, ValueError):
-            raise unsupported_sklearn_kernel(sk_kernel, f"exponent={e!r}") from None
-        if not (ef.is_integer() and ef >= 1):
-            raise unsupported_sklearn_kernel(
-                sk_kernel, f"exponent={e!r}; only positive integer exponents are positive definite"
-            )
-        return cls(from_sklearn(sk_kernel.kernel), int(ef))
 
     def __repr__(self):
         return f"{_paren(self.kernel)} ** {self.exponent}"

@@ -9,6 +9,10 @@ counterpart round-trips exactly (``from_sklearn(to_sklearn(k))`` rebuilds ``k``)
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ._base import AbstractKernel
 from ._basic import Constant, DotProduct, White
 from ._composite import Exponentiation, Product, Sum
@@ -30,8 +34,7 @@ SUPPORTED_SKLEARN_KERNELS = (
 )
 
 
-def unsupported_sklearn_kernel(obj, why=""):
-    """The ``ValueError`` for a scikit-learn kernel without an skgpx equivalent."""
+def _unsupported(obj, why=""):
     why = f" ({why})" if why else ""
     return ValueError(
         f"scikit-learn kernel {type(obj).__name__}{why} has no skgpx equivalent. Supported kernels: "
@@ -40,9 +43,28 @@ def unsupported_sklearn_kernel(obj, why=""):
     )
 
 
-# The skgpx classes with a scikit-learn counterpart: each knows its name there
-# (``sklearn_name``) and converts both ways (``to_sklearn``, ``_from_sklearn``).
-_CONVERTIBLE = (Sum, Product, Exponentiation, RBF, Matern, RationalQuadratic, ExpSineSquared, DotProduct, Constant, White)
+def _value(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def _bounds(b):
+    # scikit-learn bounds are "fixed", a (low, high) pair or an (n, 2) array; the
+    # skgpx bounds converter accepts exactly these.
+    if isinstance(b, str):
+        return b
+    arr = np.asarray(b, dtype=np.float64)
+    return tuple(arr) if arr.shape == (2,) else tuple(tuple(row) for row in arr.reshape(-1, 2))
+
+
+def _integer_exponent(obj):
+    e = obj.exponent
+    try:
+        ef = float(e)
+    except (TypeError, ValueError):
+        raise _unsupported(obj, f"exponent={e!r}") from None
+    if not (ef.is_integer() and ef >= 1):
+        raise _unsupported(obj, f"exponent={e!r}; only positive integer exponents are positive definite")
+    return int(ef)
 
 
 def from_sklearn(sk_kernel) -> AbstractKernel:
@@ -55,11 +77,45 @@ def from_sklearn(sk_kernel) -> AbstractKernel:
     """
     from sklearn.gaussian_process import kernels as skk
 
-    for cls in _CONVERTIBLE:
-        if type(sk_kernel) is getattr(skk, cls.sklearn_name):
-            return cls._from_sklearn(sk_kernel)
+    t = type(sk_kernel)
+    if t is skk.Sum:
+        return Sum(from_sklearn(sk_kernel.k1), from_sklearn(sk_kernel.k2))
+    if t is skk.Product:
+        return Product(from_sklearn(sk_kernel.k1), from_sklearn(sk_kernel.k2))
+    if t is skk.Exponentiation:
+        return Exponentiation(from_sklearn(sk_kernel.kernel), _integer_exponent(sk_kernel))
+    if t is skk.RBF:
+        return RBF(_value(sk_kernel.length_scale), _bounds(sk_kernel.length_scale_bounds))
+    if t is skk.Matern:
+        nu = float(sk_kernel.nu)
+        ls, lsb = _value(sk_kernel.length_scale), _bounds(sk_kernel.length_scale_bounds)
+        if nu == math.inf:
+            return RBF(ls, lsb)
+        if nu not in (0.5, 1.5, 2.5):
+            raise _unsupported(sk_kernel, f"nu={sk_kernel.nu!r}; skgpx has closed forms for nu in 0.5, 1.5, 2.5, inf")
+        return Matern(ls, lsb, nu=nu)
+    if t is skk.RationalQuadratic:
+        return RationalQuadratic(
+            length_scale=_value(sk_kernel.length_scale),
+            alpha=_value(sk_kernel.alpha),
+            length_scale_bounds=_bounds(sk_kernel.length_scale_bounds),
+            alpha_bounds=_bounds(sk_kernel.alpha_bounds),
+        )
+    if t is skk.ExpSineSquared:
+        return ExpSineSquared(
+            length_scale=_value(sk_kernel.length_scale),
+            periodicity=_value(sk_kernel.periodicity),
+            length_scale_bounds=_bounds(sk_kernel.length_scale_bounds),
+            periodicity_bounds=_bounds(sk_kernel.periodicity_bounds),
+        )
+    if t is skk.DotProduct:
+        return DotProduct(_value(sk_kernel.sigma_0), _bounds(sk_kernel.sigma_0_bounds))
+    if t is skk.ConstantKernel:
+        return Constant(_value(sk_kernel.constant_value), _bounds(sk_kernel.constant_value_bounds))
+    if t is skk.WhiteKernel:
+        return White(_value(sk_kernel.noise_level), _bounds(sk_kernel.noise_level_bounds))
     if isinstance(sk_kernel, skk.Kernel):
-        raise unsupported_sklearn_kernel(sk_kernel)
+        raise _unsupported(sk_kernel)
     raise TypeError(
         f"from_sklearn(sk_kernel=...) expects a scikit-learn kernel, got {type(sk_kernel).__name__}."
     )

@@ -15,7 +15,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._base import AbstractKernel, bounds_field, hyperparameter_field, sklearn_hyperparameters
+from ._base import AbstractKernel, bounds_field, hyperparameter_field
 
 __all__ = ["AbstractStationaryKernel", "RBF", "Matern", "RationalQuadratic", "ExpSineSquared", "sq_dist"]
 
@@ -163,20 +163,6 @@ class Matern(AbstractStationaryKernel):
 
     def _sklearn_static(self):
         return {"nu": self.nu}
-
-    @classmethod
-    def _from_sklearn(cls, sk_kernel):
-        # scikit-learn's Matern(nu=inf) is the RBF; other nu have no closed form here
-        nu = float(sk_kernel.nu)
-        if nu == math.inf:
-            return RBF._from_sklearn(sk_kernel)
-        if nu not in (0.5, 1.5, 2.5):
-            from ._sklearn import unsupported_sklearn_kernel
-
-            raise unsupported_sklearn_kernel(
-                sk_kernel, f"nu={sk_kernel.nu!r}; skgpx has closed forms for nu in 0.5, 1.5, 2.5, inf"
-            )
-        return cls(**sklearn_hyperparameters(cls, sk_kernel), nu=nu)
 
     def __check_init__(self):
         if self.nu not in (0.5, 1.5, 2.5, math.inf):
