@@ -86,6 +86,7 @@ def _single(cfg):
     import numpy as np
 
     from skgpx.estimators import ScalableGPRegressor
+    from skgpx.gp import make_inference
     from skgpx.kernels import Matern
 
     X, y, Xt, yt = _data(cfg["n"], cfg["n_test"])
@@ -97,7 +98,8 @@ def _single(cfg):
         est = ScalableGPRegressor(kernel, alpha=alpha, optimizer=None, solver="cholesky")
     else:
         est = ScalableGPRegressor(
-            kernel, alpha=alpha, optimizer=None, solver=cfg["method"], n_components=cfg["r"], random_state=0
+            kernel, alpha=alpha, optimizer=None, solver=make_inference(cfg["method"], {"n_components": cfg["r"]}),
+            random_state=0,
         )
     t = time.perf_counter()
     est.fit(X, y)

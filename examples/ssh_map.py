@@ -47,6 +47,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from skgpx import ScalableGPRegressor  # noqa: E402
+from skgpx.gp import Nystrom  # noqa: E402
 from skgpx.kernels import ActiveDims, Chordal, Matern, White  # noqa: E402
 
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -141,8 +142,7 @@ def main(quick: bool = False) -> dict:
         kernel=signal,
         alpha=float(noise.noise_level),
         optimizer=None,
-        solver="nystrom",
-        n_components=rank,
+        solver=Nystrom(n_components=rank),
         random_state=0,
     )
     gp.fit(X, y)

@@ -20,12 +20,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._blas import dense_factorisation_guard
 from .._config import precision_scope, resolve_dtype
-from .._device import describe_device, resolve_device
+from .._mesh import describe_placement, placement_scope, put, resolve_placement
 from .._random import key_from_random_state
-from ..gp import make_inference
+from ..gp import AbstractInference, HostPosterior, make_inference
 from ..gp._auto import select_solver
 from ..kernels import AbstractKernel, to_sklearn
 from . import _predict
+from ._host import fit_host, host_lml
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
 from ._state import kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_summary
@@ -35,30 +36,14 @@ from ._validation import (
     noise_vector,
     normalise_targets,
     prior_kernel,
-    to_skgpx,
+    skgpx_kernel_or_none,
+    x_checks,
 )
 
 __all__ = ["ScalableGPRegressor"]
 
 # sample_y(method="auto") draws exactly (a dense m x m covariance) up to this many points.
 EXACT_SAMPLING_MAX_POINTS = 2000
-
-_OPTION_NAMES = (
-    "n_components",
-    "landmark_method",
-    "tol",
-    "train_tol",
-    "var_tol",
-    "max_iter",
-    "preconditioner_rank",
-    "n_probes",
-    "lanczos_order",
-    "variance_method",
-    "love_rank",
-    "random_state",
-    "jitter",
-)
-
 
 class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Gaussian process regression, a drop-in for scikit-learn's ``GaussianProcessRegressor``.
@@ -72,7 +57,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     - `kernel`: a scikit-learn kernel, an skgpx kernel, or None (``ConstantKernel() *
       RBF()``, optimised, as scikit-learn; prior predictions use the fixed
-      ``C(1.0, "fixed") * RBF(1.0, "fixed")``).
+      ``C(1.0, "fixed") * RBF(1.0, "fixed")``). A scikit-learn kernel without an skgpx
+      translation (a user's subclass, a kernel on strings...) runs exactly on the NumPy
+      host path through its own ``__call__`` (``solver_ == "host-numpy"``, see
+      :mod:`skgpx.estimators._host`).
     - `alpha`: value(s) added to the diagonal of the training Gram matrix (noise
       variance), scalar or one per sample. Default 1e-10.
     - `optimizer`: ``"fmin_l_bfgs_b"`` (scipy's L-BFGS-B, as scikit-learn), a callable
@@ -85,30 +73,25 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     **Parameters** (skgpx's)
 
-    - `solver`: ``"auto"`` (see ``skgpx.gp._auto.select_solver``), ``"cholesky"``
-      (exact), ``"cg-dense"`` (preconditioned CG on the n x n Gram held in memory),
-      ``"cg-matrix-free"`` (tiled kernel matvecs, the Gram never formed), ``"cg"``
-      (CG, dense or matrix-free by the memory budget), ``"rff"``, ``"nystrom"``, or
-      an ``skgpx.gp.AbstractInference`` instance. ``"auto"`` picks ``"cholesky"``
-      for n <= 5000 (n <= 15000 when no hyperparameter is optimised) when three n x n
-      matrices fit min(25% of available memory, 8 GiB), then ``"cg-dense"`` while one
-      does, then ``"cg-matrix-free"``.
+    - `solver`: a solver name or a solver object from :mod:`skgpx.gp`. Names:
+      ``"auto"`` (see ``skgpx.gp._auto.select_solver``), ``"cholesky"`` (exact),
+      ``"cg-dense"`` (preconditioned CG on the n x n Gram held in memory),
+      ``"cg-matrix-free"`` (tiled kernel matvecs, the Gram never formed), ``"cg"`` (CG,
+      dense or matrix-free by the memory budget), ``"rff"``, ``"nystrom"``. A name stands for
+      the solver object with default options; to set options pass the object:
+      ``Cholesky(jitter=1e-8)``, ``CG(tol=1e-4, preconditioner_rank=200, variance_method="love")``,
+      ``Nystrom(n_components=2000)``, ``RFF(n_components=4096)``. Objects are immutable,
+      validate their options when built, and are searched like nested parameters:
+      ``GridSearchCV(est, {"solver__tol": [1e-3, 1e-6]})`` with ``solver=CG()``.
+      ``"auto"`` picks ``"cholesky"`` for n <= 5000 (n <= 15000 when no hyperparameter is
+      optimised) when three n x n matrices fit min(25% of available memory, 8 GiB), then
+      ``"cg-dense"`` while one does, then ``"cg-matrix-free"``.
     - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
-      ``jax.Device``; arrays are placed and computations run there.
+      ``jax.Device``; arrays are placed and computations run there. Several devices (a list of
+      ``jax.Device``, a ``jax.sharding.Mesh``, or ``"all"``): the CG solvers' kernel operator
+      is split by rows over them (docs: "Scaling out").
     - `dtype`: ``"float64"`` (default; matches scikit-learn) or ``"float32"``.
-    - `jitter`: ``"auto"`` (adaptive: none unless the factorisation fails, then the
-      smallest of ``1e-10 ... 1e-6`` times the mean diagonal that works; reported in
-      ``jitter_`` and warned about) or a fixed value always added (``0.0``: never).
     - `verbose`: 0 silent, 1 one line per optimiser run, 2 also every iteration.
-    - `train_tol` (CG back-ends): relative residual of the solves inside the optimiser's
-      likelihood evaluations, ``max(tol, train_tol)`` (default 1e-2, as GPyTorch trains
-      loosely; the final fit solves to `tol`); None: `tol` everywhere.
-    - `var_tol` (CG back-ends): relative residual of the exact solves behind ``return_std``
-      and ``return_cov`` (None, the default: `tol`). 1e-4 nearly halves their cost for a
-      standard-deviation error of ~2e-4 (measured; see ``skgpx.gp.CGInference``).
-    - `n_components`, `landmark_method` (low-rank back-ends), `tol`, `max_iter`,
-      `preconditioner_rank`, `n_probes`, `lanczos_order`, `variance_method`, `love_rank` (CG back-end):
-      passed to the back-end in its ``options`` dict.
 
     **Fitted attributes**: scikit-learn's ``X_train_``, ``y_train_``, ``kernel_`` (a
     scikit-learn kernel when a scikit-learn kernel or None was given, else the skgpx
@@ -140,19 +123,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         solver="auto",
         device=None,
         dtype="float64",
-        jitter="auto",
         verbose=0,
-        n_components=1024,
-        landmark_method="rpcholesky",
-        tol=1e-6,
-        train_tol=1e-2,
-        var_tol=None,
-        max_iter=1000,
-        preconditioner_rank="auto",
-        n_probes=16,
-        lanczos_order=100,
-        variance_method="auto",
-        love_rank=100,
     ):
         self.kernel = kernel
         self.alpha = alpha
@@ -165,19 +136,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.solver = solver
         self.device = device
         self.dtype = dtype
-        self.jitter = jitter
         self.verbose = verbose
-        self.n_components = n_components
-        self.landmark_method = landmark_method
-        self.tol = tol
-        self.train_tol = train_tol
-        self.var_tol = var_tol
-        self.max_iter = max_iter
-        self.preconditioner_rank = preconditioner_rank
-        self.n_probes = n_probes
-        self.lanczos_order = lanczos_order
-        self.variance_method = variance_method
-        self.love_rank = love_rank
 
     # -- scikit-learn plumbing ----------------------------------------------------------
     def __sklearn_tags__(self):
@@ -192,11 +151,21 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return params
 
     def set_params(self, **params):
-        """As scikit-learn; ``kernel__<name>`` also works for skgpx kernels (via ``kernel.replace``)."""
+        """As scikit-learn; ``kernel__<name>`` also works for skgpx kernels (via ``kernel.replace``)
+        and ``solver__<option>`` replaces an option of a solver object (``solver.replace``)."""
+        solver = params.get("solver", self.solver)
+        solver_updates = {k[len("solver__"):]: params.pop(k) for k in list(params) if k.startswith("solver__")}
+        if solver_updates and not isinstance(solver, AbstractInference):
+            raise ValueError(
+                f"`solver__{next(iter(solver_updates))}` needs a solver object, but solver={solver!r}. Pass one, "
+                "e.g. set_params(solver=skgpx.gp.CG(), solver__tol=1e-4)."
+            )
         rest, kernel_updates = split_kernel_params(params, params.get("kernel", self.kernel))
         super().set_params(**rest)
         if kernel_updates:
             self.kernel = self.kernel.replace(**kernel_updates)
+        if solver_updates:
+            self.solver = self.solver.replace(**solver_updates)
         return self
 
     def __getstate__(self):
@@ -206,11 +175,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _context(self):
         dtype = resolve_dtype(self.dtype)
-        device = resolve_device(self.device)
+        device = resolve_placement(self.device)
         return dtype, device
-
-    def _options(self) -> dict:
-        return {name: getattr(self, name) for name in _OPTION_NAMES}
 
     # -- fit -------------------------------------------------------------------------
     def fit(self, X, y):
@@ -224,10 +190,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         kernel = fit_kernel(self.kernel)
         kernel = clone(kernel) if isinstance(kernel, SkKernel) else kernel
         self._sklearn_kernel = isinstance(kernel, SkKernel)
-        kernel_skgpx = to_skgpx(kernel)
+        kernel_skgpx = skgpx_kernel_or_none(kernel)  # None: no translation, the NumPy host path
         self._rng = check_random_state(self.random_state)
 
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, ensure_2d=True, dtype="numeric")
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **x_checks(kernel))
         n_targets_seen = y.shape[1] if y.ndim > 1 else 1
         if self.n_targets is not None and n_targets_seen != self.n_targets:
             raise ValueError(
@@ -238,20 +204,22 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         noise = noise_vector(self.alpha, y.shape[0])
         self.X_train_ = np.copy(X) if self.copy_X_train else X
         self.y_train_ = np.copy(y) if self.copy_X_train else y
+        if kernel_skgpx is None:
+            fit_host(self, kernel, X, y, noise)  # skgpx.estimators._host: the kernel's own __call__
+            return self
 
         n, d = X.shape
         optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
-        self.solver_ = select_solver(n, d, dtype.itemsize, optimize=optimize) if self.solver == "auto" else self.solver
-        if not isinstance(self.solver_, str):
-            self.solver_ = type(self.solver_).__name__
-        inference = make_inference(self.solver if self.solver != "auto" else self.solver_, self._options())
-        self.inference_ = inference
-        self.device_ = describe_device(device)
+        auto = isinstance(self.solver, str) and self.solver == "auto"
+        inference = make_inference(select_solver(n, d, dtype.itemsize, optimize=optimize) if auto else self.solver)
+        inference = inference.prepare(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
+        self.inference_, self.solver_ = inference, inference.name
+        self.device_ = describe_placement(device)
 
-        with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
-            Xj = jax.device_put(jnp.asarray(X, dtype), device)
-            Yj = jax.device_put(jnp.asarray(y.reshape(n, -1), dtype), device)
-            noise_j = jax.device_put(jnp.asarray(noise, dtype), device)
+        with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
+            Xj = put(jnp.asarray(X, dtype), device)
+            Yj = put(jnp.asarray(y.reshape(n, -1), dtype), device)
+            noise_j = put(jnp.asarray(noise, dtype), device)
             key = key_from_random_state(self._rng)
             # Kept (as raw key data) so log_marginal_likelihood(theta) uses the fit's key.
             self._key_data = np.asarray(jax.random.key_data(key))
@@ -298,8 +266,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._check_posterior(posterior)
         self.posterior_ = posterior
         self.solver_info_ = dict(posterior.diagnostics())
-        self.log_marginal_likelihood_value_ = (
-            float(posterior.log_marginal_likelihood_value) if lml_value is None else float(lml_value)
+        # NumPy float64 as scikit-learn's (a Python float minus an np.float32 is float32).
+        self.log_marginal_likelihood_value_ = np.float64(
+            posterior.log_marginal_likelihood_value if lml_value is None else lml_value
         )
         return self
 
@@ -310,11 +279,12 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _check_posterior(self, posterior):
         diag = posterior.diagnostics()
         if not bool(getattr(posterior, "ok", True)):
-            if isinstance(self.jitter, str):
+            jitter = getattr(self.inference_, "jitter", "auto")
+            if isinstance(jitter, str):
                 tried = f"adaptive jitter up to {diag.get('jitter', 0.0):.3g} on the diagonal did not help"
             else:
-                tried = (f"jitter={self.jitter!r} was added; jitter='auto' adds adaptive jitter "
-                         "when the factorisation fails")
+                tried = (f"jitter={jitter!r} was added; {type(self.inference_).__name__}(jitter='auto') adds "
+                         "adaptive jitter when the factorisation fails")
             raise np.linalg.LinAlgError(
                 f"The kernel, {self.kernel_}, is not returning a positive definite matrix. Try gradually "
                 f"increasing the 'alpha' parameter of your ScalableGPRegressor estimator ({tried})."
@@ -358,18 +328,23 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
-        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        X = validate_data(self, X, reset=False, **x_checks(self.kernel))
+        if not hasattr(self, "posterior_"):
+            return self._predict_prior(X, return_std, return_cov)
         dtype, device = self._context()
-        with precision_scope(dtype), jax.default_device(device):
-            Xs = jax.device_put(jnp.asarray(X, dtype), device)
-            if not hasattr(self, "posterior_"):
-                return self._predict_prior(Xs, return_std, return_cov)
-            std_y = self._y_train_std
-            mean = _predict.posterior_mean(self.posterior_, Xs)
-            if return_cov:
-                cov = _predict.posterior_cov(self.posterior_, Xs)
-            elif return_std:
-                var = _predict.posterior_var(self.posterior_, Xs)
+        std_y = self._y_train_std
+        if isinstance(self.posterior_, HostPosterior):  # NumPy host path: the kernel's own __call__
+            mean = self.posterior_.mean(X)
+            cov = self.posterior_.cov(X) if return_cov else None
+            var = self.posterior_.var(X) if return_std and not return_cov else None
+        else:
+            with precision_scope(dtype), placement_scope(device):
+                Xs = put(jnp.asarray(X, dtype), device)
+                mean = _predict.posterior_mean(self.posterior_, Xs)
+                if return_cov:
+                    cov = _predict.posterior_cov(self.posterior_, Xs)
+                elif return_std:
+                    var = _predict.posterior_var(self.posterior_, Xs)
         # Undo the normalisation; results keep the estimator's dtype (float64 by default).
         y_mean = (std_y * np.asarray(mean) + self._y_train_mean).astype(dtype, copy=False)
         if y_mean.ndim > 1 and y_mean.shape[1] == 1:
@@ -390,17 +365,28 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return y_mean, np.sqrt(y_var).astype(dtype, copy=False)
         return y_mean
 
-    def _predict_prior(self, Xs, return_std, return_cov):
-        kernel = to_skgpx(prior_kernel(self.kernel))
+    def _predict_prior(self, X, return_std, return_cov):
+        kernel = prior_kernel(self.kernel)
+        kernel_skgpx = skgpx_kernel_or_none(kernel)
         n_targets = self.n_targets if self.n_targets is not None else 1
-        y_mean = np.zeros(shape=(Xs.shape[0], n_targets)).squeeze()
+        y_mean = np.zeros(shape=(len(X), n_targets)).squeeze()
+        if not (return_cov or return_std):
+            return y_mean
+        if kernel_skgpx is None:  # NumPy host path: the kernel's own __call__ / diag
+            moment = np.asarray(kernel(X) if return_cov else kernel.diag(X), dtype=np.float64)
+        else:
+            dtype, device = self._context()
+            with precision_scope(dtype), placement_scope(device):
+                Xs = put(jnp.asarray(X, dtype), device)
+                moment = np.asarray(_predict.prior_cov(kernel_skgpx, Xs) if return_cov
+                                    else _predict.prior_var(kernel_skgpx, Xs))
         if return_cov:
-            y_cov = np.asarray(_predict.prior_cov(kernel, Xs))
+            y_cov = moment
             if n_targets > 1:
                 y_cov = np.repeat(np.expand_dims(y_cov, -1), repeats=n_targets, axis=-1)
             return y_mean, y_cov
         if return_std:
-            y_var = np.asarray(_predict.prior_var(kernel, Xs))
+            y_var = moment
             if n_targets > 1:
                 y_var = np.repeat(np.expand_dims(y_var, -1), repeats=n_targets, axis=-1)
             return y_mean, np.sqrt(y_var)
@@ -432,12 +418,18 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"`method` must be 'auto', 'exact' or 'pathwise', got {method!r}.")
         rng = check_random_state(random_state)
         fitted = hasattr(self, "posterior_")
+        host = fitted and isinstance(self.posterior_, HostPosterior)
         if method == "auto":
             m = len(X) if hasattr(X, "__len__") else np.shape(X)[0]
-            method = "exact" if (not fitted or m <= EXACT_SAMPLING_MAX_POINTS) else "pathwise"
+            method = "exact" if (not fitted or host or m <= EXACT_SAMPLING_MAX_POINTS) else "pathwise"
         if method == "pathwise":
             if not fitted:
                 raise ValueError("sample_y(method='pathwise') needs a fitted model; use method='exact' for the prior.")
+            if host:
+                raise ValueError(
+                    "sample_y(method='pathwise') needs an skgpx kernel (random features); this model's kernel "
+                    "runs on the NumPy host path. Use method='exact'."
+                )
             return self._sample_pathwise(X, n_samples, rng)
         y_mean, y_cov = self.predict(X, return_cov=True)
         if y_mean.ndim == 1:
@@ -454,7 +446,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
         dtype, device = self._context()
         n = self.X_train_.shape[0]
-        with precision_scope(dtype), jax.default_device(device):
+        with precision_scope(dtype), placement_scope(device):
             key = key_from_random_state(rng, stream=2)
             rng.randint(0, 2**31 - 1)  # advance a user-supplied RandomState, as exact sampling would
             samples = pathwise_sample(
@@ -487,6 +479,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 raise ValueError("Gradient can only be evaluated for theta!=None")
             return self.log_marginal_likelihood_value_
         check_is_fitted(self, "posterior_")
+        if isinstance(self.posterior_, HostPosterior):  # NumPy host path
+            return host_lml(self, theta, eval_gradient, clone_kernel)
         theta = np.asarray(theta, dtype=np.float64)
         if not clone_kernel:
             self.kernel_skgpx_ = _host_kernel(self.kernel_skgpx_.with_theta(theta))
@@ -496,7 +490,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 self.kernel_ = self.kernel_skgpx_
         dtype, device = self._context()
         n = self.X_train_.shape[0]
-        with precision_scope(dtype), jax.default_device(device), self._factorisation_guard(n):
+        with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
             obj = NegativeLML(
                 self.kernel_skgpx_,
                 self.inference_,

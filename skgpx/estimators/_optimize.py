@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process.kernels import Kernel as SkKernel
 
 from ..kernels import hyperparameter_list
 
@@ -60,7 +61,7 @@ def _neg_lml(theta, kernel, inference, X, Y, noise, key):
 class NegativeLML:
     """scikit-learn's ``obj_func(theta, eval_gradient=True)`` for a callable optimizer.
 
-    Returns ``(-lml, -grad)`` as float and float64 array, or ``-lml`` alone when
+    Returns ``(-lml, -grad)`` as NumPy float64 and float64 array, or ``-lml`` alone when
     ``eval_gradient=False``. Records every evaluation for progress reports.
     """
 
@@ -91,10 +92,11 @@ class NegativeLML:
     def __call__(self, theta, eval_gradient=True):
         th = jnp.asarray(np.asarray(theta, dtype=np.float64), dtype=self.dtype)
         self.n_evals += 1
+        # NumPy float64 as scikit-learn's objective (a Python float minus an np.float32 is float32).
         if not eval_gradient:
-            return float(self._evaluate(_neg_lml, th))
+            return np.float64(self._evaluate(_neg_lml, th))
         value, grad = self._evaluate(_neg_lml_and_grad, th)
-        value, grad = float(value), np.asarray(grad, dtype=np.float64)
+        value, grad = np.float64(value), np.asarray(grad, dtype=np.float64)
         self.last = (value, grad)
         return value, grad
 
@@ -127,12 +129,12 @@ def run_optimizer(optimizer, obj: NegativeLML, theta0, bounds, verbose=0):
         res = lbfgsb(obj, theta0, bounds, callback=callback)
         _check_lbfgs_result(res)
         info = {"n_iter": int(res.nit), "n_evals": int(res.nfev), "converged": res.status == 0, "message": str(res.message)}
-        return np.asarray(res.x, dtype=np.float64), float(res.fun), info
+        return np.asarray(res.x, dtype=np.float64), np.float64(res.fun), info
     if callable(optimizer):
         n0 = obj.n_evals
         theta_opt, func_min = optimizer(obj, theta0, bounds=bounds)
         info = {"n_iter": obj.n_evals - n0, "n_evals": obj.n_evals - n0, "converged": None, "message": "callable"}
-        return np.asarray(theta_opt, dtype=np.float64), float(func_min), info
+        return np.asarray(theta_opt, dtype=np.float64), np.float64(func_min), info
     raise ValueError(f"Unknown optimizer {optimizer}.")
 
 
@@ -163,10 +165,15 @@ def optimize_hyperparameters(optimizer, obj: NegativeLML, theta0, bounds, n_rest
 
 
 def warn_if_near_bounds(kernel, theta, bounds):
-    """scikit-learn's ``Kernel._check_bounds_params``: warn when an optimum sits on a bound."""
+    """scikit-learn's ``Kernel._check_bounds_params``: warn when an optimum sits on a bound.
+
+    `kernel`: an skgpx kernel, or a scikit-learn kernel on the NumPy host path.
+    """
     close = np.isclose(bounds, np.atleast_2d(theta).T)
     idx = 0
-    for h in hyperparameter_list(kernel):
+    # A scikit-learn kernel (the NumPy host path) lists its own Hyperparameter tuples, same fields.
+    hyperparameters = kernel.hyperparameters if isinstance(kernel, SkKernel) else hyperparameter_list(kernel)
+    for h in hyperparameters:
         if h.fixed:
             continue
         nat = np.asarray(h.bounds, dtype=np.float64).reshape(-1, 2)

@@ -5,15 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 from .._config import resolve_dtype
+from ..gp import HOST_SOLVER
+from ._host import untranslated_part
 
 __all__ = ["format_summary", "format_magma_summary"]
 
 
 def format_summary(est) -> str:
     """Kernel with learned values, solver, device, data size, LML, optimiser runs, jitter, diagnostics."""
-    n, d = est.X_train_.shape
+    n, d = est.y_train_.shape[0], getattr(est, "n_features_in_", "n/a (not vectors)")
     t = 1 if est.y_train_.ndim == 1 else est.y_train_.shape[1]
-    resolved = f"{est.solver_}" + (" (chosen by solver='auto')" if est.solver == "auto" else "")
+    auto = isinstance(est.solver, str) and est.solver == "auto"
+    if est.solver_ == HOST_SOLVER:
+        resolved = (f"{HOST_SOLVER} (exact, NumPy/SciPy through the kernel's own __call__: "
+                    f"{untranslated_part(est.kernel_)} has no skgpx translation)")
+    else:
+        resolved = f"{est.solver_}: {est.inference_!r}" + (" (chosen by solver='auto')" if auto else "")
     lines = [
         "ScalableGPRegressor",
         f"  kernel             : {est.kernel_}",

@@ -8,13 +8,16 @@ import numpy as np
 from sklearn.gaussian_process.kernels import RBF as SkRBF, ConstantKernel as SkC, Kernel as SkKernel
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..kernels import AbstractKernel, from_sklearn
+from ..gp import AbstractInference
+from ..kernels import AbstractKernel, UnsupportedKernelError, from_sklearn
 
 __all__ = [
     "GPR_PARAMETER_CONSTRAINTS",
     "fit_kernel",
     "prior_kernel",
     "to_skgpx",
+    "skgpx_kernel_or_none",
+    "x_checks",
     "normalise_targets",
     "noise_vector",
 ]
@@ -29,22 +32,10 @@ GPR_PARAMETER_CONSTRAINTS: dict = {
     "copy_X_train": ["boolean"],
     "n_targets": [Interval(Integral, 1, None, closed="left"), None],
     "random_state": ["random_state"],
-    "solver": "no_validation",  # a registered name, "auto" or an AbstractInference; make_inference checks
+    "solver": [str, AbstractInference],  # names are checked by skgpx.gp.make_inference
     "device": "no_validation",  # checked by skgpx._device.resolve_device with a helpful message
     "dtype": "no_validation",  # checked by skgpx._config.resolve_dtype
-    "jitter": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
     "verbose": ["verbose"],
-    "n_components": [Interval(Integral, 1, None, closed="left")],
-    "landmark_method": [str],
-    "tol": [Interval(Real, 0, None, closed="neither")],
-    "train_tol": [Interval(Real, 0, None, closed="neither"), None],
-    "var_tol": [Interval(Real, 0, None, closed="neither"), None],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "preconditioner_rank": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
-    "n_probes": [Interval(Integral, 1, None, closed="left")],
-    "lanczos_order": [Interval(Integral, 1, None, closed="left")],
-    "variance_method": [StrOptions({"auto", "love", "exact"})],
-    "love_rank": [Interval(Integral, 1, None, closed="left")],
 }
 
 
@@ -70,6 +61,25 @@ def to_skgpx(kernel) -> AbstractKernel:
         f"`kernel` must be an skgpx kernel (e.g. skgpx.kernels.RBF()), a scikit-learn kernel or None, "
         f"got {type(kernel).__name__}."
     )
+
+
+def skgpx_kernel_or_none(kernel) -> AbstractKernel | None:
+    """:func:`to_skgpx`, or None for a scikit-learn kernel without a translation (the NumPy host path)."""
+    try:
+        return to_skgpx(kernel)
+    except UnsupportedKernelError:
+        return None
+
+
+def x_checks(kernel) -> dict:
+    """``validate_data`` arguments for ``X`` under `kernel` (None: the default kernel).
+
+    As scikit-learn: a 2-D numeric array for kernels on vectors; anything (strings,
+    graphs, variable-length sequences) for a kernel with ``requires_vector_input=False``.
+    """
+    if kernel is None or getattr(kernel, "requires_vector_input", True):
+        return {"ensure_2d": True, "dtype": "numeric"}
+    return {"ensure_2d": False, "dtype": None}
 
 
 def _handle_zeros_in_scale(scale):

@@ -1,4 +1,9 @@
-"""Pure GP inference: posteriors and marginal likelihoods for each solver back-end."""
+"""Pure GP inference: posteriors and marginal likelihoods for each solver back-end.
+
+The inference classes are the *solver objects* the estimator's ``solver=`` takes:
+``Cholesky(jitter=...)``, ``CG(tol=..., preconditioner_rank=...)``, ``RFF(n_components=...)``,
+``Nystrom(n_components=...)``. A solver name (``"cg-dense"``) stands for a default object.
+"""
 
 from ._abstract import AbstractInference as AbstractInference, AbstractPosterior as AbstractPosterior
 from ._registry import (
@@ -6,12 +11,27 @@ from ._registry import (
     make_inference as make_inference,
     register_solver as register_solver,
 )
-from ._exact import ExactInference as ExactInference, ExactPosterior as ExactPosterior
-from ._cg import CGInference as CGInference, CGPosterior as CGPosterior, warn_if_not_converged as warn_if_not_converged
+from ._exact import Cholesky as Cholesky, ExactInference as ExactInference, ExactPosterior as ExactPosterior
+from ._cg import (
+    CG as CG,
+    CGInference as CGInference,
+    CGPosterior as CGPosterior,
+    warn_if_not_converged as warn_if_not_converged,
+)
+from ._host import (
+    HOST_SOLVER as HOST_SOLVER,
+    HostPosterior as HostPosterior,
+    host_condition as host_condition,
+    host_log_marginal_likelihood as host_log_marginal_likelihood,
+)
 from ._lowrank import (
     LowRankPosterior as LowRankPosterior,
+    Nystrom as Nystrom,
     NystromInference as NystromInference,
+    RFF as RFF,
     RFFInference as RFFInference,
 )
 from ._auto import select_solver as select_solver
 from ._pathwise import pathwise_sample as pathwise_sample
+from ._ski import SKI as SKI, SKIInference as SKIInference
+from ._ski_posterior import SKIPosterior as SKIPosterior

@@ -25,6 +25,7 @@ Conventions shared by every back-end:
 from __future__ import annotations
 
 import abc
+import dataclasses
 
 import equinox as eqx
 
@@ -64,7 +65,53 @@ class AbstractPosterior(eqx.Module):
 
 
 class AbstractInference(eqx.Module):
-    """A GP inference strategy: its own options are fields (tolerances, ranks...)."""
+    """A GP inference strategy (a *solver object*): its options are its fields (tolerances, ranks...).
+
+    Solver objects are immutable and validate their options when built. They follow
+    scikit-learn's parameter protocol far enough for the estimator's ``solver=`` to be
+    searched like a nested estimator: ``get_params()`` lists the options, so
+    ``GridSearchCV(est, {"solver__tol": [...]})`` and ``est.set_params(solver__tol=...)``
+    work (the estimator swaps in ``solver.replace(tol=...)``); ``clone`` shares the object.
+    """
+
+    @property
+    def name(self) -> str:
+        """The solver's name as ``solver_`` reports it (a registered name where there is one)."""
+        return type(self).__name__.lower()
+
+    def get_params(self, deep=True) -> dict:
+        """The options, by name (scikit-learn's protocol; ``deep`` is accepted and ignored)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    def replace(self, **options) -> "AbstractInference":
+        """A copy with some options changed (validated like the constructor's)."""
+        valid = self.get_params()
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"Invalid option(s) {unknown} for solver {type(self).__name__}. Valid options are: {sorted(valid)}."
+            )
+        return dataclasses.replace(self, **options)
+
+    def set_params(self, **options):
+        raise TypeError(
+            f"Solver objects are immutable: use `{type(self).__name__}(...).replace(**options)`, or "
+            "`estimator.set_params(solver__<option>=...)`, which swaps in the replaced solver."
+        )
+
+    def __sklearn_clone__(self):
+        return self  # immutable: a clone may share it
+
+    def __repr__(self) -> str:
+        # Only the options that differ from their defaults, as scikit-learn prints estimators.
+        changed = []
+        for f in dataclasses.fields(self):
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            if f.default is dataclasses.MISSING or not _same(value, f.default):
+                changed.append(f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
 
     @abc.abstractmethod
     def condition(self, kernel, X, Y, noise, key) -> AbstractPosterior:
@@ -73,6 +120,11 @@ class AbstractInference(eqx.Module):
     @abc.abstractmethod
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
         """``log p(Y | X, kernel, noise)`` summed over target columns (differentiable)."""
+
+    def prepare(self, kernel, X) -> "AbstractInference":
+        """Host side, before anything is compiled: this inference with whatever it fixes from
+        the data's values (e.g. the grid of :class:`~skgpx.gp.SKIInference`); ``self`` by default."""
+        return self
 
     def first_attempt(self) -> "AbstractInference | None":
         """A cheaper variant for optimiser evaluations to try first, or ``None``.
@@ -96,3 +148,10 @@ class AbstractInference(eqx.Module):
         :meth:`log_marginal_likelihood` (or the compiled value alone) for data ``X`` where
         it is cheaper (the exact path on the CPU: :mod:`skgpx.gp._exact_lapack`)."""
         return None
+
+
+def _same(a, b) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # arrays or objects without a boolean equality
+        return a is b

@@ -47,12 +47,13 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ..operators import block_pairs, kernel_operator, noise_diagonal, operator_kind, row_tiles, tiled_cross_mm
+from .._mesh import context_row_mesh
+from ..operators import block_pairs, kernel_operator, noise_diagonal, operator_kind, row_tiles, sharded_pair_vjp, tiled_cross_mm
 from ..solvers import LoveCache, gaussian_log_likelihood, love_cache, pcg, rp_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
 
-__all__ = ["CGInference", "CGPosterior", "warn_if_not_converged", "auto_preconditioner_rank"]
+__all__ = ["CG", "CGInference", "CGPosterior", "warn_if_not_converged", "auto_preconditioner_rank"]
 
 
 def auto_preconditioner_rank(n: int, matrix_free: bool = False, itemsize: int = 8) -> int:
@@ -202,8 +203,16 @@ class CGPosterior(AbstractPosterior):
         }
 
 
-class CGInference(AbstractInference):
-    """Preconditioned-CG inference (options are static fields; see ``cg_factory``).
+class CG(AbstractInference):
+    """Preconditioned-CG inference (``solver="cg"``, ``"cg-dense"``, ``"cg-matrix-free"``).
+
+    ``operator``: ``"dense"`` (the Gram held in memory), ``"matrix-free"`` (tiled kernel
+    products, the Gram never formed) or ``"auto"`` (dense while it fits the memory budget).
+    ``preconditioner_rank``: rank of the pivoted-Cholesky preconditioner (``"auto"``: grows
+    until the neglected trace falls below the noise, see :func:`auto_preconditioner_rank`).
+    ``n_probes`` and ``lanczos_order``: stochastic Lanczos quadrature of the log-determinant.
+    ``variance_method``: ``"exact"`` (a CG solve per test point), ``"love"`` (a rank-``love_rank``
+    Lanczos cache) or ``"auto"`` (LOVE where its measured error is below ``love_max_error``).
 
     ``tol`` is the relative residual of the fit (``condition``: representer weights,
     variances) and ``train_tol`` (default ``1e-2``) that of :meth:`log_marginal_likelihood`,
@@ -263,6 +272,10 @@ class CGInference(AbstractInference):
             raise ValueError(f"`love_rank` must be >= 1, got {self.love_rank!r}; use variance_method='exact' for no LOVE.")
         if self.operator not in ("auto", "dense", "matrix-free"):
             raise ValueError(f"`operator` must be 'auto', 'dense' or 'matrix-free', got {self.operator!r}.")
+
+    @property
+    def name(self) -> str:
+        return "cg" if self.operator == "auto" else f"cg-{self.operator}"
 
     # -- shared pieces ---------------------------------------------------------------------
     @property
@@ -418,6 +431,10 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
 
     def bwd(res, ct):
         dyn, X, V, Wt = res
+        mesh = context_row_mesh()
+        if mesh is not None:  # the same block pairs, dealt over the devices (skgpx.operators)
+            g_dyn, g_X = sharded_pair_vjp(eqx.combine(dyn, static), X, V, ct * Wt, mesh, tile_size)
+            return g_dyn, g_X, jnp.zeros_like(V), jnp.zeros_like(Wt)
         # Padded rows carry zero weights, so zero cotangents.
         Xb, Vb, Wb = row_tiles(X, Bk), row_tiles(V, Bk, fill=0.0), row_tiles(ct * Wt, Bk, fill=0.0)
 
@@ -454,36 +471,8 @@ def _warn_lml(converged, relres, iterations, tol, max_iter, what="the marginal l
         )
 
 
-_OPTION_NAMES = (
-    "tol", "max_iter", "preconditioner_rank", "trace_tol", "n_probes", "lanczos_order", "variance_method",
-    "love_rank", "n_check", "love_max_error", "operator", "tile_size", "exact_var_max", "train_tol", "var_tol",
-)
+CGInference = CG  # the name the pure layer used before solver objects
 
-
-@register_solver("cg")
-def cg_factory(options: dict) -> CGInference:
-    """Build :class:`CGInference` from the estimator's parameters (unknown keys ignored)."""
-    kw = {k: options[k] for k in _OPTION_NAMES if k in options and options[k] is not None}
-    if "max_iter" in kw:
-        kw["max_iter"] = int(kw["max_iter"])
-    if "tol" in kw:
-        kw["tol"] = float(kw["tol"])
-    if "train_tol" in options and options["train_tol"] is None:
-        kw["train_tol"] = None  # explicit None: train at `tol`
-    elif "train_tol" in kw:
-        kw["train_tol"] = float(kw["train_tol"])
-    if "var_tol" in kw:
-        kw["var_tol"] = float(kw["var_tol"])
-    return CGInference(**kw)
-
-
-@register_solver("cg-dense")
-def cg_dense_factory(options: dict) -> CGInference:
-    """``"cg"`` on a materialised Gram matrix (what ``solver="auto"`` picks while ``n^2`` floats fit)."""
-    return cg_factory({**options, "operator": "dense"})
-
-
-@register_solver("cg-matrix-free")
-def cg_matrix_free_factory(options: dict) -> CGInference:
-    """``"cg"`` on the tiled matrix-free operator (what ``solver="auto"`` picks past the memory budget)."""
-    return cg_factory({**options, "operator": "matrix-free"})
+register_solver("cg", CG)
+register_solver("cg-dense", lambda: CG(operator="dense"))
+register_solver("cg-matrix-free", lambda: CG(operator="matrix-free"))

@@ -15,12 +15,12 @@ import jax
 import jax.numpy as jnp
 
 from ..operators import noisy_gram
-from ..solvers import cho_solve, cholesky_quad_logdet, jittered_cholesky
+from ..solvers import check_jitter_policy, cho_solve, cholesky_quad_logdet, jittered_cholesky
 from ._abstract import AbstractInference, AbstractPosterior
 from ._exact_lapack import lapack_factor, lapack_lml_and_grad, uses_lapack
 from ._registry import register_solver
 
-__all__ = ["ExactInference", "ExactPosterior"]
+__all__ = ["Cholesky", "ExactInference", "ExactPosterior"]
 
 
 def _noisy_gram(kernel, X, noise):
@@ -73,14 +73,23 @@ class ExactPosterior(AbstractPosterior):
         }
 
 
-class ExactInference(AbstractInference):
-    """Dense Cholesky inference: ``O(n^3)`` time, ``O(n^2)`` memory, exact to rounding.
+class Cholesky(AbstractInference):
+    """Dense Cholesky inference (``solver="cholesky"``): ``O(n^3)`` time, ``O(n^2)`` memory, exact to rounding.
 
-    ``jitter``: ``"auto"`` (adaptive, see :func:`skgpx.solvers.jittered_cholesky`), a
-    fixed absolute value added to the diagonal, or ``None`` (as is, never retried).
+    ``jitter``: ``"auto"`` (adaptive: none unless the factorisation fails, then the smallest
+    of ``1e-10 ... 1e-6`` times the mean diagonal that works, see
+    :func:`skgpx.solvers.jittered_cholesky`; reported in ``jitter_`` and warned about), a fixed
+    value ``>= 0`` always added to the diagonal, or ``None`` (as is, never retried).
     """
 
     jitter: object = eqx.field(static=True, default="auto")
+
+    def __check_init__(self):
+        check_jitter_policy(self.jitter)
+
+    @property
+    def name(self) -> str:
+        return "cholesky"
 
     def condition(self, kernel, X, Y, noise, key=None) -> ExactPosterior:
         L, jitter, ok = jittered_cholesky(lambda: _noisy_gram(kernel, X, noise), self.jitter)
@@ -125,7 +134,6 @@ def _lapack_condition(kernel, X, Y, noise):
     return ExactPosterior(kernel, X, L, alpha, zero, jnp.asarray(True), jnp.asarray(lml, X.dtype))
 
 
-@register_solver("cholesky")
-def _make_exact(options: dict) -> ExactInference:
-    jitter = options.get("jitter", "auto")
-    return ExactInference(jitter=jitter if isinstance(jitter, str) else float(jitter))
+ExactInference = Cholesky  # the name the pure layer used before solver objects
+
+register_solver("cholesky", Cholesky)

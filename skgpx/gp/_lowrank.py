@@ -54,12 +54,16 @@ from jax.scipy.linalg import solve_triangular
 
 from ..kernels import RandomFourierFeatures, draw_random_fourier_features
 from ..operators import LowRankPlusDiagonal, auto_batch_size, map_feature_rows
-from ..solvers import WoodburyFactor, gaussian_lml, jittered_cholesky, pivot_column, sample_pivots, woodbury_solve
+from ..solvers import (
+    WoodburyFactor, check_jitter_policy, gaussian_lml, jittered_cholesky, pivot_column, sample_pivots, woodbury_solve,
+)
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
 
 __all__ = [
     "LowRankPosterior",
+    "RFF",
+    "Nystrom",
     "RFFInference",
     "NystromInference",
     "NystromFeatures",
@@ -215,6 +219,15 @@ class AbstractLowRankInference(AbstractInference):
     n_diagnostic_points: int = eqx.field(static=True, default=200)
     diag_correction = False  # class constant: add the FITC residual diagonal (Nyström)
 
+    def __check_init__(self):
+        for name in ("n_components", "n_diagnostic_points"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        b = self.batch_size
+        if b is not None and not (isinstance(b, (int, np.integer)) and not isinstance(b, bool) and b >= 1):
+            raise ValueError(f"`batch_size` must be a positive integer or None, got {b!r}.")
+
     def feature_map(self, kernel, X, key):
         raise NotImplementedError
 
@@ -266,7 +279,7 @@ class AbstractLowRankInference(AbstractInference):
         return jnp.linalg.norm(approx - K) / jnp.linalg.norm(K)
 
 
-class RFFInference(AbstractLowRankInference):
+class RFF(AbstractLowRankInference):
     """Random Fourier features (``n_components`` columns, sin/cos pairs) + Woodbury. See the module docstring."""
 
     def feature_map(self, kernel, X, key) -> RandomFourierFeatures:
@@ -281,7 +294,7 @@ class RFFInference(AbstractLowRankInference):
         }
 
 
-class NystromInference(AbstractLowRankInference):
+class Nystrom(AbstractLowRankInference):
     """Nyström features from ``min(n_components, n)`` landmarks + Woodbury. See the module docstring.
 
     ``jitter``: ``"auto"`` or a number, the policy of
@@ -293,8 +306,10 @@ class NystromInference(AbstractLowRankInference):
     diag_correction = True
 
     def __check_init__(self):
+        AbstractLowRankInference.__check_init__(self)
         if self.landmark_method not in _LANDMARK_METHODS:
-            raise ValueError(f"landmark_method must be one of {_LANDMARK_METHODS}, got {self.landmark_method!r}.")
+            raise ValueError(f"`landmark_method` must be one of {_LANDMARK_METHODS}, got {self.landmark_method!r}.")
+        check_jitter_policy(self.jitter)
 
     def feature_map(self, kernel, X, key) -> NystromFeatures:
         base = kernel.without_white()
@@ -316,29 +331,8 @@ class NystromInference(AbstractLowRankInference):
         }
 
 
-def _int_option(options, name, default):
-    value = options.get(name, default)
-    if value is None:
-        return default
-    if not (isinstance(value, (int, np.integer)) and value >= 1):
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return int(value)
+RFFInference = RFF  # the names the pure layer used before solver objects
+NystromInference = Nystrom
 
-
-@register_solver("rff")
-def _make_rff(options: dict) -> RFFInference:
-    return RFFInference(
-        n_components=_int_option(options, "n_components", 1024),
-        batch_size=options.get("batch_size"),
-    )
-
-
-@register_solver("nystrom")
-def _make_nystrom(options: dict) -> NystromInference:
-    jitter = options.get("jitter", "auto")
-    return NystromInference(
-        n_components=_int_option(options, "n_components", 1024),
-        batch_size=options.get("batch_size"),
-        landmark_method=options.get("landmark_method", "rpcholesky"),
-        jitter="auto" if jitter is None else (jitter if isinstance(jitter, str) else float(jitter)),
-    )
+register_solver("rff", RFF)
+register_solver("nystrom", Nystrom)

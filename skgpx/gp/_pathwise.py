@@ -120,6 +120,8 @@ def pathwise_sample(
     (covariance ``posterior.cov(Xs)``), never the observation noise ``noise``. See the module docstring.
     """
     del inference  # the posterior carries the solver
+    if hasattr(posterior, "pathwise"):  # a back-end with its own prior draws (SKI: on its grid)
+        return posterior.pathwise(jnp.asarray(Y), jnp.asarray(Xs), int(n_samples), key, bool(include_white))
     X, Y, Xs, noise = jnp.asarray(X), jnp.asarray(Y), jnp.asarray(Xs), jnp.asarray(noise)
     return _pathwise_jit(
         posterior, kernel, X, Y, noise, Xs, int(n_samples), key, int(n_prior_features), tile_size, bool(include_white)

@@ -62,6 +62,7 @@ from ._stationary import (
 )
 from ._sklearn import (
     SUPPORTED_SKLEARN_KERNELS as SUPPORTED_SKLEARN_KERNELS,
+    UnsupportedKernelError as UnsupportedKernelError,
     as_skgpx_kernel as as_skgpx_kernel,
     from_sklearn as from_sklearn,
     to_sklearn as to_sklearn,
@@ -77,3 +78,8 @@ from ._active_dims import ActiveDims as ActiveDims
 from ._batched import Batched as Batched
 from ._chordal import Chordal as Chordal
 from ._io import load as load, save as save
+from ._structure import (
+    is_stationary as is_stationary,
+    kronecker_groups as kronecker_groups,
+    length_scales as length_scales,
+)

@@ -1,4 +1,4 @@
-"""Linear operators (lineax) for GP covariance matrices: dense, matrix-free tiled, low-rank."""
+"""Linear operators (lineax) for GP covariance matrices: dense, matrix-free tiled, low-rank, grid-structured."""
 
 from ._common import (
     auto_block_size as auto_block_size,
@@ -29,4 +29,22 @@ from ._lowrank import (
     capacitance_pass as capacitance_pass,
     feature_gram as feature_gram,
     map_feature_rows as map_feature_rows,
+)
+from ._sharded import ShardedKernelOperator as ShardedKernelOperator, sharded_pair_vjp as sharded_pair_vjp
+from ._grid import (
+    AbstractGridOperator as AbstractGridOperator,
+    Grid as Grid,
+    auto_grid as auto_grid,
+    lattice_of as lattice_of,
+)
+from ._toeplitz import ToeplitzOperator as ToeplitzOperator
+from ._kronecker import (
+    DenseGridOperator as DenseGridOperator,
+    KroneckerOperator as KroneckerOperator,
+    grid_operator as grid_operator,
+)
+from ._interpolation import (
+    GridInterpolation as GridInterpolation,
+    SKIOperator as SKIOperator,
+    interpolation_weights as interpolation_weights,
 )

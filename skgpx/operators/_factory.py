@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
+from .._mesh import context_row_mesh
 from ._kernel_operator import DenseKernelOperator, MatrixFreeKernelOperator
+from ._sharded import ShardedKernelOperator
 
 __all__ = ["available_memory_bytes", "dense_memory_budget", "dense_fits", "operator_kind", "kernel_operator"]
 
@@ -36,9 +38,15 @@ def dense_fits(n: int, itemsize: int = 8, budget: int | None = None) -> bool:
 
 
 def operator_kind(kind: str, n: int, itemsize: int = 8) -> str:
-    """``kind`` with ``"auto"`` resolved: ``"dense"`` while :func:`dense_fits`, else ``"matrix-free"``."""
+    """``kind`` with ``"auto"`` resolved: ``"dense"`` while :func:`dense_fits`, else ``"matrix-free"``.
+
+    Under a context mesh of ``p`` devices (see :func:`kernel_operator`) the budget is per device:
+    dense while ``n * ceil(n / p)`` entries fit one device's budget."""
     if kind == "auto":
-        return "dense" if dense_fits(n, itemsize) else "matrix-free"
+        mesh = context_row_mesh()
+        p = 1 if mesh is None else int(mesh.size)
+        fits = n * -(-n // p) * itemsize <= dense_memory_budget()
+        return "dense" if fits else "matrix-free"
     return kind
 
 
@@ -47,8 +55,14 @@ def kernel_operator(kernel, X, noise, kind: str = "auto", tile_size: int | None 
 
     ``kind`` is ``"dense"``, ``"matrix-free"`` or ``"auto"`` (dense while
     :func:`dense_fits`). The decision uses static shapes only, so it is safe under ``jit``.
+    Under a context mesh of more than one device (``jax.set_mesh``; ``device=[...]`` on the
+    estimators) the operator is a :class:`ShardedKernelOperator` of that layout, its rows split
+    over the devices (``"auto"`` budgets the rows of one device).
     """
     kind = operator_kind(kind, X.shape[0], X.dtype.itemsize)
+    mesh = context_row_mesh()
+    if mesh is not None and kind in ("dense", "matrix-free"):
+        return ShardedKernelOperator(kernel, X, noise, mesh, kind, tile_size)
     if kind == "dense":
         return DenseKernelOperator(kernel, X, noise)
     if kind == "matrix-free":

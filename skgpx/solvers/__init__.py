@@ -2,10 +2,12 @@
 
 from ._cholesky import (
     CholeskyResult as CholeskyResult,
+    check_jitter_policy as check_jitter_policy,
     cho_inverse as cho_inverse,
     cho_solve as cho_solve,
     cholesky_quad_logdet as cholesky_quad_logdet,
     gaussian_log_likelihood as gaussian_log_likelihood,
+    jitter_schedule as jitter_schedule,
     jittered_cholesky as jittered_cholesky,
     solve_lower as solve_lower,
 )

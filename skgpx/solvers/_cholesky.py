@@ -35,6 +35,7 @@ __all__ = [
     "cholesky_quad_logdet",
     "cho_inverse",
     "jitter_schedule",
+    "check_jitter_policy",
     "gaussian_log_likelihood",
 ]
 
@@ -234,3 +235,10 @@ def _bwd(jitter, res, cotangents):
 
 
 cholesky_quad_logdet.defvjp(_fwd, _bwd)
+
+
+def check_jitter_policy(jitter):
+    """Raise unless ``jitter`` is a policy :func:`jittered_cholesky` takes: ``"auto"``, a number >= 0 or None."""
+    number = isinstance(jitter, (int, float, np.integer, np.floating)) and not isinstance(jitter, bool)
+    if not (jitter is None or (isinstance(jitter, str) and jitter == "auto") or (number and jitter >= 0)):
+        raise ValueError(f"`jitter` must be 'auto', a number >= 0 or None, got {jitter!r}.")

@@ -9,7 +9,7 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel as C, WhiteKern
 
 from skgpx import ScalableGPRegressor
 from skgpx.estimators import _optimize, _predict
-from skgpx.gp import _exact_lapack
+from skgpx.gp import Cholesky, _exact_lapack
 from skgpx.kernels import RBF as XRBF, Constant, White
 
 
@@ -147,13 +147,13 @@ def test_objective_compiled_once_across_iterations_and_restarts(jitter, traced):
     def new_traces():
         return {k: v - before.get(k, 0) for k, v in _objective_traces().items() if k in traced}
 
-    gpr = ScalableGPRegressor(kernel=kernel, n_restarts_optimizer=3, random_state=0, jitter=jitter)
+    gpr = ScalableGPRegressor(kernel=kernel, n_restarts_optimizer=3, random_state=0, solver=Cholesky(jitter=jitter))
     gpr.fit(Xr, f(Xr).ravel())
     n_evals = sum(r["n_evals"] for r in gpr.optimizer_runs_)
     assert n_evals > 10
     assert new_traces() == traced
     # a second fit with the same shapes reuses it as well
-    ScalableGPRegressor(kernel=kernel, random_state=1, jitter=jitter).fit(Xr, f(Xr).ravel() + 1)
+    ScalableGPRegressor(kernel=kernel, random_state=1, solver=Cholesky(jitter=jitter)).fit(Xr, f(Xr).ravel() + 1)
     assert new_traces() == traced
 
 

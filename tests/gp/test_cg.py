@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from skgpx.gp import CGInference, make_inference, warn_if_not_converged
+from skgpx.gp import CG, CGInference, make_inference, warn_if_not_converged
 from skgpx.gp._auto import select_solver
 from skgpx.kernels import RBF, Matern, White
 
@@ -262,8 +262,11 @@ def test_estimator_auto_cg_matches_cholesky_and_is_deterministic(monkeypatch):
     kern = Matern(0.3, nu=1.5) + White(0.01)
 
     def fit(solver, random_state=0, **kw):
-        return ScalableGPRegressor(kern, solver=solver, optimizer=None, alpha=1e-3, random_state=random_state,
-                                   love_rank=30, **kw).fit(X, y)
+        if solver == "auto" and kw:  # options need the object: the one "auto" picks here, with them set
+            solver = CG(operator="matrix-free", love_rank=30, **kw)
+        elif solver != "cholesky":
+            solver = make_inference(solver, {"love_rank": 30, **kw})
+        return ScalableGPRegressor(kern, solver=solver, optimizer=None, alpha=1e-3, random_state=random_state).fit(X, y)
 
     ref = fit("cholesky")
     assert ref.solver_ == "cholesky"

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from skgpx.gp import ExactInference, available_solvers, make_inference
 from skgpx.kernels import RBF, Constant, Matern, White
@@ -33,9 +34,13 @@ def _dense_reference(kernel, X, Y, noise, Xs):
 
 def test_registered_and_built_from_options():
     assert "cholesky" in available_solvers()
-    inf = make_inference("cholesky", {"jitter": 0.0, "tol": 1e-3})
+    inf = make_inference("cholesky", {"jitter": 0.0})
     assert isinstance(inf, ExactInference) and inf.jitter == 0.0
     assert make_inference(inf, {}) is inf
+    with pytest.raises(ValueError, match=r"Invalid option\(s\) \['tol'\] for solver Cholesky"):
+        make_inference("cholesky", {"tol": 1e-3})  # an option of another solver is an error, not ignored
+    with pytest.raises(ValueError, match="`jitter` must be 'auto', a number >= 0 or None, got -1"):
+        make_inference("cholesky", {"jitter": -1})
 
 
 def test_posterior_matches_dense_formulas():

@@ -1,0 +1,150 @@
+"""Structured-grid inference (masked grids and SKI) against the exact GP."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from skgpx.gp._ski import SKIInference
+from skgpx.kernels import RBF, ActiveDims, DotProduct, Matern
+from skgpx.operators import Grid, interpolation_weights
+from skgpx.solvers import pcg
+
+LIGHT = dict(n_probes=2, love_rank=4, n_check=2, n_interp_check=16)
+
+
+def _exact(kernel, X, Y, noise, Xs):
+    K = np.asarray(kernel.gram(X)) + np.diag(noise)
+    Ks = np.asarray(kernel.cross(X, Xs))
+    mean = Ks.T @ np.linalg.solve(K, Y)
+    var = np.asarray(kernel.diag(Xs)) - np.sum(Ks * np.linalg.solve(K, Ks), axis=0)
+    _, logdet = np.linalg.slogdet(K)
+    lml = -0.5 * float(np.sum(Y * np.linalg.solve(K, Y))) - 0.5 * logdet - 0.5 * len(X) * np.log(2 * np.pi)
+    return mean, var, lml
+
+
+def test_masked_grid_cg_equals_cholesky_60x60():
+    rng = np.random.default_rng(0)
+    grid = Grid([0.0, 0.0], [1 / 59, 1 / 59], [60, 60])
+    P = np.asarray(grid.points())
+    observed = rng.random(P.shape[0]) > 0.4
+    X = P[observed]
+    kernel = 1.3 * Matern(0.15, nu=1.5)
+    noise = np.full(X.shape[0], 0.05)
+    Y = (np.sin(6 * X[:, 0]) * np.cos(4 * X[:, 1]) + 0.2 * rng.standard_normal(X.shape[0]))[:, None]
+    inf = SKIInference(tol=1e-11, variance_method="exact", **LIGHT).prepare(kernel, X)
+    assert inf.grid.shape == (60, 60) and inf.interpolation_order == 0  # the data's own lattice
+    post = inf.condition(kernel, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jax.random.key(0))
+    assert post.diagnostics()["converged"]
+    assert post.diagnostics()["interpolation_error_max"] < 1e-12  # selection: exact
+    Xs = P[~observed][:8]
+    mean, var, _ = _exact(kernel, X, Y, noise, Xs)
+    np.testing.assert_allclose(post.mean(jnp.asarray(Xs)), mean, atol=1e-8)
+    np.testing.assert_allclose(post.var(jnp.asarray(Xs)), var, atol=1e-8)
+
+
+def test_ski_converges_to_exact_as_grid_refines():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0, 1, (300, 2))
+    kernel = Matern(0.25, nu=2.5)
+    noise = np.full(300, 0.01)
+    Y = (np.sin(5 * X[:, 0]) + X[:, 1] ** 2 + 0.1 * rng.standard_normal(300))[:, None]
+    Xs = rng.uniform(0.05, 0.95, (20, 2))
+    mean, _, _ = _exact(kernel, X, Y, noise, Xs)
+    errors = []
+    for ppl in (3.0, 6.0, 12.0):
+        inf = SKIInference(points_per_length_scale=ppl, tol=1e-10).prepare(kernel, X)
+        assert inf.interpolation_order == 3
+
+        @jax.jit
+        def ski_mean(X, Y, noise, Xs):  # the posterior mean's pieces, without the fit's diagnostics
+            op = inf.operator(kernel, X, noise)
+            alpha = pcg(op.mm, Y, tol=1e-10, max_iter=2000).x
+            return interpolation_weights(Xs, inf.grid, 3).gather(op.grid_op.mm(op.interp.scatter(alpha)))
+
+        out = ski_mean(jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jnp.asarray(Xs))
+        errors.append(float(np.max(np.abs(np.asarray(out) - mean))))
+    assert errors[0] > 4 * errors[1] > 16 * errors[2]  # at least second order in the spacing
+    assert errors[2] < 1e-3 * np.std(Y)
+
+
+def test_love_on_grid_and_pathwise_moments_match_exact():
+    rng = np.random.default_rng(2)
+    n = 1000
+    X = np.sort(rng.uniform(0, 1, (n, 1)), axis=0)
+    kernel = 0.8 * RBF(0.1)
+    noise = np.full(n, 0.1)
+    Y = (np.sin(8 * X[:, 0]) + 0.3 * rng.standard_normal(n))[:, None]
+    inf = SKIInference(points_per_length_scale=8.0, variance_method="love", love_rank=64, n_check=8, n_probes=4,
+                       n_interp_check=64).prepare(kernel, X)
+    post = inf.condition(kernel, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jax.random.key(2))
+    info = post.diagnostics()
+    assert info["love_std_rel_error_max"] < 1e-2 and info["love_accepted"]
+    Xs = np.linspace(0.02, 0.98, 40)[:, None]
+    mean, var, _ = _exact(kernel, X, Y, noise, Xs)
+    np.testing.assert_allclose(post.mean(jnp.asarray(Xs)), mean, atol=1e-3)
+    np.testing.assert_allclose(np.sqrt(post.var(jnp.asarray(Xs))), np.sqrt(var), rtol=1e-2)
+    S = 2000
+    samples = np.asarray(post.pathwise(jnp.asarray(Y), jnp.asarray(Xs[::4]), S, jax.random.key(3)))[:, :, 0]
+    sd = np.sqrt(var[::4])
+    z_mean = (samples.mean(0) - mean[::4, 0]) / (sd / np.sqrt(S))
+    assert np.max(np.abs(z_mean)) < 4.5
+    ratio = samples.var(0, ddof=1) / var[::4]
+    assert np.max(np.abs(ratio - 1.0)) < 4.5 * np.sqrt(2.0 / S) + 0.01
+
+
+def test_ski_log_marginal_likelihood_and_gradient_match_exact():
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 1, (400, 2))
+    kernel = 1.0 * ActiveDims(Matern(0.3, nu=2.5), (0,)) * ActiveDims(RBF(0.4), (1,))
+    noise = np.full(400, 0.05)
+    Y = (np.cos(4 * X[:, 0]) * X[:, 1] + 0.2 * rng.standard_normal(400))[:, None]
+    inf = SKIInference(points_per_length_scale=6.0, n_probes=64, tol=1e-8, train_tol=None).prepare(kernel, X)
+    Xj, Yj, nj = jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise)
+
+    def ski(theta):
+        return inf.log_marginal_likelihood(kernel.with_theta(theta), Xj, Yj, nj, jax.random.key(4))
+
+    def exact(theta):
+        k = kernel.with_theta(theta)
+        K = k.gram(Xj) + jnp.diag(nj)
+        L = jnp.linalg.cholesky(K)
+        a = jax.scipy.linalg.cho_solve((L, True), Yj)
+        return -0.5 * jnp.sum(Yj * a) - jnp.sum(jnp.log(jnp.diag(L))) - 200 * jnp.log(2 * jnp.pi)
+
+    theta = kernel.theta
+    v_s, g_s = jax.jit(jax.value_and_grad(ski))(theta)
+    v_e, g_e = jax.jit(jax.value_and_grad(exact))(theta)
+    assert abs(float(v_s) - float(v_e)) < 0.02 * abs(float(v_e)) + 5.0
+    np.testing.assert_allclose(g_s, g_e, rtol=0.15, atol=0.05 * float(np.max(np.abs(g_e))))
+
+
+def test_prepare_errors_name_the_fix():
+    X = np.random.default_rng(4).uniform(0, 1, (20, 2))
+    with pytest.raises(ValueError, match="length scales"):
+        SKIInference().prepare(DotProduct(1.0), X)
+    with pytest.raises(ValueError, match="regular lattice"):
+        SKIInference(interpolation_order=0).prepare(RBF(0.3), X)
+    with pytest.raises(ValueError, match="prepare"):
+        SKIInference().condition(RBF(0.3), jnp.asarray(X), jnp.ones((20, 1)), jnp.ones(20), jax.random.key(0))
+
+
+def test_sample_variances_on_grid_are_unbiased():
+    rng = np.random.default_rng(5)
+    n = 300
+    X = rng.uniform(0, 1, (n, 1))
+    kernel = 1.0 * Matern(0.1, nu=2.5)
+    noise = np.full(n, 0.1)
+    Y = (np.sin(8 * X[:, 0]) + 0.1 * rng.standard_normal(n))[:, None]
+    S = 400
+    inf = SKIInference(points_per_length_scale=16.0, variance_method="samples", n_variance_samples=S,
+                       **LIGHT).prepare(kernel, X)
+    post = inf.condition(kernel, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jax.random.key(5))
+    Xs = np.linspace(0.05, 0.95, 30)[:, None]
+    _, var, _ = _exact(kernel, X, Y, noise, Xs)
+    sd = np.sqrt(np.asarray(post.var(jnp.asarray(Xs))))
+    sd_ski = np.sqrt(np.asarray(post.var_exact(jnp.asarray(Xs))))  # the same model, solved exactly
+    # sd error of a variance from S draws: ~ 1 / sqrt(2 S) = 3.5%.
+    rel = np.abs(sd - sd_ski) / sd_ski
+    assert np.median(rel) < 2.0 / np.sqrt(2 * S) and np.max(rel) < 4.5 / np.sqrt(2 * S)
+    assert np.median(np.abs(sd - np.sqrt(var)) / np.sqrt(var)) < 0.05

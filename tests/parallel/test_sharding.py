@@ -1,0 +1,102 @@
+"""One GP over several devices (device=[...]) and over several processes (jax.distributed).
+
+JAX fixes its device count when it starts, so each check runs in a fresh subprocess:
+4 host CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=4), or two processes
+joined by jax.distributed on 127.0.0.1.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import skgpx
+from skgpx._mesh import describe_placement, resolve_placement
+
+HERE = pathlib.Path(__file__).parent
+ROOT = pathlib.Path(skgpx.__file__).resolve().parent.parent
+
+
+def _env(n_devices):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n_devices}"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def _json_line(stdout):
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+    assert lines, stdout
+    return json.loads(lines[-1])
+
+
+def test_four_devices_equal_one_device():
+    proc = subprocess.run([sys.executable, str(HERE / "_sharded_run.py"), "90"], env=_env(4), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = _json_line(proc.stdout)
+    assert report["n_devices"] == 4
+    r = report["dense"]
+    assert r["operator"] == "ShardedKernelOperator", r
+    assert "sharded over 4 devices" in r["kind"]
+    # predictions, standard deviations, LML at the fit and at another theta, its gradient
+    for key, diff in r["diff"].items():
+        assert diff <= 1e-10 * max(1.0, r["scale"][key]), (key, diff)
+    assert "mesh rows=4" in r["summary"]
+    # Each device holds its share of the rows of the dense Gram: 90 rows padded to 92 = 4 x 23.
+    assert r["shard_rows"] == [[0, 23], [1, 23], [2, 23], [3, 23]]
+    assert r["shard_cols"] == [90]
+    # Matrix-free: the product (block pairs dealt over the devices, one reduce-scatter) and the
+    # tiled gradient pass of the LML equal the one-device versions.
+    mf = report["matrix-free"]
+    assert mf["operator"] == "ShardedKernelOperator"
+    assert mf["mm"] <= 1e-12 and mf["grad"] <= 1e-12, mf
+    assert (report["auto_kind_mesh"], report["auto_kind_one"]) == ("dense", "matrix-free")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_jax_distributed():
+    port = _free_port()
+    procs = [
+        subprocess.Popen([sys.executable, str(HERE / "_multiprocess_run.py"), str(port), "2", str(i)], env=_env(1),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=600))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-4000:]
+    report = _json_line(outs[0][0])
+    assert report["processes"] == 2 and report["devices"] == 2
+    assert "2 processes" in report["device_"]
+    for key in ("mean", "std", "lml"):
+        np.testing.assert_allclose(report["many"][key], report["one"][key], rtol=1e-10, atol=1e-10)
+
+
+def test_resolve_placement_in_process():
+    dev = jax.devices()[0]
+    assert resolve_placement([dev]) is dev
+    assert resolve_placement(None) is dev
+    assert describe_placement(dev) == "cpu:0"
+    with pytest.raises(ValueError, match="jax.Device objects"):
+        resolve_placement(["cpu", "cpu"])
+    with pytest.raises(ValueError, match="lists a device twice"):
+        resolve_placement([dev, dev])
