@@ -4,6 +4,7 @@ Run (from the repository root)::
 
     .venv/bin/python benchmarks/magma.py            # full: 20x15, 200x150, 600x450, 5000x20
     .venv/bin/python benchmarks/magma.py --quick    # small cases only (seconds)
+    .venv/bin/python benchmarks/magma.py --clust    # MagmaClust: K = 3 given, and "auto" (K = 1..6)
 
 Cases are ``tasks x points`` from :func:`skgpx.datasets.make_magma_data`, with shared or
 distinct inputs (``SI``/``DI``) and shared or distinct task hyperparameters
@@ -28,6 +29,42 @@ FULL = [
     (5000, 20, False, True),
 ]
 QUICK = [(20, 15, True, True), (20, 15, False, False), (60, 30, False, True)]
+# MagmaClust: (tasks, points, shared inputs, n_clusters) on 3 simulated clusters.
+CLUST = [
+    (200, 150, True, 3), (200, 150, False, 3), (1000, 50, True, 3), (1000, 50, False, 3),
+    (200, 150, True, "auto"), (200, 150, False, "auto"), (1000, 50, True, "auto"), (1000, 50, False, "auto"),
+]
+CLUST_QUICK = [(30, 12, True, 3), (30, 12, False, 3)]
+
+
+def run_clust_case(M, n, shared_inputs, n_clusters, max_iter):
+    """One MagmaClust fit (shared task and mean hyperparameters) with the estimator's stopping rule."""
+    import resource
+    import warnings
+
+    import numpy as np
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel as C, WhiteKernel
+    from sklearn.metrics import adjusted_rand_score
+
+    from skgpx import MultiTaskMagmaRegressor
+    from skgpx.datasets import make_magmaclust_data
+
+    grid_size = max(2 * n, 201)
+    X, y, g, truth = make_magmaclust_data(M, n, 3, shared_inputs=shared_inputs, grid_size=grid_size,
+                                          random_state=0, return_truth=True)
+    est = MultiTaskMagmaRegressor(C(1.0) * RBF(1.5), C(0.5) * RBF(1.0) + WhiteKernel(0.1), n_clusters=n_clusters,
+                                  prior_mean="constant", max_iter=max_iter, m_step_max_iter=25, random_state=0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y, g)
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    it = est.iteration_times_
+    return dict(M=M, n=n, inputs="SI" if shared_inputs else "DI", K=str(n_clusters), cpu_s=cpu,
+                selected=int(est.n_clusters_), grid=int(est.grid_.shape[0]), iters=int(est.n_iter_),
+                per_iter_s=float(np.median(it[1:])) if len(it) > 1 else float(it[0]), total_s=total,
+                ari=float(adjusted_rand_score(truth.labels, est.memberships_.argmax(axis=1))),
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def run_case(M, n, shared_inputs, shared_hp, max_iter):
@@ -112,23 +149,31 @@ def main():
     ap.add_argument("--max-iter", type=int, default=5, help="EM iterations per fit (tol=0: all are run)")
     ap.add_argument("--case-timeout", type=float, default=900.0, help="seconds per case before it is reported as timed out")
     ap.add_argument("--only", help="run only cases whose 'MxN' label matches, e.g. --only 600x450")
+    ap.add_argument("--clust", action="store_true", help="MagmaClust cases (EM to convergence, at most --max-iter)")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
-        M, n, si, shp = json.loads(args.case)
-        print(json.dumps(run_case(M, n, si, shp, args.max_iter)))
+        case = json.loads(args.case)
+        run = run_clust_case if args.clust else run_case
+        print(json.dumps(run(*case, args.max_iter)))
         return
-    cases = QUICK if args.quick else FULL
+    if args.clust:
+        cases = CLUST_QUICK if args.quick else CLUST
+        cols = ["M", "n", "inputs", "K", "selected", "grid", "iters", "per_iter_s", "total_s", "cpu_s", "ari",
+                "peak_rss_mb"]
+    else:
+        cases = QUICK if args.quick else FULL
+        cols = ["M", "n", "inputs", "hp", "grid", "iters", "first_iter_s", "per_iter_s", "total_s", "peak_rss_mb"]
     if args.only:
         cases = [c for c in cases if f"{c[0]}x{c[1]}" == args.only]
-    cols = ["M", "n", "inputs", "hp", "grid", "iters", "first_iter_s", "per_iter_s", "total_s", "peak_rss_mb"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     extra = []
     for case in cases:
         try:
             proc = subprocess.run(
-                [sys.executable, __file__, "--case", json.dumps(case), "--max-iter", str(args.max_iter)],
+                [sys.executable, __file__, "--case", json.dumps(case), "--max-iter", str(args.max_iter)]
+                + (["--clust"] if args.clust else []),
                 capture_output=True, text=True, timeout=args.case_timeout,
             )
         except subprocess.TimeoutExpired:

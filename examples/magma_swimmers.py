@@ -4,7 +4,10 @@ Uses ``../shared/data/swimmers.csv`` (French 100 m freestyle, women) when it is 
 beside the project, and simulated Magma data (``skgpx.datasets.make_magma_data``)
 otherwise. Trains ``MultiTaskMagmaRegressor`` on many tasks, then predicts the second
 half of a held-out task from its first half and plots the mean process, the
-prediction and its 95% band. ``--quick`` (or ``SKGPX_EXAMPLES_QUICK=1``) shrinks it.
+prediction and its 95% band. Then fits MagmaClust (``n_clusters="auto"``: K chosen by
+the variational BIC) and plots the clusters' mean processes, the training tasks coloured
+by cluster and the new task's mixture prediction with its cluster probabilities.
+``--quick`` (or ``SKGPX_EXAMPLES_QUICK=1``) shrinks it.
 
     .venv/bin/python examples/magma_swimmers.py
 """
@@ -30,6 +33,7 @@ QUICK = "--quick" in sys.argv or os.environ.get("SKGPX_EXAMPLES_QUICK") == "1"
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "swimmers.csv"
 OUT = ROOT / "examples" / "output" / "magma_swimmers.png"
+OUT_CLUST = ROOT / "examples" / "output" / "magmaclust_swimmers.png"
 
 
 def load():
@@ -84,6 +88,53 @@ def main():
     OUT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT, dpi=110, bbox_inches="tight")
     print(f"figure written to {OUT}")
+    clusters(X, y, g, train, obs, tgt, grid, xlabel, ylabel)
+
+
+def clusters(X, y, g, train, obs, tgt, grid, xlabel, ylabel):
+    """MagmaClust: K by variational BIC, the clusters' mean processes, a new task's mixture prediction."""
+    est = MultiTaskMagmaRegressor(
+        C(1.0) * RBF(3.0), C(0.5) * RBF(3.0) + WhiteKernel(0.1), prior_mean="constant",
+        n_clusters=[1, 2, 3] if QUICK else "auto", new_task_hyperparameters="learn",
+        max_iter=4 if QUICK else 25, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X[train], y[train], g[train])
+    print(est.summary())
+    new = dict(X_obs=X[obs], y_obs=y[obs], groups_obs=np.full(len(obs), -1))
+    label = np.full(len(grid), -1)
+    mean, std = est.predict(grid, label, return_std=True, **new)
+    m_tgt = est.predict(X[tgt], np.full(len(tgt), -1), **new)
+    proba = est.predict_cluster_proba([-1], **new)[0]
+    mse = np.mean((m_tgt - y[tgt]) ** 2)
+    print(f"new task (MagmaClust, K={est.n_clusters_}): MSE on its second half {mse:.3f}, "
+          f"cluster probabilities {np.round(proba, 3)}")
+    mu, mu_std = est.predict_mean_process(grid, return_std=True)
+    mu, mu_std = np.atleast_2d(mu), np.atleast_2d(mu_std)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    labels = np.argmax(est.memberships_, axis=1)
+    for i, t in enumerate(est.tasks_):
+        r = np.flatnonzero(g == t)
+        r = r[np.argsort(X[r, 0])]
+        ax0.plot(X[r, 0], y[r], "-", color=f"C{labels[i]}", lw=0.5, alpha=0.35)
+    for k in range(est.n_clusters_):
+        ax0.plot(grid[:, 0], mu[k], color=f"C{k}", lw=2.5,
+                 label=f"cluster {k}: {est.cluster_proportions_[k]:.0%} of tasks")
+        ax0.fill_between(grid[:, 0], mu[k] - 1.96 * mu_std[k], mu[k] + 1.96 * mu_std[k], color=f"C{k}", alpha=0.2)
+    ax0.set(xlabel=xlabel, ylabel=ylabel, title=f"MagmaClust: {est.n_clusters_} mean processes (K by variational BIC)")
+    ax0.legend(fontsize=8)
+    for k in range(est.n_clusters_):
+        ax1.plot(grid[:, 0], mu[k], color=f"C{k}", lw=1, ls="--")
+    ax1.fill_between(grid[:, 0], mean - 1.96 * std, mean + 1.96 * std, color="0.6", alpha=0.3,
+                     label="95% interval (mixture)")
+    ax1.plot(grid[:, 0], mean, "k", lw=2, label="mixture prediction")
+    ax1.plot(X[obs, 0], y[obs], "o", color="C1", label="observed (first half)")
+    ax1.plot(X[tgt, 0], y[tgt], "x", color="C3", label="held out (second half)")
+    ax1.set(xlabel=xlabel, title="new task: cluster probabilities " + ", ".join(f"{p:.2f}" for p in proba))
+    ax1.legend(fontsize=8)
+    fig.savefig(OUT_CLUST, dpi=110, bbox_inches="tight")
+    print(f"figure written to {OUT_CLUST}")
 
 
 if __name__ == "__main__":

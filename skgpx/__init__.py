@@ -1,10 +1,43 @@
-"""skgpx: scalable Gaussian processes for scikit-learn users, on JAX, Equinox and lineax."""
+"""skgpx: scalable Gaussian processes for scikit-learn users, on JAX, Equinox and lineax.
 
-from . import datasets as datasets
-from . import kernels as kernels
-from . import optimizers as optimizers
-from ._config import precision_scope as precision_scope
-from .estimators import MultiTaskMagmaRegressor as MultiTaskMagmaRegressor
-from .estimators import ScalableGPRegressor as ScalableGPRegressor
+Submodules and the estimators load on first use (``import skgpx`` costs next to
+nothing; ``skgpx.ScalableGPRegressor`` imports JAX, Equinox and scikit-learn then).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "datasets": (".datasets", None),
+    "kernels": (".kernels", None),
+    "optimizers": (".optimizers", None),
+    "precision_scope": ("._config", "precision_scope"),
+    "MultiTaskMagmaRegressor": (".estimators", "MultiTaskMagmaRegressor"),
+    "ScalableGPRegressor": (".estimators", "ScalableGPRegressor"),
+}
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and documentation tools
+    from . import datasets as datasets, kernels as kernels, optimizers as optimizers
+    from ._config import precision_scope as precision_scope
+    from .estimators import MultiTaskMagmaRegressor as MultiTaskMagmaRegressor
+    from .estimators import ScalableGPRegressor as ScalableGPRegressor
+
+
+def __getattr__(name):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'skgpx' has no attribute {name!r}") from None
+    value = importlib.import_module(module, __name__)
+    value = value if attr is None else getattr(value, attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

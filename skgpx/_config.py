@@ -18,8 +18,11 @@ __all__ = ["precision_scope", "with_precision", "resolve_dtype"]
 
 def resolve_dtype(dtype) -> np.dtype:
     """Validate an estimator's ``dtype`` parameter (``float64`` or ``float32``)."""
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in (np.dtype(np.float64), np.dtype(np.float32)):
         raise ValueError(
             f"`dtype` must be float64 or float32, got {dtype!r}; use dtype='float64' "
             "(the default) for results that match scikit-learn."

@@ -22,16 +22,22 @@ from .._blas import dense_factorisation_guard
 from .._config import precision_scope, resolve_dtype
 from .._mesh import describe_placement, placement_scope, put, resolve_placement
 from .._random import key_from_random_state
+from .._toolchain import check_toolchain
 from ..gp import AbstractInference, HostPosterior, make_inference
 from ..gp._auto import select_solver
 from ..kernels import AbstractKernel, to_sklearn
 from . import _predict
+from ._calibration import heldout_calibration
 from ._host import fit_host, host_lml
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
+from ._quality import warn_if_poor_approximation
 from ._state import kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_summary
 from ._validation import (
     GPR_PARAMETER_CONSTRAINTS,
+    check_kernel,
+    check_n_samples,
+    check_numeric,
     fit_kernel,
     noise_vector,
     normalise_targets,
@@ -187,13 +193,19 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         self._validate_params()
         dtype, device = self._context()
+        check_toolchain(device if isinstance(device, jax.Device) else None)
         kernel = fit_kernel(self.kernel)
         kernel = clone(kernel) if isinstance(kernel, SkKernel) else kernel
         self._sklearn_kernel = isinstance(kernel, SkKernel)
         kernel_skgpx = skgpx_kernel_or_none(kernel)  # None: no translation, the NumPy host path
         self._rng = check_random_state(self.random_state)
 
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **x_checks(kernel))
+        checks = x_checks(kernel)
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **checks)
+        if checks["dtype"] == "numeric":
+            X = check_numeric(X)
+        if kernel_skgpx is not None:
+            check_kernel(kernel_skgpx, X.shape[1])
         n_targets_seen = y.shape[1] if y.ndim > 1 else 1
         if self.n_targets is not None and n_targets_seen != self.n_targets:
             raise ValueError(
@@ -212,20 +224,20 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
         auto = isinstance(self.solver, str) and self.solver == "auto"
         inference = make_inference(select_solver(n, d, dtype.itemsize, optimize=optimize) if auto else self.solver)
-        inference = inference.prepare(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
+        inference = inference.for_data(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
         self.inference_, self.solver_ = inference, inference.name
         self.device_ = describe_placement(device)
 
         with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
-            Xj = put(jnp.asarray(X, dtype), device)
-            Yj = put(jnp.asarray(y.reshape(n, -1), dtype), device)
-            noise_j = put(jnp.asarray(noise, dtype), device)
+            # On the solver's terms (padded to a size bucket where it masks), then onto the
+            # device or replicated over the mesh.
+            data = jax.tree_util.tree_map(lambda a: put(a, device), inference.prepare(X, y.reshape(n, -1), noise, dtype))
             key = key_from_random_state(self._rng)
             # Kept (as raw key data) so log_marginal_likelihood(theta) uses the fit's key.
             self._key_data = np.asarray(jax.random.key_data(key))
             self.optimizer_runs_, self.n_iter_ = [], 0
             if optimize:
-                obj = NegativeLML(kernel_skgpx, inference, Xj, Yj, noise_j, key, dtype, self.verbose)
+                obj = NegativeLML(kernel_skgpx, inference, data, key, self.verbose)
                 bounds = kernel_skgpx.bounds
                 theta, func_min, runs, best = optimize_hyperparameters(
                     self.optimizer,
@@ -245,18 +257,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             if self.verbose:
                 print(f"[skgpx] conditioning on n={n} points with solver {self.solver_!r} ...", flush=True)
             t0 = time.perf_counter()
-            args = (kernel_skgpx, Xj, Yj, noise_j, jax.random.fold_in(key, 1))
-            # As the optimiser's objective: the cheaper variant first (exact path: no
-            # jitter-retry machinery, whose conditional costs the factor two n x n
-            # transposes; on the CPU, LAPACK between compiled stages), the full one
-            # only if it fails.
-            first, posterior = inference.first_attempt(), None
-            if first is not None:
-                host = first.host_condition(Xj)
-                posterior = _predict.condition(first, *args) if host is None else host(*args[:4])
-            if posterior is None or not np.isfinite(float(posterior.log_marginal_likelihood_value)):
-                posterior = _predict.condition(inference, *args)
+            posterior = inference.fit(kernel_skgpx, data, jax.random.fold_in(key, 1))
             jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously
+            heldout = heldout_calibration(posterior, put(jnp.asarray(y.reshape(n, -1), dtype), device),
+                                          np.random.default_rng(self._key_data.ravel()), self.solver_)
             if self.verbose:
                 info = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in posterior.diagnostics().items() if k != "solver")
@@ -265,7 +269,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.kernel_ = to_sklearn(kernel_skgpx) if self._sklearn_kernel else kernel_skgpx
         self._check_posterior(posterior)
         self.posterior_ = posterior
-        self.solver_info_ = dict(posterior.diagnostics())
+        self.solver_info_ = dict(posterior.diagnostics(), **heldout)
+        warn_if_poor_approximation(self.solver_info_, getattr(self.inference_, "n_components", None))
         # NumPy float64 as scikit-learn's (a Python float minus an np.float32 is float32).
         self.log_marginal_likelihood_value_ = np.float64(
             posterior.log_marginal_likelihood_value if lml_value is None else lml_value
@@ -307,7 +312,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         L = getattr(self.posterior_, "L", None)
         if L is None:
             raise AttributeError(f"`L_` is only available with solver='cholesky' (this model used {self.solver_!r}).")
-        return np.asarray(L)
+        n = self.X_train_.shape[0]  # the factor of a padded training set has an identity block after n
+        return np.asarray(L)[:n, :n]
 
     @property
     def alpha_(self):
@@ -316,7 +322,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         a = getattr(self.posterior_, "alpha", None)
         if a is None:
             raise AttributeError(f"`alpha_` is not stored by the {self.solver_!r} solver.")
-        a = np.asarray(a)
+        a = np.asarray(a)[: self.X_train_.shape[0]]
         return a.reshape(self.y_train_.shape)
 
     # -- predict -----------------------------------------------------------------------
@@ -328,7 +334,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
-        X = validate_data(self, X, reset=False, **x_checks(self.kernel))
+        checks = x_checks(self.kernel)
+        X = validate_data(self, X, reset=False, **checks)
+        if checks["dtype"] == "numeric":
+            X = check_numeric(X)
         if not hasattr(self, "posterior_"):
             return self._predict_prior(X, return_std, return_cov)
         dtype, device = self._context()
@@ -339,12 +348,11 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             var = self.posterior_.var(X) if return_std and not return_cov else None
         else:
             with precision_scope(dtype), placement_scope(device):
-                Xs = put(jnp.asarray(X, dtype), device)
-                mean = _predict.posterior_mean(self.posterior_, Xs)
+                mean = _predict.posterior_mean(self.posterior_, X, dtype)
                 if return_cov:
-                    cov = _predict.posterior_cov(self.posterior_, Xs)
+                    cov = _predict.posterior_cov(self.posterior_, X, dtype)
                 elif return_std:
-                    var = _predict.posterior_var(self.posterior_, Xs)
+                    var = _predict.posterior_var(self.posterior_, X, dtype)
         # Undo the normalisation; results keep the estimator's dtype (float64 by default).
         y_mean = (std_y * np.asarray(mean) + self._y_train_mean).astype(dtype, copy=False)
         if y_mean.ndim > 1 and y_mean.shape[1] == 1:
@@ -377,9 +385,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         else:
             dtype, device = self._context()
             with precision_scope(dtype), placement_scope(device):
-                Xs = put(jnp.asarray(X, dtype), device)
-                moment = np.asarray(_predict.prior_cov(kernel_skgpx, Xs) if return_cov
-                                    else _predict.prior_var(kernel_skgpx, Xs))
+                moment = (_predict.prior_cov(kernel_skgpx, X, dtype) if return_cov
+                          else _predict.prior_var(kernel_skgpx, X, dtype))
         if return_cov:
             y_cov = moment
             if n_targets > 1:
@@ -416,6 +423,7 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         if method not in ("auto", "exact", "pathwise"):
             raise ValueError(f"`method` must be 'auto', 'exact' or 'pathwise', got {method!r}.")
+        n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         fitted = hasattr(self, "posterior_")
         host = fitted and isinstance(self.posterior_, HostPosterior)
@@ -443,7 +451,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _sample_pathwise(self, X, n_samples, rng):
         from ..gp._pathwise import pathwise_sample
 
-        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        X = check_numeric(validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False))
+        if n_samples == 0:  # as the exact method: (m, 0), or (m, n_targets, 0)
+            return np.zeros((X.shape[0], *self.y_train_.shape[1:], 0))
         dtype, device = self._context()
         n = self.X_train_.shape[0]
         with precision_scope(dtype), placement_scope(device):
@@ -491,15 +501,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         dtype, device = self._context()
         n = self.X_train_.shape[0]
         with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
-            obj = NegativeLML(
-                self.kernel_skgpx_,
-                self.inference_,
-                jnp.asarray(self.X_train_, dtype),
-                jnp.asarray(self.y_train_.reshape(n, -1), dtype),
-                jnp.asarray(noise_vector(self.alpha, n), dtype),
-                jax.random.wrap_key_data(jnp.asarray(self._key_data)),
-                dtype,
-            )
+            data = self.inference_.prepare(self.X_train_, self.y_train_.reshape(n, -1), noise_vector(self.alpha, n), dtype)
+            data = jax.tree_util.tree_map(lambda a: put(a, device), data)
+            key = jax.random.wrap_key_data(jnp.asarray(self._key_data))
+            obj = NegativeLML(self.kernel_skgpx_, self.inference_, data, key)
             if eval_gradient:
                 value, grad = obj(theta, eval_gradient=True)
                 return -value, -grad

@@ -8,12 +8,14 @@ A thin scikit-learn layer over the pure, compiled functions of :mod:`skgpx.magma
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process.kernels import RBF as SkRBF, ConstantKernel as SkC, Kernel as SkKernel
 from sklearn.gaussian_process.kernels import WhiteKernel as SkWhite
 from sklearn.metrics import r2_score
@@ -23,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._config import precision_scope, resolve_dtype
 from .._device import describe_device, resolve_device
+from .._toolchain import check_toolchain
 from ..kernels import AbstractKernel, White, to_sklearn
 from ..magma import (
     MagmaParams,
@@ -31,13 +34,16 @@ from ..magma import (
     minimize_lbfgsb,
     new_task_objective_and_grad,
     pad_by_group,
+    population_prior,
     run_em,
     task_data_from_layout,
     task_posteriors,
 )
-from ._state import to_host
+from ._magma_clust import ClusterMixin
+from ._quality import em_advice, warn_magma_bounds
+from ._state import kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_magma_summary
-from ._validation import to_skgpx
+from ._validation import check_kernel, check_n_samples, check_numeric, to_skgpx
 
 __all__ = ["MultiTaskMagmaRegressor"]
 
@@ -45,7 +51,7 @@ __all__ = ["MultiTaskMagmaRegressor"]
 _PREDICT_BUDGET = 1 << 22
 
 
-class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
+class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
     """Multi-task GP regression with a common mean process (Magma), trained by EM.
 
     Model (MAGMA.md A.1): tasks ``i`` observed at their own inputs ``t_i``,
@@ -62,12 +68,23 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
       ``ConstantKernel(1.0) * RBF(1.0) + WhiteKernel(0.1)``.
     - `shared_hyperparameters`: one set of task hyperparameters for all tasks (True)
       or one per task (False; new tasks then learn theirs from their observations).
+    - `n_clusters`: number of mean processes. 1 (default): Magma. ``K >= 2``:
+      MagmaClust (Leroy et al., JMLR 2023), tasks drawn from a mixture of ``K`` mean
+      processes, fitted by variational EM; predictions are mixtures over clusters
+      weighted by each task's memberships. ``"auto"`` (K = 1..6, at most the number of
+      tasks) or a list of candidates: every candidate is fitted and the one with the
+      largest variational BIC is kept (``n_clusters_scores_``); see the Magma guide.
+    - `shared_mean_hyperparameters`: with clusters, one set of mean-kernel
+      hyperparameters for all clusters (True) or one per cluster (False).
     - `new_task_hyperparameters`: how a new task (``predict(..., X_obs=...)``) gets its
       task hyperparameters: ``"auto"`` (default: the shared ones when
       `shared_hyperparameters`, else learned from its observations), ``"shared"`` (the
       shared ones, or the average of the training tasks'), ``"learn"`` (maximise its
       likelihood under the mean-process hyper-posterior, eq. (7) of the paper, starting
-      from the shared/average ones). On swimmers "learn" predicted new swimmers better.
+      from the shared/average ones; with distinct hyperparameters, times a Gaussian prior
+      fitted to the training tasks' log-hyperparameters, ``skgpx.magma.population_prior``,
+      as a few points alone often drive the noise to zero and the intervals far too narrow;
+      see the calibration guide). On swimmers "learn" predicted new swimmers better.
     - `prior_mean`: constant prior mean ``m0`` of the mean process in the units of
       ``y`` (default 0.0), or ``"constant"`` to learn it (closed-form GLS update in
       each M-step).
@@ -78,7 +95,9 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
       after an E-step), ``|dL / L| < tol``.
     - `m_step_max_iter`, `m_step_tol`: L-BFGS-B iterations and relative tolerance of
       each M-step problem.
-    - `jitter`: added to every Cholesky diagonal, relative to the mean diagonal.
+    - `jitter`: added to every Cholesky diagonal, relative to the mean diagonal; ``"auto"``
+      (default) is ``max(1e-8, 10 * eps)`` of the dtype: 1e-8 in float64, 1.2e-6 in float32
+      (1e-8 is below float32's resolution, and its factorisations fail). Fitted: ``jitter_``.
     - `low_rank_tasks`: when the task kernel is ``smooth + WhiteKernel`` and its smooth
       part is, on every task, a low-rank matrix up to the jitter (pivoted Cholesky
       residual below ``jitter`` times the mean diagonal on every point; RBF kernels,
@@ -109,12 +128,24 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
     the task M-step, the largest over tasks with distinct hyperparameters, 0 where they
     were dense; see `low_rank_tasks`),
     ``n_features_in_``, ``device_``.
+
+    With clusters (``n_clusters_ > 1``): ``n_clusters_`` (the number fitted or selected),
+    ``n_clusters_scores_`` / ``n_clusters_elbos_`` (variational BIC / ELBO per candidate
+    ``K``), ``cluster_proportions_`` ``(K,)``, ``memberships_`` ``(n_tasks, K)``,
+    ``cluster_hyperposteriors_`` (the ``K`` mean-process hyper-posteriors, a
+    ``HyperPosterior`` with a leading cluster axis on the normalised scale;
+    :meth:`predict_mean_process` evaluates them), ``cluster_mean_kernels_``,
+    ``cluster_prior_means_`` (also ``prior_mean_``), ``elbo_`` (the final ELBO, also
+    ``log_marginal_likelihood_value_``: a lower bound); ``mean_kernel_`` is cluster 0's.
+    A Magma fit has ``n_clusters_ = 1``, ``cluster_proportions_ = [1]`` and memberships 1.
     """
 
     _parameter_constraints: dict = {
         "mean_kernel": [None, SkKernel, AbstractKernel],
         "task_kernel": [None, SkKernel, AbstractKernel],
         "shared_hyperparameters": ["boolean"],
+        "n_clusters": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), "array-like"],
+        "shared_mean_hyperparameters": ["boolean"],
         "new_task_hyperparameters": [StrOptions({"auto", "shared", "learn"})],
         "prior_mean": [Real, StrOptions({"constant"})],
         "normalize_y": ["boolean"],
@@ -122,7 +153,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "m_step_max_iter": [Interval(Integral, 1, None, closed="left")],
         "m_step_tol": [Interval(Real, 0, None, closed="left")],
-        "jitter": [Interval(Real, 0, None, closed="left")],
+        "jitter": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "low_rank_tasks": ["boolean"],
         "input_decimals": [None, Interval(Integral, None, None, closed="neither")],
         "max_grid_size": [None, Interval(Integral, 1, None, closed="left")],
@@ -138,6 +169,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         task_kernel=None,
         *,
         shared_hyperparameters=True,
+        n_clusters=1,
+        shared_mean_hyperparameters=True,
         new_task_hyperparameters="auto",
         prior_mean=0.0,
         normalize_y=True,
@@ -145,7 +178,7 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         tol=1e-3,
         m_step_max_iter=50,
         m_step_tol=1e-8,
-        jitter=1e-8,
+        jitter="auto",
         low_rank_tasks=True,
         input_decimals=None,
         max_grid_size=5000,
@@ -157,6 +190,8 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         self.mean_kernel = mean_kernel
         self.task_kernel = task_kernel
         self.shared_hyperparameters = shared_hyperparameters
+        self.n_clusters = n_clusters
+        self.shared_mean_hyperparameters = shared_mean_hyperparameters
         self.new_task_hyperparameters = new_task_hyperparameters
         self.prior_mean = prior_mean
         self.normalize_y = normalize_y
@@ -175,6 +210,30 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
 
     def __getstate__(self):
         return to_host(super().__getstate__())
+
+    # -- nested kernel parameters (mean_kernel__..., task_kernel__...) of skgpx kernels --------
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        if deep:
+            for name in ("mean_kernel", "task_kernel"):
+                params.update(kernel_deep_params(getattr(self, name), name))
+        return params
+
+    def set_params(self, **params):
+        """As scikit-learn; ``mean_kernel__<name>`` / ``task_kernel__<name>`` also work for skgpx kernels."""
+        updates = {}
+        for name in ("mean_kernel", "task_kernel"):
+            params, updates[name] = split_kernel_params(params, params.get(name, getattr(self, name)), name)
+        super().set_params(**params)
+        for name, nested in updates.items():
+            if nested:
+                setattr(self, name, getattr(self, name).replace(**nested))
+        return self
+
+    def _jitter(self, dtype) -> float:
+        if isinstance(self.jitter, str):
+            return max(1e-8, 10.0 * float(np.finfo(dtype).eps))
+        return float(self.jitter)
 
     def _context(self):
         return resolve_dtype(self.dtype), resolve_device(self.device)
@@ -203,13 +262,21 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         """
         self._validate_params()
         dtype, device = self._context()
+        check_toolchain(device)
         X, y = validate_data(self, X, y, y_numeric=True, ensure_2d=True, dtype="numeric")
+        X = check_numeric(X)
         groups = _check_groups(groups, X.shape[0], "fit")
+        if not (isinstance(self.n_clusters, Integral) and self.n_clusters == 1):
+            return self._fit_clusters(X, y, groups)
         mk, tk = self._kernels()
+        check_kernel(mk, X.shape[1], "mean_kernel")
+        check_kernel(tk, X.shape[1], "task_kernel")
+        self.jitter_ = jitter = self._jitter(dtype)
         y_n, self._y_mean, self._y_std = _normalise(y, self.normalize_y)
         layout = build_layout(
             X, y_n, groups, decimals=self.input_decimals, max_grid_size=self.max_grid_size
         )
+        self._n_grid = layout.grid.shape[0]
         learn_m0 = isinstance(self.prior_mean, str)
         m0 = 0.0 if learn_m0 else (float(self.prior_mean) - self._y_mean) / self._y_std
         M_pad, p = layout.X.shape[0], tk.theta.shape[0]
@@ -224,18 +291,30 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
                 mk, tk, np.asarray(mk.theta, np.float64), theta_task, np.asarray(m0, np.float64),
                 bool(self.shared_hyperparameters),
             )
-            res = run_em(
-                params,
-                data,
-                learn_prior_mean=learn_m0,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                m_step_max_iter=self.m_step_max_iter,
-                m_step_tol=self.m_step_tol,
-                jitter=self.jitter,
-                low_rank_tasks=self.low_rank_tasks,
-                verbose=self.verbose,
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    res = run_em(
+                        params,
+                        data,
+                        learn_prior_mean=learn_m0,
+                        max_iter=self.max_iter,
+                        tol=self.tol,
+                        m_step_max_iter=self.m_step_max_iter,
+                        m_step_tol=self.m_step_tol,
+                        jitter=jitter,
+                        low_rank_tasks=self.low_rank_tasks,
+                        verbose=self.verbose,
+                    )
+                except ValueError as e:
+                    if "non-finite log-likelihood" not in str(e):
+                        raise
+                    raise ValueError(self._initial_failure(dtype, jitter)) from e
+        for w in caught:  # the EM's warnings, its generic non-convergence one made specific
+            if issubclass(w.category, ConvergenceWarning) and "did not converge" in str(w.message):
+                warnings.warn(em_advice(res.elbo_history, self.max_iter, self.tol), ConvergenceWarning, stacklevel=2)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         P = to_host(res.params)
         self._layout = layout
         self.tasks_ = layout.task_ids
@@ -257,7 +336,23 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         self.iteration_times_ = res.iteration_times
         self.m_step_cov_ranks_ = res.m_step_cov_ranks
         self.task_cov_ranks_ = res.task_ranks
+        self.n_clusters_, self.cluster_proportions_ = 1, np.ones(1)
+        self.memberships_ = np.ones((layout.n_tasks, 1))
+        warn_magma_bounds(mk, theta0, "mean_kernel")
+        warn_magma_bounds(tk, self.task_theta_ if not self.shared_hyperparameters else self.task_theta_[0],
+                          "task_kernel")
         return self
+
+    def _initial_failure(self, dtype, jitter) -> str:
+        hint = "" if self.normalize_y else " Set normalize_y=True, or pass kernels with initial values on the scale of y."
+        other = " or use dtype='float64'" if np.dtype(dtype) == np.float32 else ""
+        return (
+            f"The initial hyperparameters give a non-finite Magma log-likelihood ({np.dtype(dtype).name}): a "
+            f"covariance matrix (the mean process's on the grid of {self._n_grid} distinct inputs, or a task's) "
+            f"was not numerically positive definite with jitter={jitter:.3g} relative to its mean diagonal. "
+            f"Raise `jitter` (e.g. jitter={max(jitter * 100, 1e-6):.0e}){other}, round the inputs with "
+            f"`input_decimals`, or start from longer-scaled, smaller-amplitude kernels.{hint}"
+        )
 
     def summary(self) -> str:
         """A readable multi-line report of the fitted model (kernels, tasks, grid, EM run)."""
@@ -269,12 +364,22 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         """Hyper-posterior of the mean process ``mu0`` at `X` (no task deviation, no noise).
 
         **Returns:** mean ``(m,)``, and the standard deviation ``(m,)`` or covariance
-        ``(m, m)`` when asked.
+        ``(m, m)`` when asked. With clusters, one per mean process: ``(K, m)``, ``(K, m)``
+        or ``(K, m, m)``.
         """
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
         check_is_fitted(self, "hyperposterior_")
         X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        if self._clustered:
+            parts = [self._mean_process_cluster(X, k) for k in range(self.n_clusters_)]
+            mean = np.stack([m for m, _ in parts]) * self._y_std + self._y_mean
+            cov = np.stack([c for _, c in parts]) * self._y_std**2
+            if return_cov:
+                return mean, cov
+            if return_std:
+                return mean, np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+            return mean
         dtype, device = self._context()
         with precision_scope(dtype), jax.default_device(device):
             mean, second = mean_process_at(
@@ -307,6 +412,14 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
 
         A label that is neither a training task nor in `groups_obs` is an error; use
         :meth:`predict_mean_process` for a task with no observations.
+
+        With clusters (``n_clusters_ > 1``) the predictive of a task is the mixture of
+        its per-cluster predictives weighted by its memberships (training tasks: their
+        variational memberships; new tasks: the clusters' posterior probabilities given
+        their observations, :meth:`predict_cluster_proba`); the mean and standard
+        deviation returned are the mixture's (``sum_k tau_k mean_k`` and
+        ``sqrt(sum_k tau_k (var_k + (mean_k - mean)^2))``), the covariance is the
+        mixture's covariance. :meth:`predict_clusters` returns every cluster's part.
         """
         return self._predict(X, groups, return_std, return_cov, X_obs, y_obs, groups_obs, unknown="error")
 
@@ -314,9 +427,16 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         """Draws ``(m, n_samples)`` from the predictive distribution of each row's task (see :meth:`predict`).
 
         Tasks are drawn independently (block-diagonal covariance); `random_state`
-        defaults to the estimator's ``random_state``.
+        defaults to the estimator's ``random_state``. With clusters, each draw of a task
+        first draws its cluster from its memberships, then a GP sample from that
+        cluster's predictive.
         """
+        if groups is None:
+            _check_groups(None, 0, "sample_y")
+        n_samples = check_n_samples(n_samples)
         rng = check_random_state(self.random_state if random_state is None else random_state)
+        if self._clustered:
+            return self._sample_clusters(X, groups, n_samples, rng, X_obs, y_obs, groups_obs)
         mean, cov = self.predict(X, groups, return_cov=True, X_obs=X_obs, y_obs=y_obs, groups_obs=groups_obs)
         groups = np.asarray(groups)
         out = np.empty((mean.shape[0], int(n_samples)))
@@ -332,14 +452,16 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         are scored against the mean-process prediction, the Magma prediction for a
         task without observations.
         """
+        if groups is None:
+            _check_groups(None, 0, "score")
         y_pred = self._predict(X, groups, False, False, None, None, None, unknown="mean_process")
         return r2_score(y, y_pred, sample_weight=sample_weight)
 
-    def _predict(self, X, groups, return_std, return_cov, X_obs, y_obs, groups_obs, unknown):
+    def _predict(self, X, groups, return_std, return_cov, X_obs, y_obs, groups_obs, unknown, full_output=False):
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
         check_is_fitted(self, "hyperposterior_")
-        X = validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False)
+        X = check_numeric(validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False))
         groups = _check_groups(groups, X.shape[0], "predict")
         known = {_key(t): i for i, t in enumerate(self.tasks_)}
         new_obs = self._new_task_observations(X_obs, y_obs, groups_obs, known)
@@ -355,6 +477,13 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         out_var = np.empty(X.shape[0]) if return_std else None
         out_cov = np.zeros((X.shape[0], X.shape[0])) if return_cov else None
         mp_rows = np.isin(groups, np.asarray(missing, dtype=groups.dtype)) if missing else np.zeros(len(groups), bool)
+        if self._clustered:
+            out = self._predict_clust(X, groups, return_std, return_cov, known, new_obs, mp_rows)
+            if full_output:
+                return out
+            if return_cov:
+                return out["mean"], _mixture_cov(out, groups)
+            return (out["mean"], np.sqrt(out["mix_var"])) if return_std else out["mean"]
         if mp_rows.any():
             m, s = self.predict_mean_process(X[mp_rows], return_cov=True)
             out_mean[mp_rows] = m
@@ -409,20 +538,24 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
             self.new_task_hyperparameters == "auto" and not self.shared_hyperparameters
         )
         if learn:
-            thetas = self._learn_new_task_hyperparameters(thetas, Xo, yo, mo)
+            learner = self._new_task_thetas_clust if self._clustered else self._learn_new_task_hyperparameters
+            thetas = learner(thetas, Xo, yo, mo)
         return {"index": {_key(t): j for j, t in enumerate(ids)}, "X": Xo, "y": yo, "mask": mo, "theta": thetas}
 
     def _learn_new_task_hyperparameters(self, thetas, Xo, yo, mo):
         dtype, device = self._context()
         tk = self._task_template
         bounds = np.tile(np.asarray(tk.bounds), (thetas.shape[0], 1))
+        prior = population_prior(self.task_theta_)
         with precision_scope(dtype), jax.default_device(device):
             args = [jnp.asarray(a, dtype) for a in (Xo, yo)] + [jnp.asarray(mo)]
-            jit = jnp.asarray(self.jitter, dtype)
+            jit = jnp.asarray(self.jitter_, dtype)
             scale = jnp.asarray(1.0 / max(int(mo.sum()), 1), dtype)
+            prior = None if prior is None else tuple(jnp.asarray(a, dtype) for a in prior)
             res = minimize_lbfgsb(
                 lambda th: new_task_objective_and_grad(
-                    jnp.asarray(th, dtype), self.hyperposterior_, self._mean_kernel_skgpx, tk, *args, jit, scale
+                    jnp.asarray(th, dtype), self.hyperposterior_, self._mean_kernel_skgpx, tk, *args, jit, scale,
+                    prior,
                 ),
                 thetas,
                 bounds,
@@ -431,8 +564,9 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
             )
         return np.asarray(res.x)
 
-    def _task_predictions(self, X, groups, known, new_obs, full_cov):
-        """Batched task posteriors on the normalised scale, one padded row per requested task."""
+    def _task_predictions(self, X, groups, known, new_obs, full_cov, post=None, mean_kernel=None):
+        """Batched task posteriors on the normalised scale, one padded row per requested task
+        (under the hyper-posterior `post` with `mean_kernel`, default the fitted ones)."""
         labels, task_of_row = np.unique(groups, return_inverse=True)
         task_of_row = task_of_row.reshape(-1)
         B = len(labels)
@@ -459,18 +593,30 @@ class MultiTaskMagmaRegressor(RegressorMixin, BaseEstimator):
         dtype, device = self._context()
         with precision_scope(dtype), jax.default_device(device):
             mean, second = task_posteriors(
-                self.hyperposterior_,
-                self._mean_kernel_skgpx,
+                self.hyperposterior_ if post is None else post,
+                self._mean_kernel_skgpx if mean_kernel is None else mean_kernel,
                 self._task_template,
                 *(jnp.asarray(a, dtype) for a in (thetas, Xo, yo)),
                 jnp.asarray(mo),
                 jnp.asarray(Xp, dtype),
                 jnp.asarray(mp),
-                jnp.asarray(self.jitter, dtype),
+                jnp.asarray(self.jitter_, dtype),
                 full_cov,
                 batch,
             )
         return np.asarray(mean), np.asarray(second), task_of_row, pos
+
+
+def _mixture_cov(out, groups):
+    """The mixture covariance, block-diagonal by task: ``sum_k tau_k (C_k + d_k d_k^T)`` per task block."""
+    cov = np.zeros(out["covs"].shape[1:])
+    for label in np.unique(groups):
+        r = np.flatnonzero(groups == label)
+        t = out["proba"][r[0]]
+        d = out["means"][:, r] - out["mean"][None, r]
+        blk = np.einsum("k,kab->ab", t, out["covs"][:, r[:, None], r[None, :]]) + np.einsum("k,ka,kb->ab", t, d, d)
+        cov[np.ix_(r, r)] = blk
+    return cov
 
 
 def _has_white(kernel) -> bool:
@@ -514,5 +660,22 @@ def _check_groups(groups, n_samples, method, name="groups"):
     if groups.dtype.kind == "f" and np.any(~np.isfinite(groups)):
         raise ValueError(f"`{name}` contains NaN or infinite labels; give every row a task label.")
     if groups.dtype.kind == "O":
-        groups = groups.astype(str)
+        groups = _object_labels(groups, name)
     return groups
+
+
+def _object_labels(groups, name):
+    """An object array of labels as one NumPy type: all strings, or all numbers.
+
+    Mixed types are refused: turning them into strings made the labels 0 and "0" one task.
+    """
+    kinds = {"str" if isinstance(g, str) else "number" if isinstance(g, (Real, np.number)) else type(g).__name__
+             for g in groups}
+    if kinds == {"str"}:
+        return groups.astype(str)
+    if kinds == {"number"}:
+        return np.asarray(groups.tolist())
+    raise ValueError(
+        f"`{name}` mixes label types ({', '.join(sorted(kinds))}), e.g. 0 and '0' would be ambiguous; give "
+        "every task a label of one type (all strings or all numbers), e.g. groups=np.asarray(groups, dtype=str)."
+    )

@@ -1,16 +1,11 @@
-"""Hyperparameter optimisation: one compiled negative-LML objective, L-BFGS-B, restarts.
+"""Hyperparameter optimisation: the back-end's negative-LML objective, L-BFGS-B, restarts.
 
-The objective is ``-log p(Y | X, theta)`` and its gradient with respect to
-``theta`` (log hyperparameters, scikit-learn's ``kernel.theta``), obtained by JAX
-autodiff through ``inference.log_marginal_likelihood``. It is one
-``eqx.filter_jit`` function of ``(theta, kernel, inference, X, Y, noise, key)``:
-the kernel's structure and static fields (bounds, ``nu``) are compile-time
-constants, all arrays are traced, so the compiled code is reused by every
-iteration, every restart, and every later fit with the same shapes. An inference
-may instead supply a host function for its first attempt
-(``AbstractInference.host_lml_and_grad``): the exact path on the CPU evaluates in
-two compiled stages (the Gram, the gradient) around LAPACK ``potrf`` / ``potri``
-(:mod:`skgpx.gp._exact_lapack`), each likewise compiled once per shape.
+The objective is ``-log p(Y | X, theta)`` and its gradient with respect to ``theta``
+(log hyperparameters, scikit-learn's ``kernel.theta``), evaluated by the inference's
+host entry point :meth:`skgpx.gp.AbstractInference.objective`: one compiled program of
+``(theta, kernel, inference, data, key)`` reused by every iteration, restart, clone and
+later fit with the same structure and padded shape (the exact back-end on the CPU at
+large ``n`` runs LAPACK between compiled stages instead; the estimator does not know).
 
 Optimiser: ``scipy.optimize.minimize(method="L-BFGS-B")``. It is exactly what
 scikit-learn's ``optimizer="fmin_l_bfgs_b"`` runs, so from the same start the
@@ -20,42 +15,15 @@ LBFGS has no box constraints, which the kernel bounds need.
 
 from __future__ import annotations
 
-import collections
 import warnings
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process.kernels import Kernel as SkKernel
 
 from ..kernels import hyperparameter_list
 
-__all__ = ["NegativeLML", "run_optimizer", "optimize_hyperparameters", "warn_if_near_bounds", "TRACE_COUNTS"]
-
-# How often each compiled function was traced (tests check the objective is traced once).
-TRACE_COUNTS: collections.Counter = collections.Counter()
-
-
-@eqx.filter_jit
-def _neg_lml_and_grad(theta, kernel, inference, X, Y, noise, key):
-    TRACE_COUNTS["neg_lml_and_grad"] += 1
-
-    def lml(th):
-        return inference.log_marginal_likelihood(kernel.with_theta(th), X, Y, noise, key)
-
-    value, grad = jax.value_and_grad(lml)(theta)
-    # A failed factorisation gives NaN: report -inf and a zero gradient, as scikit-learn does.
-    finite = jnp.isfinite(value)
-    return jnp.where(finite, -value, jnp.inf), jnp.where(finite, -grad, 0.0)
-
-
-@eqx.filter_jit
-def _neg_lml(theta, kernel, inference, X, Y, noise, key):
-    TRACE_COUNTS["neg_lml"] += 1
-    value = inference.log_marginal_likelihood(kernel.with_theta(theta), X, Y, noise, key)
-    return jnp.where(jnp.isfinite(value), -value, jnp.inf)
+__all__ = ["NegativeLML", "run_optimizer", "optimize_hyperparameters", "warn_if_near_bounds"]
 
 
 class NegativeLML:
@@ -65,38 +33,20 @@ class NegativeLML:
     ``eval_gradient=False``. Records every evaluation for progress reports.
     """
 
-    def __init__(self, kernel, inference, X, Y, noise, key, dtype, verbose=0):
-        self.kernel, self.inference = kernel, inference
-        self.X, self.Y, self.noise, self.key = X, Y, noise, key
-        self.dtype = dtype
+    def __init__(self, kernel, inference, data, key, verbose=0):
+        self.kernel, self.inference, self.data, self.key = kernel, inference, data, key
         self.verbose = verbose
         self.n_evals = 0
         self.last = None  # (value, grad) of the latest evaluation
-        self.first = inference.first_attempt()  # tried before `inference` (see AbstractInference)
-        # Value and gradient of the first attempt by a host function where it has one.
-        self.host = None if self.first is None else self.first.host_lml_and_grad(X)
-
-    def _evaluate(self, fn, th):
-        data = (self.X, self.Y, self.noise, self.key)
-        if self.first is not None:
-            if self.host is not None:
-                gradient = fn is _neg_lml_and_grad
-                value, grad = self.host(th, self.kernel, self.X, self.Y, self.noise, gradient=gradient)
-                out = (-value, -grad) if gradient else -value
-            else:
-                out = fn(th, self.kernel, self.first, *data)
-            if np.isfinite(np.asarray(out[0] if isinstance(out, tuple) else out)):
-                return out
-        return fn(th, self.kernel, self.inference, *data)
 
     def __call__(self, theta, eval_gradient=True):
-        th = jnp.asarray(np.asarray(theta, dtype=np.float64), dtype=self.dtype)
         self.n_evals += 1
+        value, grad = self.inference.objective(theta, self.kernel, self.data, self.key, gradient=eval_gradient)
         # NumPy float64 as scikit-learn's objective (a Python float minus an np.float32 is float32).
+        value = np.float64(value)
         if not eval_gradient:
-            return np.float64(self._evaluate(_neg_lml, th))
-        value, grad = self._evaluate(_neg_lml_and_grad, th)
-        value, grad = np.float64(value), np.asarray(grad, dtype=np.float64)
+            return value
+        grad = np.asarray(grad, dtype=np.float64)
         self.last = (value, grad)
         return value, grad
 

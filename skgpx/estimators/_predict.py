@@ -1,55 +1,80 @@
-"""Pure, compiled conditioning and prediction functions (posterior or prior kernel, and X).
+"""Pure, compiled prediction functions (posterior or prior kernel, and test inputs).
 
 The mean is always its own compiled call, so ``predict(X)`` and
-``predict(X, return_std=True)[0]`` are bit-for-bit equal. Each is one
-``eqx.filter_jit`` function: the posterior's arrays are traced and
-its structure is static, so a second call with the same shapes reuses the
-compiled code (``TRACE_COUNTS`` lets tests check that).
+``predict(X, return_std=True)[0]`` are bit-for-bit equal. Each is one module-level
+``eqx.filter_jit`` function: the posterior's arrays are traced and its structure is
+static, so every estimator with the same structure reuses the compiled code. Test
+inputs are padded (zero rows, results cut) to the size buckets of
+:func:`skgpx.gp.bucket`, so a new number of test points in the same bucket does not
+compile again; every test point's mean, variance and covariance row is independent of
+the others, so the padding changes no result.
 """
 
 from __future__ import annotations
 
-import collections
-
 import equinox as eqx
+import numpy as np
 
-__all__ = ["condition", "posterior_mean", "posterior_var", "posterior_cov", "prior_var", "prior_cov", "TRACE_COUNTS"]
+from ..gp import PAD_MAX_ROWS, bucket
 
-TRACE_COUNTS: collections.Counter = collections.Counter()
+__all__ = ["posterior_mean", "posterior_var", "posterior_cov", "prior_var", "prior_cov"]
+
+
+def _padded(X, dtype):
+    X = np.asarray(X, dtype=dtype)
+    m = X.shape[0]
+    size = bucket(m) if 0 < m <= PAD_MAX_ROWS else m
+    if size > m:
+        X = np.concatenate([X, np.zeros((size - m,) + X.shape[1:], X.dtype)])
+    return X, m
 
 
 @eqx.filter_jit
-def condition(inference, kernel, X, Y, noise, key):
-    """``inference.condition(...)`` compiled once per shape (one executable instead of many ops)."""
-    TRACE_COUNTS["condition"] += 1
-    return inference.condition(kernel, X, Y, noise, key)
-
-
-@eqx.filter_jit
-def posterior_mean(posterior, Xs):
-    TRACE_COUNTS["mean"] += 1
+def _mean(posterior, Xs):
     return posterior.mean(Xs)
 
 
 @eqx.filter_jit
-def posterior_var(posterior, Xs):
-    TRACE_COUNTS["var"] += 1
+def _var(posterior, Xs):
     return posterior.var(Xs)
 
 
 @eqx.filter_jit
-def posterior_cov(posterior, Xs):
-    TRACE_COUNTS["cov"] += 1
+def _cov(posterior, Xs):
     return posterior.cov(Xs)
 
 
 @eqx.filter_jit
-def prior_var(kernel, Xs):
-    TRACE_COUNTS["prior_var"] += 1
+def _prior_var(kernel, Xs):
     return kernel.diag(Xs)
 
 
 @eqx.filter_jit
-def prior_cov(kernel, Xs):
-    TRACE_COUNTS["prior_cov"] += 1
+def _prior_cov(kernel, Xs):
     return kernel.gram(Xs)
+
+
+def posterior_mean(posterior, X, dtype):
+    """Posterior mean ``(m, t)`` at NumPy inputs ``X`` ``(m, d)``, as NumPy."""
+    Xs, m = _padded(X, dtype)
+    return np.asarray(_mean(posterior, Xs))[:m]
+
+
+def posterior_var(posterior, X, dtype):
+    Xs, m = _padded(X, dtype)
+    return np.asarray(_var(posterior, Xs))[:m]
+
+
+def posterior_cov(posterior, X, dtype):
+    Xs, m = _padded(X, dtype)
+    return np.asarray(_cov(posterior, Xs))[:m, :m]
+
+
+def prior_var(kernel, X, dtype):
+    Xs, m = _padded(X, dtype)
+    return np.asarray(_prior_var(kernel, Xs))[:m]
+
+
+def prior_cov(kernel, X, dtype):
+    Xs, m = _padded(X, dtype)
+    return np.asarray(_prior_cov(kernel, Xs))[:m, :m]

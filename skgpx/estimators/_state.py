@@ -10,18 +10,18 @@ from ..kernels import AbstractKernel
 __all__ = ["kernel_deep_params", "split_kernel_params", "to_host"]
 
 
-def kernel_deep_params(kernel) -> dict:
-    """``kernel__<name>`` entries for ``get_params(deep=True)`` when ``kernel`` is an skgpx kernel.
+def kernel_deep_params(kernel, prefix: str = "kernel") -> dict:
+    """``<prefix>__<name>`` entries for ``get_params(deep=True)`` when ``kernel`` is an skgpx kernel.
 
     (scikit-learn kernels have their own ``get_params``, which ``BaseEstimator``
     already expands.)
     """
     if not isinstance(kernel, AbstractKernel):
         return {}
-    return {f"kernel__{name}": value for name, value in kernel.parameters().items()}
+    return {f"{prefix}__{name}": value for name, value in kernel.parameters().items()}
 
 
-def split_kernel_params(params: dict, kernel):
+def split_kernel_params(params: dict, kernel, prefix: str = "kernel"):
     """Split ``set_params`` arguments into the ordinary ones and the skgpx kernel's nested ones.
 
     Nested parameters of a scikit-learn kernel stay with the ordinary ones
@@ -32,8 +32,8 @@ def split_kernel_params(params: dict, kernel):
         return dict(params), {}
     rest, nested = {}, {}
     for key, value in params.items():
-        if key.startswith("kernel__"):
-            nested[key[len("kernel__") :]] = value
+        if key.startswith(prefix + "__"):
+            nested[key[len(prefix) + 2 :]] = value
         else:
             rest[key] = value
     return rest, nested

@@ -50,11 +50,12 @@ def format_magma_summary(est) -> str:
     counts = np.asarray(est._layout.mask).sum(axis=1)[: len(est.tasks_)]
     hp = "shared by all tasks" if est.shared_hyperparameters else "one set per task; shown: their average"
     conv = "converged" if est.converged_ else f"did NOT converge (tol={est.tol:g})"
+    m0 = " ".join(f"{v:.6g}" for v in np.atleast_1d(est.prior_mean_))
     lines = [
         "MultiTaskMagmaRegressor",
         f"  mean-process kernel: {est.mean_kernel_}",
         f"  task kernel        : {est.task_kernel_} ({hp})",
-        f"  prior mean m0      : {est.prior_mean_:.6g}" + (" (learned)" if isinstance(est.prior_mean, str) else ""),
+        f"  prior mean m0      : {m0}" + (" (learned)" if isinstance(est.prior_mean, str) else ""),
         f"  training data      : {len(est.tasks_)} tasks, {int(counts.sum())} points "
         f"(per task min {int(counts.min())} / median {float(np.median(counts)):g} / max {int(counts.max())}), "
         f"union grid {est.grid_.shape[0]} inputs, d={est.n_features_in_}",
@@ -66,7 +67,32 @@ def format_magma_summary(est) -> str:
         if est.normalize_y else f"  log-likelihood     : {est.log_marginal_likelihood_value_:.6g}",
         f"  device / dtype     : {est.device_} / {resolve_dtype(est.dtype).name}",
     ]
+    scores = getattr(est, "n_clusters_scores_", None)
+    if getattr(est, "n_clusters_", 1) > 1 or scores:
+        lines[0] = "MultiTaskMagmaRegressor (MagmaClust)" if est.n_clusters_ > 1 else lines[0]
+        lines += _cluster_lines(est, scores)
     return "\n".join(lines)
+
+
+def _cluster_lines(est, scores):
+    """Clusters: proportions, sizes (tasks whose largest membership is the cluster), prior means,
+    kernels; the variational BIC per candidate K."""
+    K = est.n_clusters_
+    labels = np.argmax(est.memberships_, axis=1)
+    lines = [f"  clusters           : K={K}" + (" (selected by variational BIC)" if scores and len(scores) > 1 else "")]
+    if K > 1:
+        lines[0] += f", ELBO {est.elbo_:.6g} (normalised targets)"
+        sure = np.mean(np.max(est.memberships_, axis=1) > 0.95)
+        lines.append(f"  memberships        : {100 * sure:.0f}% of tasks have a membership > 0.95")
+        for k in range(K):
+            lines.append(
+                f"    cluster {k}: proportion {est.cluster_proportions_[k]:.3f}, {int(np.sum(labels == k))} tasks, "
+                f"prior mean {est.cluster_prior_means_[k]:.4g}, kernel {est.cluster_mean_kernels_[k]}"
+            )
+    if scores and len(scores) > 1:
+        lines.append("  variational BIC    : " + ", ".join(
+            f"K={k}: {v:.5g}" + (" *" if k == K else "") for k, v in sorted(scores.items())))
+    return lines
 
 
 def _fmt(v):

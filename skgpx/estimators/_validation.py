@@ -9,7 +9,8 @@ from sklearn.gaussian_process.kernels import RBF as SkRBF, ConstantKernel as SkC
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..gp import AbstractInference
-from ..kernels import AbstractKernel, UnsupportedKernelError, from_sklearn
+from ..kernels import AbstractKernel, AbstractStationaryKernel, ActiveDims, Batched, Chordal, UnsupportedKernelError
+from ..kernels import from_sklearn, hyperparameter_list
 
 __all__ = [
     "GPR_PARAMETER_CONSTRAINTS",
@@ -20,6 +21,9 @@ __all__ = [
     "x_checks",
     "normalise_targets",
     "noise_vector",
+    "check_kernel",
+    "check_numeric",
+    "check_n_samples",
 ]
 
 # scikit-learn's own constraints for its parameters, then skgpx's.
@@ -114,5 +118,87 @@ def noise_vector(alpha, n_samples):
                 "alpha must be a scalar or an array with same number of "
                 f"entries as y. ({alpha.shape[0]} != {n_samples})"
             )
-        return alpha.reshape(n_samples)
-    return np.full(n_samples, float(alpha))
+        alpha = alpha.reshape(n_samples)
+    else:
+        alpha = np.full(n_samples, float(alpha))
+    bad = ~np.isfinite(alpha) | (alpha < 0)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"`alpha` must be finite and non-negative (the noise variance added to each training "
+            f"point), got {alpha[i]!r} at index {i}; use e.g. alpha=1e-10, or a per-sample array of "
+            "non-negative values."
+        )
+    return alpha
+
+
+def _get(kernel, path):
+    for p in path:
+        kernel = getattr(kernel, p)
+    return kernel
+
+
+def check_kernel(kernel: AbstractKernel, n_features: int, name: str = "kernel") -> None:
+    """Refuse, before JAX sees them, hyperparameters a kernel cannot use on ``n_features`` inputs.
+
+    Every hyperparameter must be finite and positive (free ones live on a log scale; fixed ones
+    may be 0); an ARD
+    length-scale vector must have one entry per feature the kernel sees (``ActiveDims`` and
+    ``Chordal`` change that number), as scikit-learn requires.
+    """
+    for h in hyperparameter_list(kernel):
+        value = np.asarray(_get(kernel, h.path), dtype=np.float64)
+        # free ones are optimised on a log scale; a fixed amplitude may be 0 (a switched-off White term)
+        zero_ok = h.fixed and h.path[-1] not in ("length_scale", "periodicity", "alpha")
+        if not np.all(np.isfinite(value)) or np.any(value < 0) or (not zero_ok and np.any(value == 0)):
+            shown = value.tolist() if value.ndim else float(value)
+            raise ValueError(
+                f"`{name}` hyperparameter {h.name}={shown!r} must be finite and positive; pass a "
+                f"positive initial value (e.g. {h.path[-1]}=1.0) and bounds around it."
+            )
+    _check_ard(kernel, n_features, name, "")
+
+
+def _check_ard(kernel, n_features, name, where):
+    if isinstance(kernel, Batched):
+        return  # leading batch axes; the batch's own inputs decide
+    if isinstance(kernel, ActiveDims):
+        if max(kernel.dims) >= n_features:
+            raise ValueError(
+                f"`{name}`: {where or 'the kernel'} ActiveDims(dims={kernel.dims}) selects column "
+                f"{max(kernel.dims)} but X has {n_features} features; change `dims` or pass more columns."
+            )
+        n_features = len(kernel.dims)
+    elif isinstance(kernel, Chordal):
+        n_features = n_features + 1  # (lon, lat) -> (x, y, z)
+    if isinstance(kernel, AbstractStationaryKernel):
+        ls = np.asarray(kernel.length_scale)
+        if ls.ndim >= 1 and ls.shape[-1] not in (1, n_features):
+            raise ValueError(
+                f"`{name}`: anisotropic kernel {kernel!r}{' at ' + where if where else ''} has "
+                f"{ls.shape[-1]} length scales but the data it sees have {n_features} features; give one "
+                "length scale per feature, or a scalar for an isotropic kernel."
+            )
+    for field_name in getattr(type(kernel), "__dataclass_fields__", {}):
+        child = getattr(kernel, field_name, None)
+        if isinstance(child, AbstractKernel):
+            _check_ard(child, n_features, name, f"{where}__{field_name}" if where else field_name)
+
+
+def check_numeric(X, name: str = "X"):
+    """``X`` after scikit-learn's validation must hold numbers (a categorical column does not)."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"`{name}` must be numeric, got an array of dtype {X.dtype} (e.g. a pandas categorical or "
+            "string column); encode such columns first, e.g. with sklearn.preprocessing.OneHotEncoder "
+            "or OrdinalEncoder in a Pipeline."
+        )
+    return X
+
+
+def check_n_samples(n_samples) -> int:
+    """``sample_y``'s ``n_samples``: a non-negative integer."""
+    if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, (Integral, np.integer)) or n_samples < 0:
+        raise ValueError(f"`n_samples` must be a non-negative integer, got {n_samples!r}.")
+    return int(n_samples)

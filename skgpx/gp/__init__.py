@@ -11,6 +11,7 @@ from ._registry import (
     make_inference as make_inference,
     register_solver as register_solver,
 )
+from ._fit import PAD_MAX_ROWS as PAD_MAX_ROWS, TrainingData as TrainingData, bucket as bucket
 from ._exact import Cholesky as Cholesky, ExactInference as ExactInference, ExactPosterior as ExactPosterior
 from ._cg import (
     CG as CG,

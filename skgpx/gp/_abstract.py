@@ -4,8 +4,12 @@ An *inference method* (``AbstractInference``) turns a kernel, training inputs,
 targets and the per-sample noise into a fitted *posterior* (``AbstractPosterior``)
 and evaluates the log marginal likelihood. Each back-end (exact Cholesky,
 preconditioned CG, random features / Nystrom with Woodbury) is one final
-subclass pair. Everything here is a pure function of its arguments, so the
-estimator can ``eqx.filter_jit`` it once and reuse the compiled code.
+subclass pair. ``condition`` and ``log_marginal_likelihood`` are pure functions of their
+arguments; the estimator calls the host entry points :meth:`AbstractInference.prepare`,
+:meth:`~AbstractInference.fit` and :meth:`~AbstractInference.objective`, which run them
+as one compiled program per call (:mod:`skgpx.gp._fit`). A back-end overrides those
+entry points only to run differently on the host (the exact one calls LAPACK on the CPU
+above the size where that wins).
 
 Conventions shared by every back-end:
 
@@ -28,6 +32,9 @@ import abc
 import dataclasses
 
 import equinox as eqx
+import numpy as np
+
+from ._fit import TrainingData, condition_program, neg_lml, neg_lml_and_grad, training_data
 
 __all__ = ["AbstractInference", "AbstractPosterior"]
 
@@ -121,33 +128,33 @@ class AbstractInference(eqx.Module):
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
         """``log p(Y | X, kernel, noise)`` summed over target columns (differentiable)."""
 
-    def prepare(self, kernel, X) -> "AbstractInference":
-        """Host side, before anything is compiled: this inference with whatever it fixes from
-        the data's values (e.g. the grid of :class:`~skgpx.gp.SKIInference`); ``self`` by default."""
+    def for_data(self, kernel, X) -> "AbstractInference":
+        """Host side, before anything is compiled: this solver with whatever it fixes from the
+        data's values (e.g. the grid of :class:`~skgpx.gp.SKI`); ``self`` by default."""
         return self
 
-    def first_attempt(self) -> "AbstractInference | None":
-        """A cheaper variant for optimiser evaluations to try first, or ``None``.
+    # -- host entry points: what the estimator calls (compiled programs in skgpx.gp._fit) ----------
+    def prepare(self, X, Y, noise, dtype=None) -> TrainingData:
+        """Training data ``X`` ``(n, d)``, ``Y`` ``(n, t)``, ``noise`` ``(n,)`` (NumPy) placed on
+        JAX's default device, as this back-end wants them (a back-end that accepts ``mask=``
+        pads them to a size bucket: :func:`skgpx.gp._fit.training_data`)."""
+        return training_data(X, Y, noise, dtype=dtype)
 
-        The optimiser's objective evaluates it and falls back to ``self`` only when
-        the value is not finite; both must give the same answer whenever the first
-        succeeds (e.g. a factorisation without the jitter-retry machinery).
-        """
-        return None
+    def fit(self, kernel, data: TrainingData, key) -> AbstractPosterior:
+        """The posterior of ``kernel`` given ``data`` (from :meth:`prepare`): :meth:`condition`,
+        compiled once per structure and shape."""
+        return condition_program(self, kernel, data, key)
 
-    def host_condition(self, X):
-        """``None``, or a function ``(kernel, X, Y, noise) -> posterior`` (``None`` on failure)
-        that ``fit`` calls instead of the compiled :meth:`condition` for data ``X`` where it
-        is cheaper (the exact path on the CPU: :mod:`skgpx.gp._exact_lapack`)."""
-        return None
-
-    def host_lml_and_grad(self, X):
-        """``None``, or a function ``(theta, kernel, X, Y, noise, gradient=True) -> (lml,
-        grad)`` (NumPy values, NaN lml on failure; ``grad`` is ``None`` when ``gradient`` is
-        False) that the optimiser's objective calls instead of compiled autodiff of
-        :meth:`log_marginal_likelihood` (or the compiled value alone) for data ``X`` where
-        it is cheaper (the exact path on the CPU: :mod:`skgpx.gp._exact_lapack`)."""
-        return None
+    def objective(self, theta, kernel, data: TrainingData, key, gradient=True):
+        """The optimiser's objective at log hyperparameters ``theta`` (NumPy): ``(-lml, -grad)``
+        as ``(float64, float64 array)``, or ``(-lml, None)`` when ``gradient`` is False; ``inf``
+        and a zero gradient where the value is not finite (as scikit-learn reports a failed
+        factorisation). One compiled program per call."""
+        th = np.asarray(theta, dtype=data.X.dtype)
+        if not gradient:
+            return np.float64(neg_lml(th, kernel, self, data, key)), None
+        value, grad = neg_lml_and_grad(th, kernel, self, data, key)
+        return np.float64(value), np.asarray(grad, dtype=np.float64)
 
 
 def _same(a, b) -> bool:

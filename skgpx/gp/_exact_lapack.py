@@ -11,8 +11,8 @@ therefore runs as compiled stages around LAPACK calls on the host:
 2. :func:`lapack_factor`, host: ``potrf`` in place on a copy of ``K`` (a row-major
    symmetric matrix is its own column-major transpose: no layout pass), ``potrs`` for
    ``alpha = K^{-1} Y``, the log marginal likelihood from ``diag L``. Conditioning
-   (:meth:`ExactInference.host_condition`) stops here;
-3. for an optimiser's evaluation (:func:`lapack_lml_and_grad`): ``potri`` in place (the
+   (:meth:`ExactInference.fit`) stops here;
+3. for an optimiser's evaluation (:func:`lapack_lml_and_grad`, :meth:`ExactInference.objective`): ``potri`` in place (the
    lower triangle of ``K^{-1}``), XLA idle meanwhile, then :func:`_gradient`, compiled:
    the cotangent ``1/2 (alpha alpha^T - t K^{-1})`` contracted with the Gram's
    derivatives (:func:`skgpx.operators.noisy_gram`'s tiled backward pass).
@@ -32,7 +32,6 @@ the adaptive-jitter inference, which stays compiled.
 
 from __future__ import annotations
 
-import collections
 import math
 
 import equinox as eqx
@@ -43,26 +42,24 @@ import scipy.linalg
 
 from ..operators import noisy_gram
 
-__all__ = ["lapack_factor", "lapack_lml_and_grad", "uses_lapack", "TRACE_COUNTS"]
-
-# How often each compiled stage was traced (tests check an optimisation traces each once).
-TRACE_COUNTS: collections.Counter = collections.Counter()
+__all__ = ["lapack_factor", "lapack_lml_and_grad", "on_cpu"]
 
 
-def uses_lapack(X) -> bool:
-    """Whether ``X`` (a JAX array) lives on a CPU device, where the staged evaluation applies."""
-    return all(d.platform == "cpu" for d in X.devices())
+def on_cpu() -> bool:
+    """Whether JAX's default device (``jax.default_device`` scope, else the first device) is a CPU."""
+    device = jax.config.jax_default_device
+    if device is None:
+        return jax.default_backend() == "cpu"
+    return (device if isinstance(device, str) else device.platform) == "cpu"
 
 
 @eqx.filter_jit
 def _gram(theta, kernel, X, noise):
-    TRACE_COUNTS["gram"] += 1
     return noisy_gram((kernel if theta is None else kernel.with_theta(theta), X, noise))
 
 
 @eqx.filter_jit
 def _gradient(theta, kernel, X, noise, inv_lower, alpha):
-    TRACE_COUNTS["gradient"] += 1
     # W = 1/2 (alpha alpha^T - t K^{-1}) is symmetric and only the lower triangle of
     # K^{-1} is valid: contracting the lower triangle with its off-diagonal entries
     # doubled gives the same sum without reading the upper triangle (a transposed pass).

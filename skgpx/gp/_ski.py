@@ -11,7 +11,7 @@ plus the kernel's ``White`` part). A product with ``A`` costs ``O(n q^d + M log 
   observed cells and the GP is *exact*; else the automatic grid of
   :func:`skgpx.operators.auto_grid` (spacing ``length_scale / points_per_length_scale``
   from the kernel at the start of the fit, at most ``max_grid_size`` points). Fixed by
-  :meth:`SKIInference.prepare` on the host before anything is compiled.
+  :meth:`SKI.for_data` on the host before anything is compiled.
 * Solves: CG (``skgpx.solvers.pcg``, ``||r||/||b|| <= tol`` per column), one block for the
   targets, the SLQ probes and the LOVE check points.
 * Log marginal likelihood: ``-1/2 y^T a - 1/2 log|A| - n/2 log 2 pi`` with ``log|A|`` by
@@ -105,7 +105,7 @@ class SKI(AbstractInference):
         return self.tol if self.train_tol is None else max(float(self.tol), float(self.train_tol))
 
     # -- the grid (host side) -----------------------------------------------------------
-    def prepare(self, kernel, X) -> "SKIInference":
+    def for_data(self, kernel, X) -> "SKIInference":
         """This inference with its grid and interpolation order fixed for data ``X`` (host)."""
         if self.grid is not None:
             return self if self.interpolation_order is not None else dataclasses.replace(self, interpolation_order=3)
@@ -130,9 +130,9 @@ class SKI(AbstractInference):
     def _ready(self, X):
         if self.grid is None or self.interpolation_order is None:
             if isinstance(X, jax.core.Tracer):
-                raise ValueError("SKIInference has no grid yet: call `inference.prepare(kernel, X)` on the host "
+                raise ValueError("SKIInference has no grid yet: call `inference.for_data(kernel, X)` on the host "
                                  "before compiling (the estimator does).")
-            raise ValueError("SKIInference has no grid yet: call `inference.prepare(kernel, X)` first.")
+            raise ValueError("SKIInference has no grid yet: call `inference.for_data(kernel, X)` first.")
 
     def operator(self, kernel, X, noise) -> SKIOperator:
         """``A = W K_UU W^T + diag(s)`` for data ``X``."""

@@ -75,10 +75,12 @@ def _get(kernel, path):
 
 def get_theta(kernel: AbstractKernel):
     """Log of every free hyperparameter, flattened into one vector."""
-    leaves = [jnp.log(jnp.ravel(jnp.asarray(_get(kernel, h.path)))) for h in hyperparameter_list(kernel) if not h.fixed]
-    if not leaves:
-        return jnp.zeros((0,))
-    return jnp.concatenate(leaves)
+    values = [_get(kernel, h.path) for h in hyperparameter_list(kernel) if not h.fixed]
+    # Host values stay in NumPy: an eager jnp op compiles a program on first use.
+    xp = np if all(isinstance(v, (np.ndarray, np.generic, float, int)) for v in values) else jnp
+    if not values:
+        return xp.zeros((0,))
+    return xp.concatenate([xp.log(xp.ravel(xp.asarray(v))) for v in values])
 
 
 def get_bounds(kernel: AbstractKernel) -> np.ndarray:
@@ -108,7 +110,8 @@ def get_bounds(kernel: AbstractKernel) -> np.ndarray:
 def set_theta(kernel: AbstractKernel, theta):
     """Return a copy of ``kernel`` with free hyperparameters ``exp(theta)`` (traceable)."""
     free = [h for h in hyperparameter_list(kernel) if not h.fixed]
-    theta = jnp.asarray(theta)
+    xp = np if isinstance(theta, (np.ndarray, list, tuple)) else jnp  # host values stay in NumPy
+    theta = xp.asarray(theta)
     n = sum(h.n_elements for h in free)
     if theta.shape != (n,):
         raise ValueError(f"theta must have shape ({n},) for this kernel, got {theta.shape}")
@@ -116,7 +119,7 @@ def set_theta(kernel: AbstractKernel, theta):
         return kernel
     values, i = [], 0
     for h in free:
-        values.append(jnp.exp(theta[i : i + h.n_elements]).reshape(h.shape))
+        values.append(xp.exp(theta[i : i + h.n_elements]).reshape(h.shape))
         i += h.n_elements
     return eqx.tree_at(lambda k: [_get(k, h.path) for h in free], kernel, values)
 

@@ -76,10 +76,26 @@ def sq_dist(A, B, *, same=False):
     return r2
 
 
+@jax.custom_jvp
 def safe_sqrt(r2):
-    """``sqrt`` with a finite derivative at zero (the derivative there is set to 0)."""
-    pos = r2 > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, r2, 1.0)), 0.0)
+    """``sqrt`` of a squared distance, with derivative 0 at zero and finite everywhere.
+
+    A custom JVP rather than the double-``where`` idiom: XLA's CPU backend (jaxlib >=
+    0.10.1) contracts ``x * s - y * s`` into a fused multiply-add inside some fusions and
+    not others, so a distance that is exactly 0 in one fusion is ~1e-38 in the next, and
+    the two ``where`` s of the idiom took different branches in the forward and backward
+    passes (wrong gradients under ``jit``; ``tests/test_toolchain.py``). Here the
+    derivative is evaluated from the primal alone and bounded by ``0.5 / tiny``.
+    """
+    return jnp.sqrt(jnp.maximum(r2, 0.0))
+
+
+@safe_sqrt.defjvp
+def _safe_sqrt_jvp(primals, tangents):
+    (r2,), (dr2,) = primals, tangents
+    r = jnp.sqrt(jnp.maximum(r2, 0.0))
+    tiny = jnp.finfo(r.dtype).tiny
+    return r, jnp.where(r > 0, 0.5 / jnp.maximum(r, tiny), 0.0) * dr2
 
 
 class AbstractStationaryKernel(AbstractKernel):

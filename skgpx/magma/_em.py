@@ -18,6 +18,14 @@ do not decrease its terms; a decrease beyond round-off is reported as a warning.
 numerical function is compiled once (data are arguments, shapes are fixed) and reused
 by all iterations. The last E-step is at the final ``Theta``: its posterior is the
 stored hyper-posterior, its ``L`` the fitted ``log p(y | Theta)``.
+
+The loop is :func:`iterate`, driving an EM *state* object (optimistix's solver-state
+pattern): :class:`MagmaEM` holds the data, the options and what carries over between
+iterations (task-covariance ranks, per-task curvature), and offers ``start``,
+``e_step``, ``m_step`` and ``value``. Its task M-step is :class:`TaskMStep`, which takes
+the moments of the mean process each task sees (one hyper-posterior for Magma, a
+mixture of them for MagmaClust: :mod:`._clust`), so a variant composes the loop and
+the M-step instead of copying them.
 """
 
 from __future__ import annotations
@@ -43,7 +51,21 @@ from ._optimize import minimize_lbfgsb
 from ._separable import separable_m_step
 from ._taskcov import rank_cap, task_needs, uniform_rank
 
-__all__ = ["EMResult", "run_em"]
+__all__ = ["EMOptions", "EMResult", "MagmaEM", "TaskMStep", "iterate", "run_em"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EMOptions:
+    """Options of an EM run (see :class:`~skgpx.MultiTaskMagmaRegressor` for their meaning)."""
+
+    max_iter: int
+    tol: float
+    m_step_max_iter: int
+    m_step_tol: float
+    jitter: float
+    learn_prior_mean: bool = False
+    low_rank_tasks: bool = True
+    verbose: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +89,202 @@ def _task_bounds(params: MagmaParams, n_rows: int):
     return b if params.shared_hyperparameters else np.tile(b, (n_rows, 1))
 
 
+class TaskMStep:
+    """The task half of an EM state: the task M-step and what it carries between iterations.
+
+    ``rank``: the task-covariance rank of the next E-step (0: dense); ``curvature``: the
+    per-task inverse-Hessian approximations (distinct hyperparameters). :meth:`step`
+    takes the mean-process moments the tasks see as ``(mean, cov, lowrank)``: for Magma
+    the hyper-posterior mean on the grid and the M-step covariance
+    (:func:`~._objectives.m_step_covariance`); for a variant, a
+    :class:`~._objectives.TaskMoments` as ``mean`` (``cov`` None).
+    """
+
+    def __init__(self, data: TaskData, options: EMOptions):
+        self.data, self.options = data, options
+        self.jitter = jnp.asarray(options.jitter, data.y.dtype)
+        self.scale = jnp.asarray(1.0 / max(int(np.asarray(data.n_obs)), 1), data.y.dtype)  # per observation
+        self.cap = rank_cap(data)
+        self.rank = 0
+        self.curvature = None
+        self._needs = {}
+
+    def structured(self, params) -> bool:
+        """Shared inputs and hyperparameters: one factorisation serves every task already."""
+        return self.data.shared_inputs and params.shared_hyperparameters
+
+    def needs_at(self, p):
+        """:func:`~._taskcov.task_needs` at ``p`` (``None``: dense path), one pivot pass per
+        value of the task hyperparameters (the rank checks after an M-step and the next
+        M-step's plan see the same values)."""
+        if not self.options.low_rank_tasks or self.structured(p):
+            return None
+        key = np.asarray(p.theta_task).tobytes()
+        if key not in self._needs:
+            self._needs.clear()
+            self._needs[key] = task_needs(p, self.data, self.jitter)
+        return self._needs[key]
+
+    def start(self, params):
+        self.rank = uniform_rank(self.needs_at(params), self.cap, 0)
+
+    def step(self, params, mean, cov, lowrank, full_cov=None):
+        """One task M-step: ``(params, result, rank used, per-task ranks or None)``.
+
+        ``full_cov()``: the moments with the full covariance, for the distinct-hyperparameter
+        start with shared inputs (default: ``(mean, cov, lowrank)`` as given).
+        """
+        o = self.options
+        # Distinct hyperparameters that all still have their common start (the first
+        # iteration) first move together: one shared-hyperparameter M-step, as the R
+        # package's `precondition_hp` fits one shared GP to initialise every theta_i. It
+        # improves the same objective (the shared optimum is a point of the distinct
+        # problem), and the per-task problem then starts close to its solution.
+        if not params.shared_hyperparameters and _rows_equal(params.theta_task):
+            full = full_cov() if full_cov is not None else (mean, cov, lowrank)
+            params = _shared_start(params, self.data, mean, cov, lowrank, self.jitter, self.rank, o.m_step_max_iter,
+                                   o.m_step_tol, full)
+            self.curvature = None
+        params, rt, rank, next_rank, self.curvature, per_task = _task_m_step(
+            params, self.data, mean, cov, lowrank, self.jitter, self.scale, self.rank, self.needs_at, self.curvature,
+            o.m_step_max_iter, o.m_step_tol,
+        )
+        self.rank = next_rank
+        return params, rt, rank, per_task
+
+
+class MagmaEM:
+    """EM state of Magma on ``data``: :meth:`start`, then :func:`iterate` alternates
+    :meth:`m_step` and :meth:`e_step`, monitoring :meth:`value`."""
+
+    name = "Magma"
+
+    def __init__(self, data: TaskData, options: EMOptions):
+        self.data, self.options = data, options
+        self.tasks = TaskMStep(data, options)
+        self.m_step_cov_ranks, self.task_ranks = [], []
+
+    def canonical(self, params):
+        return canonical(params, np.dtype(self.data.y.dtype))
+
+    def start(self, params):
+        self.tasks.start(params)
+        return self.e_step(params)
+
+    def e_step(self, params) -> HyperPosterior:
+        return e_step(params, self.data, self.tasks.jitter, self.tasks.rank)
+
+    @staticmethod
+    def value(post) -> float:
+        return float(post.lml)
+
+    def mean_m_step(self, params, post, R):
+        """``theta0`` by L-BFGS-B on ``-J0``, then (``learn_prior_mean``) the GLS ``m0``."""
+        o, jitter = self.options, self.tasks.jitter
+        r0 = minimize_lbfgsb(
+            lambda th: mean_objective_and_grad(
+                th, params.m0, params.mean_kernel, self.data.grid, post.mean, R, jitter, self.tasks.scale
+            ),
+            params.theta0,
+            np.asarray(params.mean_kernel.bounds),
+            max_iter=o.m_step_max_iter,
+            tol=o.m_step_tol,
+        )
+        params = with_values(params, theta0=jnp.asarray(r0.x))
+        if o.learn_prior_mean:
+            m0 = gls_prior_mean(params.theta0, params.mean_kernel, self.data.grid, post.mean, jitter)
+            params = with_values(params, m0=jnp.asarray(m0))
+        return params, r0
+
+    def m_step(self, params, post):
+        """``(params, description)`` after the mean-process and the task M-steps."""
+        R = post.cov_sqrt()
+        if self.tasks.structured(params):
+            cov_m, lowrank = R @ R.T, False  # one factorisation for all tasks: C as is
+        else:
+            cov_m, lowrank = m_step_covariance(post, self.tasks.jitter, self.data.X.shape[1])
+        # The factor's width is bucketed to multiples of 8 with zero columns; report its rank.
+        self.m_step_cov_ranks.append(factor_rank(cov_m) if lowrank else 0)
+        params, r0 = self.mean_m_step(params, post, R)
+        params, rt, rank, per_task = self.tasks.step(
+            params, post.mean, cov_m, lowrank, full_cov=lambda: (post.mean, R @ R.T, False)
+        )
+        self.task_ranks.append(rank)
+        return params, (
+            f"mean-process L-BFGS {r0.n_iter} its, "
+            + task_report(params, rt, self.m_step_cov_ranks[-1], rank, per_task, self.data.n_tasks)
+        )
+
+
+def factor_rank(F) -> int:
+    return int(np.count_nonzero(np.any(np.asarray(F) != 0, axis=0)))
+
+
+def task_report(params, rt, cov_rank, rank, per_task, n_tasks) -> str:
+    return (
+        f"task {'L-BFGS' if params.shared_hyperparameters else 'per-task BFGS'} {rt.n_iter} its"
+        + (f", M-step covariance rank {cov_rank}" if cov_rank else "")
+        + (f", task covariance rank {rank}" if rank else "")
+        + (f" (per task: {_rank_mix(per_task[:n_tasks])})" if per_task is not None else "")
+    )
+
+
+def iterate(model, params):
+    """Run EM from ``params`` with the state object ``model``.
+
+    Returns ``(params, posterior, history, n_iter, converged, times)``; ``history`` is
+    ``model.value`` after the start and after every iteration.
+    """
+    o, name = model.options, model.name
+    params = model.canonical(params)
+    post = model.start(params)
+    history = [model.value(post)]
+    if not np.isfinite(history[0]):
+        raise ValueError(
+            "The initial hyperparameters give a non-finite log-likelihood. Pass kernels with "
+            "initial values on the scale of the data, or keep normalize_y=True."
+        )
+    if o.verbose:
+        print(f"[{name}] initial ELBO {history[0]:.6g}")
+    converged, times = False, []
+    it = 0
+    for it in range(1, o.max_iter + 1):
+        t0 = time.perf_counter()
+        params, report = model.m_step(params, post)
+        post = model.e_step(params)
+        value = model.value(post)
+        times.append(time.perf_counter() - t0)
+        prev = history[-1]
+        history.append(value)
+        if o.verbose:
+            print(f"[{name}] iter {it:3d}  ELBO {value:.6g}  ({report}, {times[-1]:.2f} s)")
+        if not np.isfinite(value):
+            raise FloatingPointError(
+                f"The {name} ELBO became non-finite at EM iteration {it}. Increase `jitter`, "
+                "tighten the kernels' hyperparameter bounds, or keep normalize_y=True."
+            )
+        if value < prev - 1e-7 * max(1.0, abs(prev)):
+            warnings.warn(
+                f"The {name} ELBO decreased at EM iteration {it} ({prev:.8g} -> {value:.8g}) by more "
+                "than round-off; the M-step optimiser may have stopped early on a badly scaled "
+                "problem. Check the kernels' bounds or increase `jitter`.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        if abs((value - prev) / value) < o.tol:
+            converged = True
+            break
+    if not converged:
+        warnings.warn(
+            f"{name} EM did not converge in max_iter={o.max_iter} iterations (relative ELBO change "
+            f"{abs((history[-1] - history[-2]) / history[-1]):.2e} >= tol={o.tol}). Increase `max_iter` "
+            "or `tol`.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+    return params, post, np.asarray(history), it, converged, np.asarray(times)
+
+
 def run_em(
     params: MagmaParams,
     data: TaskData,
@@ -80,135 +298,22 @@ def run_em(
     low_rank_tasks: bool = True,
     verbose: int = 0,
 ) -> EMResult:
-    """Run EM from ``params`` on ``data`` (normalised targets).
+    """Run Magma's EM from ``params`` on ``data`` (normalised targets).
 
     ``low_rank_tasks``: represent task covariances by low-rank factors plus diagonal
     where the task kernel allows it to the jitter level (:mod:`._taskcov`), choosing
     the rank anew at every iteration; otherwise always dense.
     """
-    dtype = np.dtype(data.y.dtype)
-    params = canonical(params, dtype)
-    jitter = jnp.asarray(jitter, data.y.dtype)
-    n_obs = int(np.asarray(data.n_obs))
-    scale = jnp.asarray(1.0 / max(n_obs, 1), data.y.dtype)  # per-observation objectives
-    bounds0 = np.asarray(params.mean_kernel.bounds)
-
-    structured = data.shared_inputs and params.shared_hyperparameters  # one factorisation already
-
-    cap = rank_cap(data)
-    last_needs = {}
-
-    def needs_at(p):
-        """:func:`~._taskcov.task_needs` at ``p`` (``None``: dense path), one pivot pass per
-        value of the task hyperparameters (the rank checks after an M-step and the next
-        M-step's plan see the same values)."""
-        if not low_rank_tasks or structured:
-            return None
-        key = np.asarray(p.theta_task).tobytes()
-        if key not in last_needs:
-            last_needs.clear()
-            last_needs[key] = task_needs(p, data, jitter)
-        return last_needs[key]
-
-    def rank_at(p, current=0):
-        return uniform_rank(needs_at(p), cap, current)
-
-    rank = rank_at(params)
-    post = e_step(params, data, jitter, rank)
-    history = [float(post.lml)]
-    if not np.isfinite(history[0]):
-        raise ValueError(
-            "The initial hyperparameters give a non-finite log-likelihood. Pass kernels with "
-            "initial values on the scale of the data, or keep normalize_y=True."
-        )
-    if verbose:
-        print(f"[Magma] initial ELBO {history[0]:.6g}")
-    converged, times, ranks, task_ranks = False, [], [], []
-    curvature = None  # per-task inverse-Hessian approximations (distinct hyperparameters)
-    it = 0
-    for it in range(1, max_iter + 1):
-        t0 = time.perf_counter()
-        R = post.cov_sqrt()
-        if structured:
-            cov_m, lowrank = R @ R.T, False  # one factorisation for all tasks: C as is
-        else:
-            cov_m, lowrank = m_step_covariance(post, jitter, data.X.shape[1])
-        # The factor's width is bucketed to multiples of 8 with zero columns; report its rank.
-        ranks.append(int(np.count_nonzero(np.any(np.asarray(cov_m) != 0, axis=0))) if lowrank else 0)
-        # M-step, mean process (theta0, then the GLS constant m0).
-        r0 = minimize_lbfgsb(
-            lambda th: mean_objective_and_grad(
-                th, params.m0, params.mean_kernel, data.grid, post.mean, R, jitter, scale
-            ),
-            params.theta0,
-            bounds0,
-            max_iter=m_step_max_iter,
-            tol=m_step_tol,
-        )
-        params = _with(params, theta0=jnp.asarray(r0.x))
-        if learn_prior_mean:
-            m0 = gls_prior_mean(params.theta0, params.mean_kernel, data.grid, post.mean, jitter)
-            params = _with(params, m0=jnp.asarray(m0))
-        # M-step, tasks. Distinct hyperparameters that all still have their common start
-        # (the first iteration) first move together: one shared-hyperparameter M-step,
-        # as the R package's `precondition_hp` fits one shared GP to initialise every
-        # theta_i. It improves the same objective (the shared optimum is a point of the
-        # distinct problem), and the per-task problem then starts close to its solution.
-        if not params.shared_hyperparameters and _rows_equal(params.theta_task):
-            params = _shared_start(params, data, post, cov_m, lowrank, jitter, rank, m_step_max_iter, m_step_tol)
-            curvature = None
-        params, rt, rank, next_rank, curvature, per_task = _task_m_step(
-            params, data, post, cov_m, lowrank, jitter, scale, rank, needs_at, curvature, m_step_max_iter, m_step_tol
-        )
-        task_ranks.append(rank)
-        rank = next_rank
-        # E-step: q for the new Theta, and log p(y | Theta), the objective EM raises.
-        post = e_step(params, data, jitter, rank)
-        value = float(post.lml)
-        times.append(time.perf_counter() - t0)
-        prev = history[-1]
-        history.append(value)
-        if verbose:
-            print(
-                f"[Magma] iter {it:3d}  ELBO {value:.6g}  (mean-process L-BFGS {r0.n_iter} its, "
-                f"task {'L-BFGS' if params.shared_hyperparameters else 'per-task BFGS'} {rt.n_iter} its"
-                + (f", M-step covariance rank {ranks[-1]}" if ranks[-1] else "")
-                + (f", task covariance rank {task_ranks[-1]}" if task_ranks[-1] else "")
-                + (f" (per task: {_rank_mix(per_task[: data.n_tasks])})" if per_task is not None else "")
-                + f", {times[-1]:.2f} s)"
-            )
-        if not np.isfinite(value):
-            raise FloatingPointError(
-                f"The Magma ELBO became non-finite at EM iteration {it}. Increase `jitter`, "
-                "tighten the kernels' hyperparameter bounds, or keep normalize_y=True."
-            )
-        if value < prev - 1e-7 * max(1.0, abs(prev)):
-            warnings.warn(
-                f"The Magma ELBO decreased at EM iteration {it} ({prev:.8g} -> {value:.8g}) by more "
-                "than round-off; the M-step optimiser may have stopped early on a badly scaled "
-                "problem. Check the kernels' bounds or increase `jitter`.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        if abs((value - prev) / value) < tol:
-            converged = True
-            break
-    if not converged:
-        warnings.warn(
-            f"Magma EM did not converge in max_iter={max_iter} iterations (relative ELBO change "
-            f"{abs((history[-1] - history[-2]) / history[-1]):.2e} >= tol={tol}). Increase `max_iter` "
-            "or `tol`.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    lml = history[-1]  # the last E-step is at the final Theta
+    options = EMOptions(max_iter, tol, m_step_max_iter, m_step_tol, jitter, learn_prior_mean, low_rank_tasks, verbose)
+    model = MagmaEM(data, options)
+    params, post, history, it, converged, times = iterate(model, params)
     return EMResult(
-        params, post, np.asarray(history), lml, it, converged, np.asarray(times), np.asarray(ranks, int),
-        np.asarray(task_ranks, int),
+        params, post, history, history[-1], it, converged, times, np.asarray(model.m_step_cov_ranks, int),
+        np.asarray(model.task_ranks, int),
     )
 
 
-def _task_m_step(params, data, post, cov_m, lowrank, jitter, scale, rank, needs_at, curvature, max_iter, tol):
+def _task_m_step(params, data, mean, cov_m, lowrank, jitter, scale, rank, needs_at, curvature, max_iter, tol):
     """The task M-step: ``(params, result, rank used, rank for the next E-step, curvature,
     per-task ranks)`` (the last ``None`` with shared hyperparameters).
 
@@ -225,20 +330,20 @@ def _task_m_step(params, data, post, cov_m, lowrank, jitter, scale, rank, needs_
     cap = rank_cap(data)
     if not params.shared_hyperparameters:
         x, res, ranks, needs, curvature = separable_m_step(
-            params, data, post, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol
+            params, data, mean, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol
         )
-        new = _with(params, theta_task=jnp.asarray(x))
+        new = with_values(params, theta_task=jnp.asarray(x))
         real = ranks[: data.n_tasks]
         used = int(real.max()) if needs is not None and np.all(real > 0) else 0
         return new, res, used, uniform_rank(needs, cap, used), curvature, ranks
 
     def objective(th, rank):
-        return task_objective_and_grad(th, params, data, post.mean, cov_m, jitter, scale, lowrank, rank)
+        return task_objective_and_grad(th, params, data, mean, cov_m, jitter, scale, lowrank, rank)
 
     x, raised = params.theta_task, False
     while True:
         res = minimize_lbfgsb(lambda th: objective(th, rank), x, bounds, max_iter=max_iter, tol=tol)
-        new = _with(params, theta_task=jnp.asarray(res.x))
+        new = with_values(params, theta_task=jnp.asarray(res.x))
         needs = needs_at(new)
         next_rank = uniform_rank(needs, cap, rank)
         # The rank still suffices while every residual stays below the jitter itself.
@@ -261,45 +366,52 @@ def _rows_equal(theta_task) -> bool:
 
 
 # With distinct inputs, the shared start is fitted on about this many tasks, evenly spaced
-# (a start needs to be close, not exact): 600 tasks x 450 points, 14 s -> 1.6 s.
+# (a start needs to be close, not exact).
 _SHARED_START_TASKS = 64
 
 
-def _task_subset(data: TaskData, size: int) -> TaskData:
-    """About ``size`` evenly spaced real tasks of ``data`` (whole chunks, no padding)."""
+def _task_subset(data: TaskData, size: int):
+    """About ``size`` evenly spaced real tasks of ``data`` (whole chunks, no padding), and
+    their rows (``None``: all of ``data``)."""
     k = max(data.chunk, size // data.chunk * data.chunk)
     if k >= data.n_tasks:
-        return data
+        return data, None
     sel = jnp.asarray(np.linspace(0, data.n_tasks - 1, k).round().astype(int))
-    return TaskData(data.grid, data.X[sel], data.y[sel], data.index[sel], data.mask[sel], k, data.chunk,
-                    data.shared_inputs)
+    sub = TaskData(data.grid, data.X[sel], data.y[sel], data.index[sel], data.mask[sel], k, data.chunk,
+                   data.shared_inputs)
+    return sub, sel
 
 
-def _shared_start(params, data, post, cov_m, lowrank, jitter, rank, max_iter, tol) -> MagmaParams:
+def _shared_start(params, data, mean, cov_m, lowrank, jitter, rank, max_iter, tol, full) -> MagmaParams:
     """Distinct task hyperparameters set to the optimum of the shared-hyperparameter M-step
-    (with distinct inputs, on a subset of the tasks: :data:`_SHARED_START_TASKS`)."""
+    (with distinct inputs, on a subset of the tasks: :data:`_SHARED_START_TASKS`).
+    ``full``: the moments ``(mean, cov, lowrank)`` with the full covariance (used with
+    shared inputs, where one factorisation serves every task)."""
     if not data.shared_inputs:
-        data = _task_subset(data, _SHARED_START_TASKS)
+        data, sel = _task_subset(data, _SHARED_START_TASKS)
+        if sel is not None and hasattr(mean, "subset"):
+            mean = mean.subset(sel)
     scale = jnp.asarray(1.0 / max(int(np.asarray(data.n_obs)), 1), data.y.dtype)
     shared = canonical(
         MagmaParams(params.mean_kernel, params.task_kernel, params.theta0, params.theta_task[0], params.m0, True),
         np.dtype(data.y.dtype),
     )
     if data.shared_inputs:  # one factorisation for all tasks, with C as is
-        R = post.cov_sqrt()
-        cov_m, lowrank, rank = R @ R.T, False, 0
+        mean, cov_m, lowrank = full
+        rank = 0
     res = minimize_lbfgsb(
-        lambda th: task_objective_and_grad(th, shared, data, post.mean, cov_m, jitter, scale, lowrank, rank),
+        lambda th: task_objective_and_grad(th, shared, data, mean, cov_m, jitter, scale, lowrank, rank),
         shared.theta_task,
         np.asarray(params.task_kernel.bounds),
         max_iter=max_iter,
         tol=tol,
     )
-    return _with(params, theta_task=np.tile(np.asarray(res.x), (np.asarray(params.theta_task).shape[0], 1)))
+    return with_values(params, theta_task=np.tile(np.asarray(res.x), (np.asarray(params.theta_task).shape[0], 1)))
 
 
-def _with(params: MagmaParams, **changes) -> MagmaParams:
+def with_values(params, **changes):
+    """``params`` with the named array fields replaced (cast to its dtype)."""
     names = list(changes)
-    dtype = np.dtype(params.theta0.dtype)
+    dtype = np.dtype(params.theta_task.dtype)
     new = [jnp.asarray(np.asarray(changes[n], dtype=dtype)) for n in names]
     return eqx.tree_at(lambda p: [getattr(p, n) for n in names], params, new)

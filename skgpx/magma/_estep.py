@@ -41,7 +41,7 @@ from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
 from ._taskcov import task_factor, woodbury_precision
 
-__all__ = ["HyperPosterior", "e_step"]
+__all__ = ["HyperPosterior", "e_step", "task_precisions", "posterior_from_precisions"]
 
 
 class HyperPosterior(eqx.Module):
@@ -73,12 +73,15 @@ class HyperPosterior(eqx.Module):
         return logdet_from_chol(self.L0) - logdet_from_chol(self.LB)
 
 
-def _task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0):
+def task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0, weights=None):
     """``S``, ``b`` by chunked scatter-add (``L0^T S L0`` is built by the caller), and
     ``sum_i y_i^T Psi_i^{-1} y_i``, ``sum_i log|Psi_i|``.
 
     ``task_rank > 0``: each ``Psi_i^{-1}`` by Woodbury from its low-rank factor
     (:mod:`._taskcov`), ``O(n^2 r)`` instead of a Cholesky and an inverse.
+    ``weights`` ``(M_pad, K)``: ``K`` weighted sums ``S_k = sum_i w_ik P_i^T Psi_i^{-1} P_i``,
+    ``b_k = sum_i w_ik P_i^T Psi_i^{-1} y_i`` instead (``(K, N, N)``, ``(K, N)``; MagmaClust's
+    VE-step, MAGMA.md A.4), from the same per-task factorisations.
     """
     N = data.grid.shape[0]
     thetas = params.task_thetas(data.X.shape[0])
@@ -98,9 +101,18 @@ def _task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0):
 
     def body(carry, xs):
         S, b, quad, logdet = carry
-        X, y, idx, mask, th = xs
+        X, y, idx, mask, th = xs[:5]
         Pinv, r, q, ld = jax.vmap(per_task)(X, y, mask, th)
-        if data.shared_inputs:  # index[i] = arange(N): a plain sum
+        if weights is not None:
+            w = xs[5]
+            if data.shared_inputs:
+                S = S + jnp.einsum("ck,cab->kab", w, Pinv)
+                b = b + w.T @ r
+            else:
+                for k in range(w.shape[1]):  # K scatter-adds: no (chunk, K, n, n) array
+                    S = S.at[k, idx[:, :, None], idx[:, None, :]].add(w[:, k, None, None] * Pinv)
+                    b = b.at[k, idx].add(w[:, k, None] * r)
+        elif data.shared_inputs:  # index[i] = arange(N): a plain sum
             S = S + jnp.sum(Pinv, axis=0)
             b = b + jnp.sum(r, axis=0)
         else:
@@ -109,10 +121,21 @@ def _task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0):
         return (S, b, quad + jnp.sum(q), logdet + jnp.sum(ld)), None
 
     zero = jnp.zeros((), data.y.dtype)
-    init = (jnp.zeros((N, N), data.y.dtype), jnp.zeros((N,), data.y.dtype), zero, zero)
-    xs = data.chunked(data.X, data.y, data.index, data.mask, thetas)
-    (S, b, quad, logdet), _ = jax.lax.scan(body, init, xs)
+    lead = () if weights is None else (weights.shape[1],)
+    init = (jnp.zeros(lead + (N, N), data.y.dtype), jnp.zeros(lead + (N,), data.y.dtype), zero, zero)
+    arrays = (data.X, data.y, data.index, data.mask, thetas) + (() if weights is None else (weights,))
+    (S, b, quad, logdet), _ = jax.lax.scan(body, init, data.chunked(*arrays))
     return S, b, quad, logdet
+
+
+def posterior_from_precisions(T, L0, LtSL, b, m0):
+    """``(LB, u, w0)``: ``LB = chol(I + L0^T S L0)``, ``u = L0^{-1} mean`` and ``w0 = L0^{-1} m0``
+    (the E-step's solve, module docstring), from ``L0^T S L0`` and ``b``."""
+    N = T.shape[0]
+    LB = jnp.linalg.cholesky(jnp.eye(N, dtype=T.dtype) + 0.5 * (LtSL + LtSL.T))
+    w0 = tri_solve(L0, jnp.broadcast_to(m0, (N,)))
+    u = cho_solve(LB, w0 + L0.T @ b)  # B^{-1}(L0^{-1} m0 + L0^T b) = L0^{-1} mean
+    return LB, u, w0
 
 
 @eqx.filter_jit
@@ -124,7 +147,6 @@ def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0) -> H
     T = data.grid
     N = T.shape[0]
     L0 = chol(params.mean_kernel_at().gram(T), jitter)
-    eye = jnp.eye(N, dtype=T.dtype)
     ones = jnp.ones((N,), T.dtype)
     if data.shared_inputs and params.shared_hyperparameters:
         # One factorisation of Psi for all tasks (MAGMA.md item 3).
@@ -138,14 +160,11 @@ def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0) -> H
         logdet_psi = n_real * logdet_from_chol(Lp)
         S1 = n_real * cho_solve(Lp, ones)  # S 1
     else:
-        S, b, quad, logdet_psi = _task_precisions(params, data, jitter, task_rank)
+        S, b, quad, logdet_psi = task_precisions(params, data, jitter, task_rank)
         LtSL = L0.T @ S @ L0
         S1 = S @ ones
-    LB = jnp.linalg.cholesky(eye + 0.5 * (LtSL + LtSL.T))
     m0 = jnp.asarray(params.m0, T.dtype)
-    m0v = jnp.broadcast_to(m0, (N,))
-    w0 = tri_solve(L0, m0v)
-    u = cho_solve(LB, w0 + L0.T @ b)  # B^{-1}(L0^{-1} m0 + L0^T b) = L0^{-1} mean
+    LB, u, w0 = posterior_from_precisions(T, L0, LtSL, b, m0)
     mean = L0 @ u
     # log p(y | Theta), see the module docstring.
     quad_r = quad - 2.0 * m0 * jnp.sum(b) + m0 * m0 * jnp.dot(ones, S1)

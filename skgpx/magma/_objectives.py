@@ -44,7 +44,33 @@ __all__ = [
     "mean_objective_and_grad",
     "task_objective_and_grad",
     "task_objectives_and_grads",
+    "TaskMoments",
 ]
+
+
+class TaskMoments(eqx.Module):
+    """The moments of the mean process as each task sees them, when they differ by task.
+
+    Magma's task terms take the hyper-posterior ``(mean, cov)`` on the grid and gather
+    each task's rows. A variant whose tasks see different moments (MagmaClust: a
+    mixture of cluster posteriors weighted by the task's memberships) passes a
+    ``TaskMoments`` as ``mean`` (``cov`` unused): :meth:`at` gives task ``i``'s mean and
+    covariance (or factor, when ``lowrank``) on its rows, and :meth:`pooled` the sums the
+    shared-inputs, shared-hyperparameters path needs from one factor ``L`` of ``Psi``.
+    """
+
+    lowrank: bool = eqx.field(static=True)
+
+    def at(self, i, idx, mask):
+        """``(mean_i (n,), cov_i (n, n) or factor (n, q))`` for task ``i`` at grid rows ``idx``."""
+        raise NotImplementedError
+
+    def pooled(self, L, y, mask):
+        """``(sum_i E||L^{-1}(y_i - mu(T))||^2, ...)``: the quadratic and trace sums over tasks."""
+        raise NotImplementedError
+
+    def subset(self, rows):
+        raise NotImplementedError
 
 
 def mean_process_term(theta0, m0, mean_kernel, grid, mean, cov_sqrt, jitter):
@@ -154,10 +180,13 @@ def task_terms(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitte
     if data.shared_inputs and params.shared_hyperparameters:
         # One Cholesky of Psi for every task (MAGMA.md item 3).
         L = chol(params.task_kernel.with_theta(theta_task).gram(data.grid), jitter)
-        R = jnp.where(data.mask, data.y - mean[None, :], 0.0).T  # (N, M_pad)
-        A = tri_solve(L, R)
         M = jnp.sum(data.mask[:, 0])
         N = data.grid.shape[0]
+        if isinstance(mean, TaskMoments):
+            quad, tr = mean.pooled(L, data.y, data.mask)
+            return -0.5 * quad - 0.5 * tr - 0.5 * M * (logdet_from_chol(L) + N * LOG_2PI)
+        R = jnp.where(data.mask, data.y - mean[None, :], 0.0).T  # (N, M_pad)
+        A = tri_solve(L, R)
         tr = jnp.trace(cho_solve(L, cov))
         return -0.5 * jnp.sum(A * A) - 0.5 * M * (logdet_from_chol(L) + N * LOG_2PI + tr)
 
@@ -165,17 +194,26 @@ def task_terms(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitte
     thetas = params.task_thetas(data.X.shape[0])
 
     def chunk_fn(xs):
-        th, x, y, idx, mask = xs
-        f = lambda *a: _one_task(  # noqa: E731
-            params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, task_rank=task_rank
-        )
-        return jnp.sum(jax.vmap(f)(th, x, y, idx, mask))
+        def f(*a):
+            return _task_term(params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, False, task_rank)
+
+        return jnp.sum(jax.vmap(f)(*xs))
 
     if data.X.shape[0] * data.X.shape[1] ** 2 > _CHECKPOINT_ENTRIES:
         chunk_fn = jax.checkpoint(chunk_fn)
 
-    xs = data.chunked(thetas, data.X, data.y, data.index, data.mask)
+    tasks = jnp.arange(data.X.shape[0])
+    xs = data.chunked(thetas, data.X, data.y, data.index, data.mask, tasks)
     return jnp.sum(jax.lax.map(chunk_fn, xs))
+
+
+def _task_term(task_kernel, th, x, y, idx, mask, i, mean, cov, shared_inputs, jitter, lowrank, task_rank):
+    """:func:`_one_task` for task number ``i``, with ``mean`` either the grid moments or a
+    :class:`TaskMoments` (then the task's own moments, already on its rows)."""
+    if isinstance(mean, TaskMoments):
+        m_i, c_i = mean.at(i, idx, mask)
+        return _one_task(task_kernel, th, x, y, idx, mask, m_i, c_i, True, jitter, mean.lowrank, task_rank)
+    return _one_task(task_kernel, th, x, y, idx, mask, mean, cov, shared_inputs, jitter, lowrank, task_rank)
 
 
 @eqx.filter_jit
@@ -240,13 +278,13 @@ def _per_task_values_and_grads(thetas, params, data, mean, cov, jitter, lowrank,
     (``lax.cond``), and the other tasks' outputs are zero. Both are traced: any subset
     runs on the same compiled code, at the cost of the chunks it fills.
     """
-    value_and_grad = jax.value_and_grad(_one_task, argnums=1)
+    value_and_grad = jax.value_and_grad(_task_term, argnums=1)
 
     def per_task(*a):
         return value_and_grad(params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, lowrank, task_rank)
 
     if rows is None:
-        xs = data.chunked(thetas, data.X, data.y, data.index, data.mask)
+        xs = data.chunked(thetas, data.X, data.y, data.index, data.mask, jnp.arange(thetas.shape[0]))
         values, grads = jax.lax.map(lambda xs: jax.vmap(per_task)(*xs), xs)
         return values.reshape(thetas.shape[:1]), grads.reshape(thetas.shape)
 
@@ -256,7 +294,7 @@ def _per_task_values_and_grads(thetas, params, data, mean, cov, jitter, lowrank,
         idx = jax.lax.dynamic_slice_in_dim(rows, c * chunk, chunk)
 
         def run(_):
-            return jax.vmap(per_task)(thetas[idx], data.X[idx], data.y[idx], data.index[idx], data.mask[idx])
+            return jax.vmap(per_task)(thetas[idx], data.X[idx], data.y[idx], data.index[idx], data.mask[idx], idx)
 
         def skip(_):
             return jnp.zeros((chunk,), thetas.dtype), jnp.zeros((chunk,) + thetas.shape[1:], thetas.dtype)
@@ -290,6 +328,8 @@ def task_objectives_and_grads(
 def task_objective_and_grad(theta_task, params, data, mean, cov, jitter, scale, lowrank=False, task_rank=0):
     """Value and gradient of ``-sum_i Ji * scale`` w.r.t. the task log-hyperparameters.
 
+    ``mean``, ``cov``: the hyper-posterior mean and (M-step) covariance on the grid, or a
+    :class:`TaskMoments` as ``mean`` (``cov`` None) when each task sees its own.
     ``lowrank``: ``cov`` is a factor ``F`` of the M-step covariance (:func:`m_step_covariance`).
     ``task_rank``: rank of the low-rank task covariances (:mod:`._taskcov`), 0 for dense.
     """

@@ -22,7 +22,12 @@ MAGMA.md A.3 (Leroy et al. 2022, Sec. 3.3, Prop. 3 and eq. (7)-(8)).
    package's ``Var`` and scikit-learn's ``predict`` with a ``WhiteKernel``).
 
 3. Hyperparameters of a new task (distinct-hyperparameter models), eq. (7):
-   ``theta* = argmax log N(y*; m(t*), Psi_theta*(t*, t*) + C(t*, t*))``.
+   ``theta* = argmax log N(y*; m(t*), Psi_theta*(t*, t*) + C(t*, t*))``, optionally plus
+   ``log p(theta*)`` with ``p`` a Gaussian fitted to the training tasks' log-hyperparameters
+   (:func:`population_prior`). Maximum likelihood on a new task's few points often puts the
+   noise or the task variance near zero and its intervals far too narrow; the population
+   prior is the hierarchical model's answer (the new task is one more draw from the
+   population the training tasks came from).
 
 Everything is vectorised over tasks (``vmap`` inside ``lax.map`` over chunks of
 tasks), with padded observed/target rows masked exactly as in training.
@@ -33,11 +38,12 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._estep import HyperPosterior
 from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
 
-__all__ = ["mean_process_at", "task_posteriors", "new_task_objective_and_grad"]
+__all__ = ["mean_process_at", "task_posteriors", "new_task_objective_and_grad", "population_prior"]
 
 
 def _hyper_at(post: HyperPosterior, mean_kernel, A, mask=None):
@@ -108,11 +114,40 @@ def _new_task_lml(theta, post, mean_kernel, task_kernel, Xo, yo, mo, jitter):
 
 
 @eqx.filter_jit
-def new_task_objective_and_grad(thetas, post, mean_kernel, task_kernel, Xo, yo, mo, jitter, scale):
-    """Value and gradient of ``-scale * sum_j log N(y*_j; ...)`` over new tasks ``j`` (independent terms)."""
+def new_task_objective_and_grad(thetas, post, mean_kernel, task_kernel, Xo, yo, mo, jitter, scale, prior=None):
+    """Value and gradient of ``-scale * sum_j [log N(y*_j; ...) + log p(theta_j)]`` over new tasks ``j``.
+
+    `prior`: ``None`` (maximum likelihood, eq. (7)) or ``(mean, precision)`` of a Gaussian
+    on the log-hyperparameters, ``log p(theta) = -1/2 (theta - mean)^T precision (theta - mean)``
+    (the population of the training tasks' hyperparameters: a maximum a posteriori estimate).
+    """
 
     def total(th):
         f = lambda t, x, y, m: _new_task_lml(t, post, mean_kernel, task_kernel, x, y, m, jitter)  # noqa: E731
-        return -scale * jnp.sum(jax.vmap(f)(th, Xo, yo, mo))
+        value = jnp.sum(jax.vmap(f)(th, Xo, yo, mo))
+        if prior is not None:
+            delta = th - prior[0]
+            value = value - 0.5 * jnp.sum((delta @ prior[1]) * delta)
+        return -scale * value
 
     return jax.value_and_grad(total)(thetas)
+
+
+def population_prior(task_thetas, min_tasks_full: int = 2):
+    """Gaussian ``(mean, precision)`` of the training tasks' log-hyperparameters ``(M, p)``, or ``None``.
+
+    ``None`` when they are all equal (shared hyperparameters: no spread to learn from).
+    The covariance is the sample covariance (diagonal when there are fewer than
+    ``min_tasks_full * p`` tasks), with a ridge of 1e-3 of its mean variance so that a
+    parameter every task put on the same bound does not make it singular.
+    """
+    T = np.asarray(task_thetas, np.float64)
+    M, p = T.shape
+    if M < 2 or np.allclose(T, T[0]):
+        return None
+    mean = T.mean(axis=0)
+    cov = np.cov(T, rowvar=False).reshape(p, p)
+    if M < min_tasks_full * p:
+        cov = np.diag(np.diag(cov))
+    ridge = 1e-3 * max(float(np.trace(cov)) / p, 1e-12)
+    return mean, np.linalg.inv(cov + ridge * np.eye(p))

@@ -35,7 +35,7 @@ def task_ranks(needs, cap: int):
     return None if needs is None else ladder_ranks(needs[0], cap)
 
 
-def _grouped(params, data, post, cov_m, lowrank, jitter, scale):
+def _grouped(params, data, mean, cov_m, lowrank, jitter, scale):
     """``f(theta, needed, ranks) -> (values, grads)`` evaluating rows ``needed`` rank by rank."""
     n_pad = data.X.shape[0]
 
@@ -47,7 +47,7 @@ def _grouped(params, data, post, cov_m, lowrank, jitter, scale):
             rows = np.full(n_pad, sel[0], np.int32)
             rows[: sel.size] = sel
             out = task_objectives_and_grads(
-                theta, params, data, post.mean, cov_m, jitter, scale, lowrank, int(r), jnp.asarray(rows),
+                theta, params, data, mean, cov_m, jitter, scale, lowrank, int(r), jnp.asarray(rows),
                 jnp.asarray(sel.size, jnp.int32),  # traced: any group size runs the same compiled code
             )
             pending.append((sel, out))  # all groups dispatched before the first is read back
@@ -61,8 +61,11 @@ def _grouped(params, data, post, cov_m, lowrank, jitter, scale):
     return evaluate
 
 
-def separable_m_step(params, data, post, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol):
+def separable_m_step(params, data, mean, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol):
     """Distinct-hyperparameter task M-step: ``(theta_task, result, ranks, needs, curvature)``.
+
+    ``mean``, ``cov_m``, ``lowrank``: the mean-process moments the tasks see (see
+    :func:`~._objectives.task_objectives_and_grads`).
 
     ``needs_at(params)``: :func:`~._taskcov.task_needs` at ``params`` (``None``: every task
     dense). The returned ranks suffice for every task at the returned hyperparameters,
@@ -70,7 +73,7 @@ def separable_m_step(params, data, post, cov_m, lowrank, jitter, scale, bounds, 
     """
     needs = needs_at(params)
     n_pad = data.X.shape[0]
-    evaluate = _grouped(params, data, post, cov_m, lowrank, jitter, scale)
+    evaluate = _grouped(params, data, mean, cov_m, lowrank, jitter, scale)
     cap = rank_cap(data)
     plan = task_ranks(needs, cap)
     ranks = np.zeros(n_pad, int) if plan is None else plan.copy()

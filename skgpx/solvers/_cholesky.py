@@ -79,8 +79,11 @@ def _cholesky(A):
     return jax.lax.linalg.cholesky(A, symmetrize_input=False)
 
 
-def _add_diagonal(A, j):
-    # A + j I without an n x n identity (XLA materialises constants hoisted out of a cond).
+def _add_diagonal(A, j, mask=None):
+    # A + j I without an n x n identity (XLA materialises constants hoisted out of a cond);
+    # padded rows (mask False) keep their identity diagonal.
+    if mask is not None:
+        j = jnp.where(mask, j, jnp.zeros((), A.dtype))
     return A.at[jnp.diag_indices(A.shape[0])].add(j)
 
 
@@ -89,7 +92,7 @@ def _failed(L):
     return ~jnp.all(jnp.isfinite(jnp.diagonal(L)))
 
 
-def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
+def jittered_cholesky(A, jitter="auto", mask=None) -> CholeskyResult:
     """Cholesky factor of ``A`` with the jitter policy of the estimators.
 
     **Arguments:**
@@ -100,9 +103,12 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
       that rarely happen (a Gram matrix is cheaper to recompute than to copy).
     - `jitter`: ``"auto"`` (try as is, then the adaptive schedule of
       :func:`jitter_schedule`), ``None`` (as is, no retries: what an optimiser's
-      evaluation tries first, see :meth:`ExactInference.first_attempt`), or a number:
+      evaluation on the CPU tries first, see :mod:`skgpx.gp._exact_lapack`), or a number:
       that absolute jitter is always added (``0.0`` reproduces scikit-learn, which
       never adds any).
+    - `mask`: ``None`` or a boolean ``(n,)`` flagging real rows of a padded ``A`` (padded
+      rows and columns are an identity block): jitter is scaled by and added to real rows
+      only, so the real block's factor is the unpadded one.
 
     Only the lower triangle of ``A`` is read, as LAPACK ``potrf`` and scikit-learn do.
 
@@ -116,7 +122,7 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
         return CholeskyResult(L, jnp.zeros((), A.dtype), ~_failed(L))
     if not (isinstance(jitter, str) and jitter == "auto"):
         j = jnp.asarray(jitter, A.dtype)
-        L = _cholesky(_add_diagonal(A, j))
+        L = _cholesky(_add_diagonal(A, j, mask))
         return CholeskyResult(L, j, ~_failed(L))
 
     start, growth, n_tries = jitter_schedule(A.dtype)
@@ -124,7 +130,8 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
 
     def retry(_):
         A = make()
-        scale = jnp.mean(jnp.diagonal(A))
+        diag = jnp.diagonal(A)
+        scale = jnp.mean(diag) if mask is None else jnp.sum(jnp.where(mask, diag, 0.0)) / jnp.sum(mask)
         scale = jnp.where(scale > 0, scale, 1.0)
 
         def cond(state):
@@ -133,7 +140,7 @@ def jittered_cholesky(A, jitter="auto") -> CholeskyResult:
 
         def attempt(i):
             j = start * scale * growth**i
-            return i + 1, _cholesky(_add_diagonal(A, j)), j
+            return i + 1, _cholesky(_add_diagonal(A, j, mask)), j
 
         def body(state):
             return attempt(state[0])
@@ -196,20 +203,25 @@ def solve_lower(L, B):
     return solve_triangular(L, B, lower=True)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def cholesky_quad_logdet(A, Y, jitter="auto"):
+def cholesky_quad_logdet(A, Y, jitter="auto", mask=None):
     """``(-1/2 sum(Y * A^{-1} Y) - t/2 log|A|, jitter_used)`` for ``Y`` of shape ``(n, t)``.
 
     Differentiable in ``A`` and ``Y`` (custom VJP, Eq. 5.9 of Rasmussen & Williams);
     the jitter found by :func:`jittered_cholesky` is treated as a constant. A NaN
     value signals that the factorisation failed even with the largest jitter.
+    ``mask``: as :func:`jittered_cholesky` (padded rows: identity block, zero ``Y``).
     """
-    value, jit, _ = _quad_logdet_fwd_core(A, Y, jitter)
+    return _quad_logdet(A, Y, None if mask is None else jnp.asarray(mask, A.dtype), jitter)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _quad_logdet(A, Y, weights, jitter):
+    value, jit, _ = _quad_logdet_fwd_core(A, Y, weights, jitter)
     return value, jit
 
 
-def _quad_logdet_fwd_core(A, Y, jitter):
-    L, jit, _ = jittered_cholesky(A, jitter)
+def _quad_logdet_fwd_core(A, Y, weights, jitter):
+    L, jit, _ = jittered_cholesky(A, jitter, None if weights is None else weights > 0)
     alpha = cho_solve(L, Y)
     t = Y.shape[1]
     # RW Alg. 2.1 line 7: -1/2 y^T alpha - sum(log diag L), summed over the t targets.
@@ -217,24 +229,24 @@ def _quad_logdet_fwd_core(A, Y, jitter):
     return value, jit, (L, alpha)
 
 
-def _fwd(A, Y, jitter):
-    value, jit, res = _quad_logdet_fwd_core(A, Y, jitter)
-    return (value, jit), res
+def _fwd(A, Y, weights, jitter):
+    value, jit, res = _quad_logdet_fwd_core(A, Y, weights, jitter)
+    return (value, jit), (res, weights)
 
 
 def _bwd(jitter, res, cotangents):
     g, _ = cotangents
-    L, alpha = res
+    (L, alpha), weights = res
     t = alpha.shape[1]
     # RW Eq. 5.9: d/dA [-1/2 y^T A^{-1} y - 1/2 log|A|] = 1/2 (alpha alpha^T - A^{-1}), per target.
     # (LAPACK potri through a host callback is cheaper alone, but with two processes on two
     # cores its threads fight XLA's; rejected, see docs/performance.md.)
     A_inv = cho_inverse(L)
     A_bar = 0.5 * g * (alpha @ alpha.T - t * A_inv)
-    return A_bar, -g * alpha
+    return A_bar, -g * alpha, None if weights is None else jnp.zeros_like(weights)
 
 
-cholesky_quad_logdet.defvjp(_fwd, _bwd)
+_quad_logdet.defvjp(_fwd, _bwd)
 
 
 def check_jitter_policy(jitter):

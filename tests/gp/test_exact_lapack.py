@@ -1,13 +1,15 @@
 """The exact GP by LAPACK between compiled stages (CPU) against the compiled inference."""
 
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from skgpx.estimators._predict import condition
 from skgpx.gp import ExactInference
-from skgpx.gp._exact_lapack import lapack_factor, lapack_lml_and_grad, uses_lapack
+from skgpx.gp._exact import LAPACK_MIN_N, _lapack_condition
+from skgpx.gp._exact_lapack import lapack_factor, lapack_lml_and_grad, on_cpu
+from skgpx.gp._fit import TrainingData, condition_program
 from skgpx.kernels import RBF, Constant, Matern, RationalQuadratic, White
 
 KERNELS = [
@@ -40,12 +42,11 @@ def test_value_and_gradient_equal_compiled_autodiff(kernel, t):
         return inference.log_marginal_likelihood(kernel.with_theta(th), X, Y, noise)
 
     value, grad = jax.value_and_grad(lml)(theta)
-    host = inference.host_lml_and_grad(X)
-    v, g = host(theta, kernel, X, Y, noise)
+    v, g = lapack_lml_and_grad(theta, kernel, X, Y, noise)
     assert isinstance(v, float) and g.dtype == np.float64
     np.testing.assert_allclose(v, float(value), rtol=1e-12)
     np.testing.assert_allclose(g, np.asarray(grad), rtol=1e-9, atol=1e-9)
-    assert host(theta, kernel, X, Y, noise, gradient=False) == (v, None)  # the value alone
+    assert lapack_lml_and_grad(theta, kernel, X, Y, noise, gradient=False) == (v, None)  # the value alone
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -53,8 +54,9 @@ def test_value_and_gradient_equal_compiled_autodiff(kernel, t):
 def test_host_posterior_equals_compiled_condition(kernel, t):
     X, Y, noise = _data(130, t)
     inference = ExactInference(jitter=None)
-    compiled = condition(inference, kernel, X, Y, noise, None)
-    host = inference.host_condition(X)(kernel, X, Y, noise)
+    data = TrainingData(X, Y, noise, None)
+    compiled = condition_program(inference, kernel, data, None)
+    host = _lapack_condition(kernel, data)
     assert jax.tree.structure(host) == jax.tree.structure(compiled)  # predict reuses its compiled code
     for a, b in zip(jax.tree.leaves(host), jax.tree.leaves(compiled)):
         assert a.dtype == b.dtype and a.shape == b.shape
@@ -77,8 +79,18 @@ def test_failed_factorisation_gives_none_or_nan_and_only_the_as_is_inference_is_
     v, g = lapack_lml_and_grad(jnp.asarray(kernel.theta), kernel, X, Y, noise, gradient=False)
     assert np.isnan(v) and g is None
     assert lapack_factor(None, kernel, X, Y, noise) is None
-    assert ExactInference(jitter=None).host_condition(X)(kernel, X, Y, noise) is None
-    assert uses_lapack(X)
-    for inference in (ExactInference(), ExactInference(jitter=1e-6)):  # the retries stay compiled
-        assert inference.host_lml_and_grad(X) is None
-        assert inference.host_condition(X) is None
+    assert _lapack_condition(kernel, TrainingData(X, Y, noise, None)) is None
+    assert on_cpu()
+
+
+def test_lapack_only_above_its_crossover_and_for_the_as_is_factorisation():
+    # Below LAPACK_MIN_N rows one compiled program wins (and the data are padded); a fixed
+    # jitter always stays compiled.
+    assert on_cpu()
+    assert ExactInference()._lapack(LAPACK_MIN_N) and ExactInference(jitter=None)._lapack(LAPACK_MIN_N)
+    assert not ExactInference()._lapack(LAPACK_MIN_N - 1)
+    assert not ExactInference(jitter=1e-6)._lapack(10 * LAPACK_MIN_N)
+    n = LAPACK_MIN_N - 7
+    assert ExactInference().prepare(np.zeros((n, 1)), np.zeros((n, 1)), np.zeros(n)).mask is not None
+    n = LAPACK_MIN_N + 7
+    assert ExactInference().prepare(np.zeros((n, 1)), np.zeros((n, 1)), np.zeros(n)).mask is None

@@ -32,7 +32,7 @@ def test_masked_grid_cg_equals_cholesky_60x60():
     kernel = 1.3 * Matern(0.15, nu=1.5)
     noise = np.full(X.shape[0], 0.05)
     Y = (np.sin(6 * X[:, 0]) * np.cos(4 * X[:, 1]) + 0.2 * rng.standard_normal(X.shape[0]))[:, None]
-    inf = SKIInference(tol=1e-11, variance_method="exact", **LIGHT).prepare(kernel, X)
+    inf = SKIInference(tol=1e-11, variance_method="exact", **LIGHT).for_data(kernel, X)
     assert inf.grid.shape == (60, 60) and inf.interpolation_order == 0  # the data's own lattice
     post = inf.condition(kernel, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jax.random.key(0))
     assert post.diagnostics()["converged"]
@@ -53,7 +53,7 @@ def test_ski_converges_to_exact_as_grid_refines():
     mean, _, _ = _exact(kernel, X, Y, noise, Xs)
     errors = []
     for ppl in (3.0, 6.0, 12.0):
-        inf = SKIInference(points_per_length_scale=ppl, tol=1e-10).prepare(kernel, X)
+        inf = SKIInference(points_per_length_scale=ppl, tol=1e-10).for_data(kernel, X)
         assert inf.interpolation_order == 3
 
         @jax.jit
@@ -76,7 +76,7 @@ def test_love_on_grid_and_pathwise_moments_match_exact():
     noise = np.full(n, 0.1)
     Y = (np.sin(8 * X[:, 0]) + 0.3 * rng.standard_normal(n))[:, None]
     inf = SKIInference(points_per_length_scale=8.0, variance_method="love", love_rank=64, n_check=8, n_probes=4,
-                       n_interp_check=64).prepare(kernel, X)
+                       n_interp_check=64).for_data(kernel, X)
     post = inf.condition(kernel, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jax.random.key(2))
     info = post.diagnostics()
     assert info["love_std_rel_error_max"] < 1e-2 and info["love_accepted"]
@@ -99,7 +99,7 @@ def test_ski_log_marginal_likelihood_and_gradient_match_exact():
     kernel = 1.0 * ActiveDims(Matern(0.3, nu=2.5), (0,)) * ActiveDims(RBF(0.4), (1,))
     noise = np.full(400, 0.05)
     Y = (np.cos(4 * X[:, 0]) * X[:, 1] + 0.2 * rng.standard_normal(400))[:, None]
-    inf = SKIInference(points_per_length_scale=6.0, n_probes=64, tol=1e-8, train_tol=None).prepare(kernel, X)
+    inf = SKIInference(points_per_length_scale=6.0, n_probes=64, tol=1e-8, train_tol=None).for_data(kernel, X)
     Xj, Yj, nj = jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise)
 
     def ski(theta):
@@ -122,10 +122,10 @@ def test_ski_log_marginal_likelihood_and_gradient_match_exact():
 def test_prepare_errors_name_the_fix():
     X = np.random.default_rng(4).uniform(0, 1, (20, 2))
     with pytest.raises(ValueError, match="length scales"):
-        SKIInference().prepare(DotProduct(1.0), X)
+        SKIInference().for_data(DotProduct(1.0), X)
     with pytest.raises(ValueError, match="regular lattice"):
-        SKIInference(interpolation_order=0).prepare(RBF(0.3), X)
-    with pytest.raises(ValueError, match="prepare"):
+        SKIInference(interpolation_order=0).for_data(RBF(0.3), X)
+    with pytest.raises(ValueError, match="for_data"):
         SKIInference().condition(RBF(0.3), jnp.asarray(X), jnp.ones((20, 1)), jnp.ones(20), jax.random.key(0))
 
 
@@ -138,7 +138,7 @@ def test_sample_variances_on_grid_are_unbiased():
     Y = (np.sin(8 * X[:, 0]) + 0.1 * rng.standard_normal(n))[:, None]
     S = 400
     inf = SKIInference(points_per_length_scale=16.0, variance_method="samples", n_variance_samples=S,
-                       **LIGHT).prepare(kernel, X)
+                       **LIGHT).for_data(kernel, X)
     post = inf.condition(kernel, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jax.random.key(5))
     Xs = np.linspace(0.05, 0.95, 30)[:, None]
     _, var, _ = _exact(kernel, X, Y, noise, Xs)

@@ -3,7 +3,8 @@
 Train on 100 women, predict the second half (by age) of 10 held-out women from their
 first half; the paper reports MSE ~ 7.1 and 95% coverage ~ 0.88 on its own split.
 Task hyperparameters are distinct (each new swimmer learns its own from its first
-half): measured here MSE 4.7-6.1 and coverage 0.84, against 9.5 for one scikit-learn GP
+half, under the training swimmers' population prior): measured here MSE 4.9 and coverage
+0.89 (0.84 by maximum likelihood alone), against 9.5 for one scikit-learn GP
 per swimmer (normalize_y) and 11.1 for Magma with shared hyperparameters (whose new
 tasks reuse the shared ones, which fit the held-out swimmers' offsets poorly).
 Ages are rounded to 0.1 year (repeated (swimmer, age) results averaged) so the union
@@ -73,7 +74,7 @@ def test_swimmers_women_new_swimmers():
     print(f"swimmers (women): Magma MSE {mse:.2f}, 95% coverage {coverage:.2f}, {est.n_iter_} EM "
           f"iterations; single-task GP MSE {mse_single:.2f}")
     assert mse < 20.0
-    assert coverage > 0.75
+    assert coverage > 0.8
     assert mse < 0.75 * mse_single
     # Shared hyperparameters in training, new swimmers learning their own: measured MSE 5.01, coverage 0.86.
     shared = MultiTaskMagmaRegressor(

@@ -1,0 +1,115 @@
+"""Size buckets: padded training sets and test inputs give the unpadded results, and a new
+estimator, clone or nearby n reuses the compiled programs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.gaussian_process.kernels import RBF as SkRBF, ConstantKernel as SkC, WhiteKernel
+
+from skgpx import ScalableGPRegressor
+from skgpx.gp import ExactInference, bucket
+from skgpx.gp._fit import condition_program, neg_lml, neg_lml_and_grad, training_data
+from skgpx.kernels import RBF, Constant, Matern, White
+
+
+def _data(n, t=1, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.uniform(0, 3, (n, 2))
+    Y = np.column_stack([np.sin(2 * X[:, 0]) + X[:, 1] + 0.1 * rng.randn(n) for _ in range(t)])
+    return X, Y, np.linspace(1e-4, 1e-3, n)
+
+
+def test_buckets_cover_n_and_grow_slowly():
+    sizes = [bucket(n) for n in range(1, 5000)]
+    assert all(b >= n for n, b in zip(range(1, 5000), sizes))
+    assert sizes == sorted(sizes)
+    assert all(b <= 1.125 * n for n, b in zip(range(257, 5000), sizes[256:]))
+    assert bucket(50) == bucket(51) and bucket(80) == bucket(100)  # nearby n, cross-validation folds
+
+
+CASES = [
+    (Constant(1.3) * Matern(0.8, nu=2.5) + White(0.05), "auto", 1),
+    (Constant(0.7) * RBF(jnp.array([0.5, 1.5])), None, 2),
+    (RBF(0.9) + White(0.1), 1e-6, 1),
+]
+
+
+@pytest.mark.parametrize("kernel, jitter, t", CASES)
+def test_padded_equals_unpadded(kernel, jitter, t):
+    X, Y, noise = _data(37, t)
+    inference = ExactInference(jitter=jitter)
+    plain, padded = training_data(X, Y, noise), training_data(X, Y, noise, bucket(37))
+    assert padded.X.shape[0] == 40 and plain.mask is None
+    theta = np.asarray(kernel.theta) + 0.1
+    for program in (neg_lml, neg_lml_and_grad):
+        a, b = program(theta, kernel, inference, plain, None), program(theta, kernel, inference, padded, None)
+        for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(v, u, rtol=1e-10, atol=1e-10)
+    p, q = condition_program(inference, kernel, plain, None), condition_program(inference, kernel, padded, None)
+    np.testing.assert_allclose(q.lml, p.lml, rtol=1e-10)
+    np.testing.assert_allclose(q.L[:37, :37], p.L, atol=1e-10)
+    np.testing.assert_allclose(q.alpha[:37], p.alpha, atol=1e-10)
+    assert np.all(np.asarray(q.alpha[37:]) == 0)
+    Xs = jnp.asarray(_data(9, seed=1)[0])
+    for method in ("mean", "var", "cov"):
+        np.testing.assert_allclose(getattr(q, method)(Xs), getattr(p, method)(Xs), rtol=1e-10, atol=1e-10)
+    R = jnp.asarray(np.random.RandomState(2).randn(37, 3))
+    np.testing.assert_allclose(q.solve_train(R), p.solve_train(R), rtol=1e-10, atol=1e-10)
+    assert q.diagnostics()["n_train"] == 37
+
+
+def test_padded_equals_unpadded_with_adaptive_jitter():
+    # Duplicate rows and no noise: the as-is factorisation fails and the retries add jitter
+    # scaled by (and to) the real rows only.
+    X = np.repeat(np.linspace(0, 1, 7), 2)[:, None]
+    Y, noise = np.sin(3 * X), np.zeros(14)
+    inference, kernel = ExactInference(), RBF(1.0)
+    p = condition_program(inference, kernel, training_data(X, Y, noise), None)
+    q = condition_program(inference, kernel, training_data(X, Y, noise, 24), None)
+    assert float(p.jitter) > 0 and float(q.jitter) == float(p.jitter)
+    # K + jitter has a condition number ~1e10 here: rounding alone moves y^T K^{-1} y by ~1e-8.
+    np.testing.assert_allclose(q.lml, p.lml, rtol=1e-6)
+    a = neg_lml_and_grad(np.asarray(kernel.theta), kernel, inference, training_data(X, Y, noise), None)
+    b = neg_lml_and_grad(np.asarray(kernel.theta), kernel, inference, training_data(X, Y, noise, 24), None)
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(v, u, rtol=1e-6)
+
+
+def test_estimator_results_do_not_depend_on_the_bucket():
+    # The same estimator fitted on n rows (bucket 56) agrees with one made to run unpadded.
+    X, Y, _ = _data(50)
+    kernel = SkC(1.0) * SkRBF(1.0) + WhiteKernel(0.1)
+    ours = ScalableGPRegressor(kernel).fit(X, Y[:, 0])
+    Xs = _data(13, seed=3)[0]
+    unpadded = ScalableGPRegressor(kernel, solver=_Unpadded()).fit(X, Y[:, 0])
+    np.testing.assert_allclose(ours.log_marginal_likelihood_value_, unpadded.log_marginal_likelihood_value_, rtol=1e-10)
+    for a, b in zip(ours.predict(Xs, return_std=True), unpadded.predict(Xs, return_std=True)):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ours.L_, unpadded.L_, atol=1e-10)
+    assert ours.L_.shape == (50, 50) and ours.alpha_.shape == (50,)
+
+
+class _Unpadded(ExactInference):
+    def prepare(self, X, Y, noise, dtype=None):
+        return training_data(X, Y, noise, None, dtype)
+
+
+def test_clone_with_other_values_and_nearby_n_does_not_retrace(count_traces):
+    X, Y, _ = _data(45, seed=4)
+    y = Y[:, 0]
+    Xs = _data(11, seed=5)[0]
+    est = ScalableGPRegressor(SkC(2.0) * SkRBF(0.7) + WhiteKernel(0.2)).fit(X[:44], y[:44])
+    est.predict(Xs, return_std=True)
+    est.log_marginal_likelihood(est.kernel_.theta, eval_gradient=True)
+    est.log_marginal_likelihood(est.kernel_.theta)
+    with count_traces() as traces:
+        other = clone(est).set_params(kernel=SkC(0.5) * SkRBF(2.0) + WhiteKernel(0.01), alpha=1e-5)
+        other.fit(X, y)  # 45 rows: the bucket of 44
+        other.predict(Xs[:9], return_std=True)  # 9 test points: the bucket of 11
+        other.log_marginal_likelihood(other.kernel_.theta + 0.1, eval_gradient=True)
+        other.log_marginal_likelihood(other.kernel_.theta + 0.1)
+    programs = ("neg_lml_and_grad", "neg_lml", "condition_program", "_mean", "_var")
+    assert {name: traces[name] for name in programs} == dict.fromkeys(programs, 0)
+    assert other.n_iter_ > 0
