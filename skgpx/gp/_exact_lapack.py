@@ -32,8 +32,6 @@ the adaptive-jitter inference, which stays compiled.
 
 from __future__ import annotations
 
-import math
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -41,6 +39,7 @@ import numpy as np
 import scipy.linalg
 
 from ..operators import noisy_gram
+from ..solvers import gaussian_log_likelihood
 
 __all__ = ["lapack_factor", "lapack_lml_and_grad", "on_cpu"]
 
@@ -102,7 +101,7 @@ def lapack_factor(theta, kernel, X, Y, noise):
     alpha, info = potrs(U, Y, lower=0)
     n, t = Y.shape
     # RW Alg. 2.1 line 7, summed over targets as scikit-learn does.
-    lml = -0.5 * np.sum(Y * alpha) - t * np.sum(np.log(np.diagonal(U))) - 0.5 * n * t * math.log(2 * math.pi)
+    lml = gaussian_log_likelihood(np.sum(Y * alpha), 2 * np.sum(np.log(np.diagonal(U))), n, t)
     if info != 0 or not np.isfinite(lml):
         return None
     return U, alpha, float(lml)

@@ -46,15 +46,13 @@ from ..operators import (
     lattice_of,
     noise_diagonal,
 )
-from ..solvers import love_cache, pcg, slq_quadratures
+from ..solvers import gaussian_log_likelihood, love_cache, pcg, slq_quadratures
 from ._abstract import AbstractInference
 from ._registry import register_solver
 from ._cg import _stop, _warn_lml
 from ._ski_posterior import SKIPosterior, prior_variance
 
 __all__ = ["SKI", "SKIInference"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class SKI(AbstractInference):
@@ -153,7 +151,7 @@ class SKI(AbstractInference):
         samples = jnp.sum(Z * Z, axis=0) * quad
         logdet = jnp.mean(samples)
         alpha = res.x[:, :t]
-        lml = -0.5 * jnp.sum(Y * alpha) - 0.5 * t * logdet - 0.5 * t * n * _LOG_2PI
+        lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n, t)
         return op, res, alpha, res.x[:, t:t + k], Z, lml, jnp.std(samples) / math.sqrt(k)
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
