@@ -6,8 +6,8 @@ the scipy wheels, as scipy's and numpy's own do. On AMD processors with AVX-512
 *multi-threaded* ``dpotrf`` segfaults on matrices from about n = 15 000 (measured: fine
 at 14 000, killed by SIGSEGV at 16 000 and 20 000, in jax, scipy and numpy alike;
 scikit-learn's ``GaussianProcessRegressor`` crashes the same way). Single-threaded, or
-with ``OPENBLAS_CORETYPE=Zen`` set before Python starts, it is correct (16 000: 29 s
-single-threaded, 20 s two-threaded with the Zen kernels).
+with ``OPENBLAS_CORETYPE=Zen`` set before Python starts, it is correct (timings:
+docs/performance.md).
 
 :func:`dense_factorisation_guard` runs a block of code with OpenBLAS limited to one
 thread (``threadpoolctl``) when the matrix is at least ``LARGE_FACTORISATION_N`` and the

@@ -18,7 +18,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process.kernels import Kernel as SkKernel
 
@@ -65,6 +64,8 @@ def _check_lbfgs_result(result):
 
 def run_optimizer(optimizer, obj: NegativeLML, theta0, bounds, verbose=0):
     """One optimisation from ``theta0``; returns ``(theta_opt, func_min, info)``."""
+    from ..optimizers import lbfgsb
+
     if optimizer == "fmin_l_bfgs_b":
         callback = None
         if verbose >= 2:
@@ -75,7 +76,7 @@ def run_optimizer(optimizer, obj: NegativeLML, theta0, bounds, verbose=0):
                 callback.k += 1
 
             callback.k = 1
-        res = scipy.optimize.minimize(obj, theta0, method="L-BFGS-B", jac=True, bounds=bounds, callback=callback)
+        res = lbfgsb(obj, theta0, bounds, callback=callback)
         _check_lbfgs_result(res)
         info = {"n_iter": int(res.nit), "n_evals": int(res.nfev), "converged": res.status == 0, "message": str(res.message)}
         return np.asarray(res.x, dtype=np.float64), np.float64(res.fun), info

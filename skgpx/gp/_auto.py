@@ -5,14 +5,12 @@ Three outcomes, reported in the estimator's ``solver_`` (each is a registered so
 * ``"cholesky"`` while three ``n x n`` matrices (Gram, factor, workspace) fit the memory
   budget and ``n <= CHOLESKY_MAX_N`` (5 000) when the hyperparameters are optimised, or
   ``n <= CHOLESKY_MAX_N_FIXED`` (15 000) when they are not (``optimizer=None`` or nothing
-  free to learn). One factorisation is cheap well past 5 000 points (n = 10 000,
-  3-D Matérn-3/2, on 2 CPU cores: fit + ``predict(return_std=True)`` at 256 points
-  6.5 s, against 49 s for dense CG on the same problem), but an optimiser repeats it,
-  with the inverse for the gradient, at every step (17.6 s per likelihood + gradient
-  evaluation at 10 000, against 4.6 s for a CG evaluation);
+  free to learn). One factorisation is cheap well past 5 000 points, but an optimiser
+  repeats it, with the inverse for the gradient, at every step, where a CG evaluation
+  costs a fraction of that (figures: docs/performance.md, "Choosing a solver");
 * ``"cg-dense"`` beyond, while one ``n x n`` Gram matrix fits the budget: preconditioned CG on
-  a materialised Gram matrix (a cached dense product is ~13x cheaper than re-evaluating
-  the kernel on a CPU);
+  a materialised Gram matrix (a cached dense product is an order of magnitude cheaper than
+  re-evaluating the kernel on a CPU);
 * ``"cg-matrix-free"`` past that: preconditioned CG on the tiled matrix-free operator
   (``O(tile * n)`` memory).
 

@@ -28,13 +28,11 @@ chosen because it fits the memory budget (``skgpx.operators.kernel_operator``).
   "auto" builds no cache (its ``love_rank`` kernel sweeps would cost as much as the fit)
   and always solves exactly; ``variance_method="love"`` builds it anyway.
 
-  Measured (benchmarks/scaling.py, Matérn-3/2 l = 0.2 in 3-D, noise 0.01): LOVE is rejected
-  at n = 10k and 20k (its measured std error is 100%: with a rank-1000 pivoted Cholesky the
-  neglected kernel part is several times the noise, so ``k*^T P^{-1} k*`` exceeds the prior
-  variance and a rank-100 Krylov correction cannot repair it; at n = 2000 even rank 600 left
-  the median error at 100%). Exact solves then give std errors ~1e-7, at the cost of one
-  block PCG over the test points (e.g. 256 test points: 109 s at 10k, 637 s at 20k on a
-  shared 2-core CPU). Smooth kernels (RBF l = 0.5) are where LOVE is accurate (tests).
+  On rough kernels LOVE is rejected: when the neglected kernel part of the preconditioner is
+  several times the noise, ``k*^T P^{-1} k*`` exceeds the prior variance and a rank-100
+  Krylov correction cannot repair it; exact solves then cost one block PCG over the test
+  points (figures: docs/performance.md, "CG back-end"). Smooth kernels (RBF l = 0.5) are
+  where LOVE is accurate (tests).
 """
 
 from __future__ import annotations
@@ -50,31 +48,27 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .._mesh import context_row_mesh
-from ..operators import kernel_operator, operator_kind, sharded_pair_vjp, tiled_cross_mm
-from ..operators._common import block_pairs, noise_diagonal, row_tiles
-from ..solvers import LoveCache, love_cache, pcg, rp_cholesky, slq_quadratures
+from ..operators import block_pairs, kernel_operator, noise_diagonal, operator_kind, row_tiles, sharded_pair_vjp, tiled_cross_mm
+from ..solvers import LoveCache, gaussian_log_likelihood, love_cache, pcg, rp_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
 
 __all__ = ["CG", "CGInference", "CGPosterior", "warn_if_not_converged", "auto_preconditioner_rank"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def auto_preconditioner_rank(n: int, matrix_free: bool = False, itemsize: int = 8) -> int:
     """Buffer size of the adaptive pivoted Cholesky for ``preconditioner_rank="auto"``.
 
     The rank grows until the neglected kernel trace falls below the total noise or this
-    cap. Measured on Matern-3/2 (l = 0.2, 3-D, noise 0.01): PCG iterations scale like
-    ``~475 sqrt(n) / rank`` (n = 3000: 552 / 276 / 109 / 50 / 26 at rank 0 / 50 / 200 /
-    500 / 1000; n = 20k, rank 1000: 70).
+    cap. PCG iterations scale like ``sqrt(n) / rank`` on a rough kernel (measured:
+    docs/performance.md, "CG back-end").
 
     * Dense operator (a product costs ``2 n^2`` flops from memory): ``n/4`` (Woodbury then
       costs <= 1/2 of a product) between 100 and 1000.
-    * Matrix-free operator (a product costs ``n^2 / 2`` kernel evaluations, ~25x a dense
-      one): ``12 sqrt(n)``, at least 1000, at most ``n/4``, and at most ``min(3 GiB,
-      available / 8)`` of factor, so the iteration count stays near 40-50 as ``n`` grows
-      (``rp_cholesky`` builds it with GEMMs: ~1.5 min at n = 10^5, rank 3800, on 2 cores).
+    * Matrix-free operator (a product costs ``n^2 / 2`` kernel evaluations, an order of
+      magnitude more than a dense one): ``12 sqrt(n)``, at least 1000, at most ``n/4``, and
+      at most ``min(3 GiB, available / 8)`` of factor, so the iteration count stays near
+      40-50 as ``n`` grows (``rp_cholesky`` builds it with GEMMs).
     """
     if not matrix_free:
         return int(min(n, 1000, max(100, n // 4)))
@@ -140,7 +134,7 @@ class CGPosterior(AbstractPosterior):
         """Latent variances by batched PCG solves of the ``K(X, Xs)`` columns."""
 
         def chunk(Xc):
-            Ks = self.kernel._cross(self.X, Xc)
+            Ks = self.kernel.cross(self.X, Xc)
             return self.kernel.diag(Xc) - jnp.sum(Ks * self._solve(Ks, self.inference.var_solve_tol).x, axis=0)
 
         return jnp.maximum(self._chunks(Xs, chunk), 0.0)
@@ -149,7 +143,7 @@ class CGPosterior(AbstractPosterior):
         """Latent variances from the preconditioned LOVE cache."""
 
         def chunk(Xc):
-            Ks = self.kernel._cross(self.X, Xc)
+            Ks = self.kernel.cross(self.X, Xc)
             return self.kernel.diag(Xc) - self.love.quad(Ks, self.precond.solve)
 
         return jnp.maximum(self._chunks(Xs, chunk), 0.0)
@@ -174,7 +168,7 @@ class CGPosterior(AbstractPosterior):
                 f"return_cov with solver='cg' solves one CG system per test point; got {m} test points "
                 f"(limit {self.inference.cov_max}). Predict the covariance on fewer points or use return_std."
             )
-        Ks = self.kernel._cross(self.X, Xs)
+        Ks = self.kernel.cross(self.X, Xs)
         return self.kernel.gram(Xs) - Ks.T @ self._solve(Ks, self.inference.var_solve_tol).x
 
     def solve_train(self, R):
@@ -225,20 +219,17 @@ class CG(AbstractInference):
     i.e. of every evaluation of the hyperparameter optimiser; the looser of the two is used
     there (``train_tol=None``: ``tol`` everywhere). As in GPyTorch, training needs only a
     loose solve: the data-fit value ``y^T x_k`` errs by ``||x - x_k||_K^2`` (quadratic in the
-    residual) and the gradient by far less than the Hutchinson noise of the trace term.
-    Measured (Matern-3/2 l = 0.2 in 3-D, noise 0.01, n = 5000, 16 probes, same key): at
-    ``1e-2`` the LML moved by 0.016 (SLQ probe-to-probe spread: 27) and the gradient by
-    <= 0.6% (probe spread ~0.6%), for ~40% of the iterations of ``1e-6``; ``1e-1`` already
-    biased the gradient by 2-6%. An evaluation that misses ``max(tol, train_tol)`` emits a
-    ``ConvergenceWarning`` naming that tolerance and the achieved residual; the fit's
-    residual is in ``diagnostics()`` as before.
+    residual) and the gradient by far less than the Hutchinson noise of the trace term
+    (at ``1e-2`` both moved less than the probe spread, ``1e-1`` biased the gradient:
+    docs/performance.md, "CG back-end"). An evaluation that misses ``max(tol, train_tol)``
+    emits a ``ConvergenceWarning`` naming that tolerance and the achieved residual; the
+    fit's residual is in ``diagnostics()`` as before.
 
     ``var_tol`` (default None: ``tol``) is the relative residual of the exact solves behind
     predictive variances (``variance_method="exact"`` or its "auto" fallback) and
     ``return_cov``. Variances are a difference of near-equal numbers when the noise is small,
-    so their relative error is not quadratic in the residual: measured (n = 10 000, the
-    Matern-3/2 l = 0.2 benchmark, 256 test points) ``1e-6``: 38 iterations, 30.8 s, std error
-    5e-8 (median relative); ``1e-4``: 22, 17.5 s, 2.3e-4; ``1e-3``: 15, 12.3 s, 8.2e-3.
+    so their relative error is not quadratic in the residual (about the residual itself at
+    ``1e-4`` and ``1e-3``: docs/performance.md, "CG back-end").
     """
 
     tol: float = eqx.field(static=True, default=1e-6)
@@ -341,7 +332,7 @@ class CG(AbstractInference):
         logdet = P.logdet() + jnp.mean(samples)
         stderr = jnp.std(samples) / math.sqrt(k)
         alpha = res.x[:, :t]
-        lml = -0.5 * jnp.sum(Y * alpha) - 0.5 * t * logdet - 0.5 * t * n * _LOG_2PI
+        lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n, t)
         return op, P, res, alpha, res.x[:, t:t + k], W, lml, stderr
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
@@ -374,7 +365,7 @@ class CG(AbstractInference):
             i = jax.random.choice(ki, n, (nc,), replace=False)
             j = jax.random.choice(kj, n, (nc,), replace=False)
             Xc = jnp.where((jnp.arange(nc) % 2 == 0)[:, None], X[i], 0.5 * (X[i] + X[j]))
-            Kc = kernel._cross(X, Xc)
+            Kc = kernel.cross(X, Xc)
         else:
             Kc = None
         op, P, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, Kc)
@@ -384,7 +375,7 @@ class CG(AbstractInference):
             # LOVE start (Pleiss et al. 2018 start from the mean cross-covariance): mean kernel
             # column over a random subset of training points, mapped through P^{-1}.
             sub = jax.random.choice(k_love, n, (min(n, 256),), replace=False)
-            kbar = jnp.mean(kernel._cross(X, X[sub]), axis=1)
+            kbar = jnp.mean(kernel.cross(X, X[sub]), axis=1)
             cache = love_cache(op.mm, P.solve, P.mm, P.solve(kbar[:, None])[:, 0], self.love_rank)
         else:
             cache = LoveCache(V=jnp.zeros((n, 0), alpha.dtype), M=jnp.zeros((0, 0), alpha.dtype))
@@ -452,7 +443,7 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
             g_dyn, g_X = acc
             off = jnp.where(i == j, 0.0, 1.0).astype(V.dtype)
             cot = Wb[i] @ Vb[j].T + off * (Vb[i] @ Wb[j].T)
-            _, vjp = jax.vjp(lambda dy, a, b: eqx.combine(dy, static)._cross(a, b), dyn, Xb[i], Xb[j])
+            _, vjp = jax.vjp(lambda dy, a, b: eqx.combine(dy, static).cross(a, b), dyn, Xb[i], Xb[j])
             gd, gXi, gXj = vjp(cot)
             g_dyn = jax.tree_util.tree_map(jnp.add, g_dyn, gd)
             return (g_dyn, g_X.at[i].add(gXi).at[j].add(gXj)), None

@@ -20,8 +20,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..operators._gram import noisy_gram
-from ..solvers._cholesky import check_jitter_policy, cho_solve, cholesky_quad_logdet, jittered_cholesky
+from ..operators import noisy_gram
+from ..solvers import (
+    check_jitter_policy,
+    cho_solve,
+    cholesky_quad_logdet,
+    gaussian_log_likelihood,
+    jittered_cholesky,
+)
 from ._abstract import AbstractInference, AbstractPosterior
 from ._exact_lapack import lapack_factor, lapack_lml_and_grad, on_cpu
 from ._fit import TrainingData, bucket, training_data
@@ -79,7 +85,7 @@ class ExactPosterior(AbstractPosterior):
     def _Vt(self, Xs):
         # RW Alg. 2.1 line 5, transposed: v^T = K(X*, X) L^{-T}. LAPACK reads matrices
         # column-major and L is row-major; solving against the upper L^T reads that memory
-        # as it is, where v = L \ K(X, X*) first transposes the n x n factor (n = 2000: ~15 ms).
+        # as it is, where v = L \ K(X, X*) would first transpose the n x n factor.
         return jax.lax.linalg.triangular_solve(self.L.T, self._cross(Xs), left_side=False, lower=False)
 
     def var(self, Xs):
@@ -136,8 +142,7 @@ class Cholesky(AbstractInference):
         alpha = cho_solve(L, Y)
         t = Y.shape[1]
         # RW Alg. 2.1 line 7, summed over targets as scikit-learn does.
-        lml = (-0.5 * jnp.sum(Y * alpha) - t * jnp.sum(jnp.log(jnp.diagonal(L)))
-               - 0.5 * _n_real(Y, mask) * t * math.log(2 * math.pi))
+        lml = gaussian_log_likelihood(jnp.sum(Y * alpha), 2 * jnp.sum(jnp.log(jnp.diagonal(L))), _n_real(Y, mask), t)
         return ExactPosterior(kernel, X, L, alpha, jitter, ok, lml, mask)
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key=None, mask=None):

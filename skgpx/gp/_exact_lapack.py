@@ -17,19 +17,13 @@ therefore runs as compiled stages around LAPACK calls on the host:
    the cotangent ``1/2 (alpha alpha^T - t K^{-1})`` contracted with the Gram's
    derivatives (:func:`skgpx.operators.noisy_gram`'s tiled backward pass).
 
-Measured on the 2-core CPU (Matern-2.5 + White, 3-D, n = 2000): conditioning 83-96 ms
-compiled vs 64-77 ms staged (Gram 11-18, copy out of JAX 3-4, ``potrf`` + ``potrs`` 44; the
-factor goes back without a copy); an optimiser's value and gradient 182 ms staged with
-XLA's Cholesky, 167 ms with ``potrf``, 245 ms in one compiled function.
-LAPACK is not called from inside a compiled function (a host callback): there its BLAS
-threads compete with XLA's (a fit went from 41 s to 163 s with two processes on two
-cores). Staged, the two libraries take turns; processes started side by side with
-OpenBLAS's default threads still oversubscribe the cores (two n = 2000 optimisations at
-once: 40.5 s each staged with ``potrf`` and ``potri``, 32-34 s with ``potri`` alone,
-18-20 s compiled, scikit-learn 30 s), which one BLAS thread per process removes (8.7 s
-each, scikit-learn 17.6 s; joblib's workers are set up so: ``GridSearchCV(n_jobs=2)``
-over two kernels, n = 3000: 23.5 s staged, 29.0 s compiled, scikit-learn 42.4 s). See
-the FAQ on several fits at once.
+At n in the thousands the staged path is faster than one compiled function, both for
+conditioning and for an optimiser's value and gradient (figures: docs/performance.md,
+"Exact path on the CPU"). LAPACK is not called from inside a compiled function (a host
+callback): there its BLAS threads compete with XLA's. Staged, the two libraries take
+turns; processes started side by side with OpenBLAS's default threads still
+oversubscribe the cores, which one BLAS thread per process removes (joblib's workers are
+set up so). See the FAQ on several fits at once.
 
 Same factor, value and gradient as ``ExactInference(jitter=None)`` compiled (tested);
 a failed factorisation gives ``None`` / a NaN value, and the caller then falls back to
@@ -38,15 +32,14 @@ the adaptive-jitter inference, which stays compiled.
 
 from __future__ import annotations
 
-import math
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from ..operators._gram import noisy_gram
+from ..operators import noisy_gram
+from ..solvers import gaussian_log_likelihood
 
 __all__ = ["lapack_factor", "lapack_lml_and_grad", "on_cpu"]
 
@@ -80,7 +73,7 @@ def _gradient(theta, kernel, X, noise, inv_lower, alpha):
 def _aligned_copy(a):
     # A writable copy of `a` whose memory is 64-byte aligned: JAX's CPU client then wraps
     # it (or a view of it, such as the factor computed in place) without copying it again
-    # (n = 2000: 3-4 ms per 32 MB copy). Unaligned, jax.device_put copies; still correct.
+    # (a copy of an n x n matrix saved). Unaligned, jax.device_put copies; still correct.
     a = np.asarray(a)
     buf = np.empty(a.nbytes + 64, np.uint8)
     start = -buf.ctypes.data % 64
@@ -108,7 +101,7 @@ def lapack_factor(theta, kernel, X, Y, noise):
     alpha, info = potrs(U, Y, lower=0)
     n, t = Y.shape
     # RW Alg. 2.1 line 7, summed over targets as scikit-learn does.
-    lml = -0.5 * np.sum(Y * alpha) - t * np.sum(np.log(np.diagonal(U))) - 0.5 * n * t * math.log(2 * math.pi)
+    lml = gaussian_log_likelihood(np.sum(Y * alpha), 2 * np.sum(np.log(np.diagonal(U))), n, t)
     if info != 0 or not np.isfinite(lml):
         return None
     return U, alpha, float(lml)

@@ -16,12 +16,10 @@ is and only when that fails retries with the schedule of
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import scipy.linalg
 
-from ..solvers import jitter_schedule
+from ..solvers import gaussian_log_likelihood, jitter_schedule
 from ._abstract import AbstractPosterior
 
 __all__ = ["HostPosterior", "host_cholesky", "host_condition", "host_log_marginal_likelihood", "HOST_SOLVER"]
@@ -73,9 +71,7 @@ def host_cholesky(A, jitter="auto"):
 def _lml(Y, alpha, L):
     # RW Alg. 2.1 line 7, summed over the target columns as scikit-learn does.
     n, t = Y.shape
-    return np.float64(
-        -0.5 * np.sum(Y * alpha) - t * np.sum(np.log(np.diagonal(L))) - 0.5 * n * t * math.log(2 * math.pi)
-    )
+    return np.float64(gaussian_log_likelihood(np.sum(Y * alpha), 2 * np.sum(np.log(np.diagonal(L))), n, t))
 
 
 def host_log_marginal_likelihood(kernel, X, Y, noise, jitter="auto", eval_gradient=False):

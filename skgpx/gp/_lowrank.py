@@ -46,19 +46,17 @@ approximation is exact (up to the jitter), which the tests check.
 
 from __future__ import annotations
 
-import math
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from ..kernels._basic import White
-from ..kernels._spectral import RandomFourierFeatures, draw_random_fourier_features
-from ..operators._lowrank import LowRankPlusDiagonal, auto_batch_size, map_feature_rows
-from ..solvers._cholesky import check_jitter_policy, jittered_cholesky
-from ..solvers._woodbury import WoodburyFactor, gaussian_lml, woodbury_solve
+from ..kernels import RandomFourierFeatures, draw_random_fourier_features
+from ..operators import LowRankPlusDiagonal, auto_batch_size, map_feature_rows
+from ..solvers import (
+    WoodburyFactor, check_jitter_policy, gaussian_lml, jittered_cholesky, pivot_column, sample_pivots, woodbury_solve,
+)
 from ._abstract import AbstractInference, AbstractPosterior
 from ._registry import register_solver
 
@@ -70,29 +68,13 @@ __all__ = [
     "NystromInference",
     "NystromFeatures",
     "select_landmarks",
-    "without_white",
-    "white_diagonal",
     "residual_diagonal",
 ]
 
 _LANDMARK_METHODS = ("rpcholesky", "kmeans++", "uniform")
 
 
-# -- White parts ------------------------------------------------------------------------------
-def without_white(kernel):
-    """``kernel`` with every ``White`` noise level set to zero (the part features represent)."""
-    return jax.tree_util.tree_map(
-        lambda k: eqx.tree_at(lambda w: w.noise_level, k, k.noise_level * 0.0) if isinstance(k, White) else k,
-        kernel,
-        is_leaf=lambda k: isinstance(k, White),
-    )
-
-
-def white_diagonal(kernel, X):
-    """Diagonal-only (``White``) part of ``kernel.gram(X)``, shape ``(n,)``."""
-    return kernel.diag(X) - without_white(kernel).diag(X)
-
-
+# -- White parts (``kernel.without_white()``, ``kernel.white_diagonal(X)``) ----------------------
 def residual_diagonal(kernel, features, X, batch_size):
     """``max(k(x, x) - |phi(x)|^2, 0)`` for the White-free ``kernel``, in row batches."""
     sq = map_feature_rows(features, X, lambda P, _: jnp.sum(P * P, axis=1), batch_size)
@@ -111,12 +93,6 @@ class NystromFeatures(eqx.Module):
         return solve_triangular(self.chol, self.kernel.cross(self.Z, X), lower=True).T
 
 
-def _inverse_cdf(weights, u):
-    """Index sampled with probability ``weights / sum(weights)`` from the uniform ``u``."""
-    cdf = jnp.cumsum(weights)
-    return jnp.minimum(jnp.searchsorted(cdf, u * cdf[-1], side="right"), weights.shape[0] - 1)
-
-
 def _kmeanspp(Xp, r, key):
     k0, ku = jax.random.split(key)
     u = jax.random.uniform(ku, (r,), Xp.dtype)
@@ -125,7 +101,7 @@ def _kmeanspp(Xp, r, key):
     def step(i, state):
         idx, d2 = state
         d2 = jnp.minimum(d2, jnp.sum((Xp - Xp[idx[i - 1]]) ** 2, axis=1))
-        return idx.at[i].set(_inverse_cdf(d2, u[i])), d2
+        return idx.at[i].set(sample_pivots(d2, u[i])), d2
 
     idx0 = jnp.zeros((r,), jnp.int64 if jax.config.jax_enable_x64 else jnp.int32).at[0].set(first)
     idx, _ = jax.lax.fori_loop(1, r, step, (idx0, jnp.full(Xp.shape[:1], jnp.inf, Xp.dtype)))
@@ -139,11 +115,9 @@ def _rpcholesky(kernel, Xp, r, key):
 
     def step(i, state):
         F, diag, idx = state
-        s = _inverse_cdf(diag, u[i])  # line 3: sample s ~ diag / sum(diag)
-        g = kernel.cross(Xp, Xp[s][None])[:, 0] - F @ F[s]  # line 4: residual column
-        gs = g[s]
-        col = jnp.where(gs > 0, g / jnp.sqrt(jnp.where(gs > 0, gs, 1.0)), 0.0)  # line 5
-        diag = jnp.maximum(diag - col * col, 0.0).at[s].set(0.0)  # line 6 (exactly 0 at the pivot)
+        s = sample_pivots(diag, u[i])  # line 3: sample s ~ diag / sum(diag)
+        # lines 4-6: residual column, normalised by its own entry at s; diag exactly 0 at s
+        col, diag = pivot_column(F, diag, s, kernel.cross(Xp, Xp[s][None])[:, 0], tol=0.0, fresh=True)
         return F.at[:, i].set(col), diag, idx.at[i].set(s)
 
     init = (jnp.zeros((Xp.shape[0], r), Xp.dtype), diag0, jnp.zeros((r,), jnp.int64 if jax.config.jax_enable_x64 else jnp.int32))
@@ -192,9 +166,9 @@ class LowRankPosterior(AbstractPosterior):
 
     def independent_diagonal(self, Xs):
         """Diagonal-only part of the approximate prior at ``Xs``: White plus the Nyström residual."""
-        d = white_diagonal(self.kernel, Xs)
+        d = self.kernel.white_diagonal(Xs)
         if self.diag_correction:
-            d = d + residual_diagonal(without_white(self.kernel), self.features, Xs, self.operator.batch_size)
+            d = d + residual_diagonal(self.kernel.without_white(), self.features, Xs, self.operator.batch_size)
         return d
 
     def mean(self, Xs):
@@ -270,13 +244,13 @@ class AbstractLowRankInference(AbstractInference):
         features = self.feature_map(kernel, X, key)
         r = jax.eval_shape(features, X[:1]).shape[1]
         batch = self.batch_size or auto_batch_size(X.shape[0], r)
-        d = noise + white_diagonal(kernel, X)
+        d = noise + kernel.white_diagonal(X)
         return LowRankPlusDiagonal(features, X, d, batch)
 
     def _lml(self, kernel, X, Y, noise, key):
         """LML and the operator with its final diagonal (FITC residual added in the same pass)."""
         op = self._operator(kernel, X, noise, key)
-        prior = without_white(kernel).diag(op.X) if self.diag_correction else None
+        prior = kernel.without_white().diag(op.X) if self.diag_correction else None
         lml, (L, B, d) = gaussian_lml(op, Y, prior)
         return lml, eqx.tree_at(lambda o: o.diagonal, op, d), L, B
 
@@ -297,7 +271,7 @@ class AbstractLowRankInference(AbstractInference):
         Xs = op.X if m == n else op.X[jax.random.choice(key, n, (m,), replace=False)]
         Xs = jax.lax.stop_gradient(Xs)
         P = op.features(Xs)
-        base = without_white(kernel)
+        base = kernel.without_white()
         K = base.gram(Xs)
         approx = P @ P.T
         if self.diag_correction:
@@ -338,7 +312,7 @@ class Nystrom(AbstractLowRankInference):
         check_jitter_policy(self.jitter)
 
     def feature_map(self, kernel, X, key) -> NystromFeatures:
-        base = without_white(kernel)
+        base = kernel.without_white()
         r = min(int(self.n_components), X.shape[0])
         Z = select_landmarks(base, X, r, self.landmark_method, key)
         Kzz = base.gram(Z)

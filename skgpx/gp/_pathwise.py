@@ -39,9 +39,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..kernels._spectral import RandomFourierFeatures, draw_random_fourier_features, rff_frequency_counts
-from ..operators._common import tiled_cross_mm
-from ._lowrank import LowRankPosterior, white_diagonal
+from ..kernels import RandomFourierFeatures, draw_random_fourier_features, rff_frequency_counts
+from ..operators import tiled_cross_mm
+from ._lowrank import LowRankPosterior
 
 __all__ = ["pathwise_sample"]
 
@@ -143,12 +143,12 @@ def _pathwise_jit(posterior, kernel, X, Y, noise, Xs, n_samples, key, n_prior_fe
         diag_X = op.diagonal  # noise + White + (Nyström) residual
         diag_S = posterior.independent_diagonal(Xs)  # White + (Nyström) residual
         if not include_white:  # the Nyström residual is part of the latent approximate prior
-            diag_S = diag_S - white_diagonal(kernel, Xs)
+            diag_S = diag_S - kernel.white_diagonal(Xs)
         cross_mm = posterior.cross_matmul
     else:
         f_X, f_S = _rff_prior_paths(kernel, X, Xs, P, n_prior_features, k_prior)
-        diag_X = noise + white_diagonal(kernel, X)
-        diag_S = white_diagonal(kernel, Xs) if include_white else jnp.zeros(Xs.shape[:1], X.dtype)
+        diag_X = noise + kernel.white_diagonal(X)
+        diag_S = kernel.white_diagonal(Xs) if include_white else jnp.zeros(Xs.shape[:1], X.dtype)
 
         def cross_mm(Z, B):
             return tiled_cross_mm(kernel, Z, X, B, tile_size)

@@ -46,15 +46,13 @@ from ..operators import (
     lattice_of,
     noise_diagonal,
 )
-from ..solvers import love_cache, pcg, slq_quadratures
+from ..solvers import gaussian_log_likelihood, love_cache, pcg, slq_quadratures
 from ._abstract import AbstractInference
 from ._registry import register_solver
 from ._cg import _stop, _warn_lml
 from ._ski_posterior import SKIPosterior, prior_variance
 
 __all__ = ["SKI", "SKIInference"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class SKI(AbstractInference):
@@ -153,7 +151,7 @@ class SKI(AbstractInference):
         samples = jnp.sum(Z * Z, axis=0) * quad
         logdet = jnp.mean(samples)
         alpha = res.x[:, :t]
-        lml = -0.5 * jnp.sum(Y * alpha) - 0.5 * t * logdet - 0.5 * t * n * _LOG_2PI
+        lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n, t)
         return op, res, alpha, res.x[:, t:t + k], Z, lml, jnp.std(samples) / math.sqrt(k)
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
@@ -243,8 +241,8 @@ def _interpolation_error(kernel, gop, X, inference, key):
     fp, wp = interpolation_weights(P, inference.grid, order).stencil()
     fq, wq = interpolation_weights(Q, inference.grid, order).stencil()
     approx = jnp.einsum("na,nab,nb->n", wp, gop.entries(fp[:, :, None], fq[:, None, :]), wq)
-    exact = jax.vmap(lambda p, q: kernel._cross(p[None], q[None])[0, 0])(P, Q)
-    ref = jnp.max(jax.vmap(lambda p: kernel._cross(p[None], p[None])[0, 0])(A))
+    exact = jax.vmap(lambda p, q: kernel.cross(p[None], q[None])[0, 0])(P, Q)
+    ref = jnp.max(jax.vmap(lambda p: kernel.cross(p[None], p[None])[0, 0])(A))
     e = jnp.abs(approx - exact) / ref
     return jnp.max(e), jnp.sqrt(jnp.mean(e * e))
 

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..operators import interpolation_weights
-from ..operators._common import row_tiles
+from ..operators import row_tiles
 from ..solvers import pcg
 from ._abstract import AbstractPosterior
 

@@ -70,6 +70,7 @@ from ._sklearn import (
 from ._spectral import (
     RandomFourierFeatures as RandomFourierFeatures,
     draw_random_fourier_features as draw_random_fourier_features,
+    rff_frequency_counts as rff_frequency_counts,
     sample_base_frequencies as sample_base_frequencies,
     spectral_density as spectral_density,
 )

@@ -16,6 +16,10 @@ class Constant(AbstractKernel):
     constant_value: object = hyperparameter_field(default=1.0)
     constant_value_bounds: object = bounds_field()
     hyperparameters = ("constant_value",)
+    sklearn_name = "ConstantKernel"
+
+    def _spectral_factors(self, inputs):
+        return self.constant_value, [], False  # an amplitude
 
     def pairwise(self, x1, x2):
         return self.constant_value * jnp.ones((), x1.dtype)
@@ -40,6 +44,10 @@ class White(AbstractKernel):
     noise_level: object = hyperparameter_field(default=1.0)
     noise_level_bounds: object = bounds_field()
     hyperparameters = ("noise_level",)
+    sklearn_name = "WhiteKernel"
+
+    def _spectral_factors(self, inputs):
+        return 1.0, [], True  # no cross-covariance, no features
 
     def pairwise(self, x1, x2):
         # Only meaningful on the diagonal of a Gram matrix; see the class docstring.
@@ -54,6 +62,12 @@ class White(AbstractKernel):
     def _diag(self, X):
         return jnp.full(X.shape[:1], self.noise_level, X.dtype)
 
+    def without_white(self):
+        return eqx.tree_at(lambda w: w.noise_level, self, self.noise_level * 0.0)
+
+    def split_white(self):
+        return None, self.noise_level
+
 
 class DotProduct(AbstractKernel):
     """``k(x, x') = sigma_0^2 + x . x'`` (scikit-learn's DotProduct)."""
@@ -61,6 +75,7 @@ class DotProduct(AbstractKernel):
     sigma_0: object = hyperparameter_field(default=1.0)
     sigma_0_bounds: object = bounds_field()
     hyperparameters = ("sigma_0",)
+    sklearn_name = "DotProduct"
 
     def pairwise(self, x1, x2):
         return self.sigma_0**2 + jnp.dot(x1, x2)
@@ -78,6 +93,10 @@ class Linear(AbstractKernel):
     variance: object = hyperparameter_field(default=1.0)
     variance_bounds: object = bounds_field()
     hyperparameters = ("variance",)
+    _sklearn_hint = (
+        " The same covariance in scikit-learn is ConstantKernel(variance) * "
+        "DotProduct(sigma_0=0.0, sigma_0_bounds='fixed'), but its hyperparameter is named k1__constant_value."
+    )
 
     def pairwise(self, x1, x2):
         return self.variance * jnp.dot(x1, x2)
@@ -96,6 +115,10 @@ class Polynomial(AbstractKernel):
     sigma_0_bounds: object = bounds_field()
     degree: int = eqx.field(static=True, default=2)
     hyperparameters = ("sigma_0",)
+    _sklearn_hint = (
+        " The same covariance in scikit-learn is DotProduct(sigma_0) ** degree, but its "
+        "hyperparameter is named kernel__sigma_0."
+    )
 
     def __check_init__(self):
         if not (isinstance(self.degree, int) and self.degree >= 1):

@@ -39,6 +39,7 @@ class Sum(AbstractKernel):
 
     k1: AbstractKernel
     k2: AbstractKernel
+    sklearn_name = "Sum"
 
     def __check_init__(self):
         _check_unbatched(self.k1, self.k2)
@@ -55,6 +56,22 @@ class Sum(AbstractKernel):
     def _diag(self, X):
         return self.k1._diag(X) + self.k2._diag(X)
 
+    def split_white(self):
+        s1, n1 = self.k1.split_white()
+        s2, n2 = self.k2.split_white()
+        smooth = s1 if s2 is None else (s2 if s1 is None else Sum(s1, s2))
+        return smooth, n1 + n2
+
+    def _spectral_factors(self, inputs):
+        from ._spectral import no_spectral_factors
+
+        raise no_spectral_factors(self, inside_product=True)
+
+    def to_sklearn(self):
+        from sklearn.gaussian_process import kernels as skk
+
+        return skk.Sum(self.k1.to_sklearn(), self.k2.to_sklearn())
+
     def __repr__(self):
         return f"{self.k1!r} + {self.k2!r}"
 
@@ -64,6 +81,7 @@ class Product(AbstractKernel):
 
     k1: AbstractKernel
     k2: AbstractKernel
+    sklearn_name = "Product"
 
     def __check_init__(self):
         _check_unbatched(self.k1, self.k2)
@@ -80,6 +98,17 @@ class Product(AbstractKernel):
     def _diag(self, X):
         return self.k1._diag(X) * self.k2._diag(X)
 
+    def _spectral_factors(self, inputs):
+        # frequencies of a product add: the factors are concatenated
+        a1, f1, w1 = self.k1._spectral_factors(inputs)
+        a2, f2, w2 = self.k2._spectral_factors(inputs)
+        return a1 * a2, f1 + f2, w1 or w2
+
+    def to_sklearn(self):
+        from sklearn.gaussian_process import kernels as skk
+
+        return skk.Product(self.k1.to_sklearn(), self.k2.to_sklearn())
+
     def __repr__(self):
         return f"{_paren(self.k1)} * {_paren(self.k2)}"
 
@@ -89,6 +118,7 @@ class Exponentiation(AbstractKernel):
 
     kernel: AbstractKernel
     exponent: int = eqx.field(static=True)
+    sklearn_name = "Exponentiation"
 
     def __check_init__(self):
         _check_unbatched(self.kernel)
@@ -109,6 +139,15 @@ class Exponentiation(AbstractKernel):
 
     def _diag(self, X):
         return self.kernel._diag(X) ** self.exponent
+
+    def _spectral_factors(self, inputs):
+        a, f, w = self.kernel._spectral_factors(inputs)
+        return a**self.exponent, f * self.exponent, w
+
+    def to_sklearn(self):
+        from sklearn.gaussian_process import kernels as skk
+
+        return skk.Exponentiation(self.kernel.to_sklearn(), self.exponent)
 
     def __repr__(self):
         return f"{_paren(self.kernel)} ** {self.exponent}"

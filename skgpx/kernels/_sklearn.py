@@ -140,76 +140,17 @@ def from_sklearn(sk_kernel) -> AbstractKernel:
     )
 
 
-def _sk_value(x):
-    arr = np.asarray(x, dtype=np.float64)
-    return float(arr) if arr.ndim == 0 else arr.copy()
-
-
-def _sk_bounds(b):
-    if isinstance(b, str):
-        return b
-    arr = np.asarray(b, dtype=np.float64)
-    return (float(arr[0]), float(arr[1])) if arr.shape == (2,) else arr
-
-
 def to_sklearn(kernel: AbstractKernel):
-    """Convert an skgpx kernel into the equivalent scikit-learn kernel.
+    """Convert an skgpx kernel into the equivalent scikit-learn kernel (``kernel.to_sklearn()``).
 
     Only kernels with an exact scikit-learn counterpart (same formula, same
     hyperparameter names, so the same ``theta`` and ``bounds``) are converted:
     RBF, Matern, RationalQuadratic, ExpSineSquared, DotProduct, Constant, White
     and Sum/Product/Exponentiation of these. Others raise ``ValueError``.
     """
-    from sklearn.gaussian_process import kernels as skk
-
-    t = type(kernel)
-    if t is Sum:
-        return skk.Sum(to_sklearn(kernel.k1), to_sklearn(kernel.k2))
-    if t is Product:
-        return skk.Product(to_sklearn(kernel.k1), to_sklearn(kernel.k2))
-    if t is Exponentiation:
-        return skk.Exponentiation(to_sklearn(kernel.kernel), kernel.exponent)
-    if t is RBF:
-        return skk.RBF(_sk_value(kernel.length_scale), _sk_bounds(kernel.length_scale_bounds))
-    if t is Matern:
-        ls, lsb = _sk_value(kernel.length_scale), _sk_bounds(kernel.length_scale_bounds)
-        return skk.Matern(ls, lsb, nu=kernel.nu)
-    if t is RationalQuadratic:
-        return skk.RationalQuadratic(
-            _sk_value(kernel.length_scale),
-            _sk_value(kernel.alpha),
-            _sk_bounds(kernel.length_scale_bounds),
-            _sk_bounds(kernel.alpha_bounds),
-        )
-    if t is ExpSineSquared:
-        return skk.ExpSineSquared(
-            _sk_value(kernel.length_scale),
-            _sk_value(kernel.periodicity),
-            _sk_bounds(kernel.length_scale_bounds),
-            _sk_bounds(kernel.periodicity_bounds),
-        )
-    if t is DotProduct:
-        return skk.DotProduct(_sk_value(kernel.sigma_0), _sk_bounds(kernel.sigma_0_bounds))
-    if t is Constant:
-        return skk.ConstantKernel(_sk_value(kernel.constant_value), _sk_bounds(kernel.constant_value_bounds))
-    if t is White:
-        return skk.WhiteKernel(_sk_value(kernel.noise_level), _sk_bounds(kernel.noise_level_bounds))
     if not isinstance(kernel, AbstractKernel):
         raise TypeError(f"to_sklearn(kernel=...) expects an skgpx kernel, got {type(kernel).__name__}.")
-    hint = _HINTS.get(t.__name__, "")
-    raise ValueError(
-        f"skgpx kernel {t.__name__} has no exact scikit-learn equivalent (same formula and same "
-        f"hyperparameter names), so to_sklearn cannot convert it.{hint} Kernels that convert: RBF, Matern, "
-        "RationalQuadratic, ExpSineSquared, DotProduct, Constant, White, and Sum/Product/Exponentiation of these."
-    )
-
-
-_HINTS = {
-    "Linear": " The same covariance in scikit-learn is ConstantKernel(variance) * "
-    "DotProduct(sigma_0=0.0, sigma_0_bounds='fixed'), but its hyperparameter is named k1__constant_value.",
-    "Polynomial": " The same covariance in scikit-learn is DotProduct(sigma_0) ** degree, but its "
-    "hyperparameter is named kernel__sigma_0.",
-}
+    return kernel.to_sklearn()
 
 
 def as_skgpx_kernel(obj) -> AbstractKernel:

@@ -48,9 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import AbstractKernel
-from ._basic import Constant, White
-from ._composite import Exponentiation, Product, Sum
-from ._stationary import RBF, Matern
+from ._composite import Sum
 
 __all__ = [
     "spectral_density",
@@ -64,21 +62,13 @@ __all__ = [
 _NYSTROM_HINT = "use solver='nystrom', which needs only kernel evaluations"
 
 
-# -- single stationary kernels --------------------------------------------------------
-def _check_spectral(kernel):
-    if isinstance(kernel, RBF) or (isinstance(kernel, Matern) and kernel.nu in (0.5, 1.5, 2.5, math.inf)):
-        return
-    raise ValueError(
+# -- single stationary kernels (each knows its density: ``kernel.spectral_dof()``) --------------
+def no_spectral_density(kernel):
+    """The ``ValueError`` for a kernel without a spectral density implemented."""
+    return ValueError(
         f"Random Fourier features need a spectral density; {kernel!r} has none implemented "
         f"(supported: RBF, Matern(nu in 0.5, 1.5, 2.5)). {_NYSTROM_HINT}."
     )
-
-
-def _dof(kernel):
-    """Student-t degrees of freedom ``2 nu`` of a Matérn kernel (``None`` for Gaussian)."""
-    if isinstance(kernel, Matern) and kernel.nu != math.inf:
-        return 2.0 * kernel.nu
-    return None
 
 
 def sample_base_frequencies(kernel, n_dims: int, n_frequencies: int, key, dtype=None, batch_shape=()):
@@ -88,9 +78,8 @@ def sample_base_frequencies(kernel, n_dims: int, n_frequencies: int, key, dtype=
     ``omega = base / length_scale``. ``batch_shape`` draws independent sets at once
     (e.g. one per posterior sample path).
     """
-    _check_spectral(kernel)
+    df = kernel.spectral_dof()
     dtype = dtype or jnp.result_type(float)
-    df = _dof(kernel)
     extra = 0 if df is None else int(df)
     # One normal draw holds both z (n_dims columns) and, for Matérn, the 2 nu normals whose
     # squares sum to u ~ chi^2_{2 nu}: a single RNG call site (threefry is slow to compile).
@@ -110,13 +99,12 @@ def spectral_density(kernel, omega):
 
     ``omega`` has shape ``(..., d)``; ``k(tau) = integral p(omega) cos(omega . tau) d omega``.
     """
-    _check_spectral(kernel)
+    df = kernel.spectral_dof()
     omega = jnp.asarray(omega)
     d = omega.shape[-1]
     ls = jnp.broadcast_to(jnp.asarray(kernel.length_scale, omega.dtype), (d,))
     q = jnp.sum((omega * ls) ** 2, axis=-1)  # omega^T Sigma^-1 omega
     log_det = jnp.sum(jnp.log(ls))  # -1/2 log|Sigma|
-    df = _dof(kernel)
     if df is None:
         return jnp.exp(log_det - 0.5 * d * math.log(2 * math.pi) - 0.5 * q)
     # Multivariate Student-t density with df = 2 nu and scale Sigma.
@@ -127,7 +115,7 @@ def spectral_density(kernel, omega):
 # -- kernel trees -----------------------------------------------------------------------
 class SpectralFactor(NamedTuple):
     kernel: AbstractKernel  # RBF or Matern
-    inputs: tuple  # input maps applied to X before the factor, outermost first (see _input_map)
+    inputs: tuple  # input maps applied to X before the factor, outermost first (see input_map)
 
     def transform(self, X):
         """The inputs the stationary factor sees: column selections and embeddings applied in order."""
@@ -144,7 +132,7 @@ class SpectralTerm(NamedTuple):
     factors: tuple  # SpectralFactor, ...; empty for a constant term
 
 
-def _input_map(kernel):
+def input_map(kernel):
     """``(inner, op)`` for a wrapper that only changes the inputs of ``inner`` (duck-typed), else ``None``.
 
     ``op`` is a tuple of column indices (active dimensions: ``dims`` / ``active_dims``)
@@ -163,31 +151,15 @@ def _input_map(kernel):
     return None
 
 
-def _factors(kernel, inputs):
-    """Flatten a product into ``(amplitude, [SpectralFactor], has_white)``."""
-    if isinstance(kernel, Product):
-        a1, f1, w1 = _factors(kernel.k1, inputs)
-        a2, f2, w2 = _factors(kernel.k2, inputs)
-        return a1 * a2, f1 + f2, w1 or w2
-    if isinstance(kernel, Exponentiation):
-        a, f, w = _factors(kernel.kernel, inputs)
-        return a**kernel.exponent, f * kernel.exponent, w
-    if isinstance(kernel, Constant):
-        return kernel.constant_value, [], False
-    if isinstance(kernel, White):
-        return 1.0, [], True
-    if isinstance(kernel, (RBF, Matern)):
-        return 1.0, [SpectralFactor(kernel, inputs)], False
-    wrapped = _input_map(kernel)
-    if wrapped is not None:
-        inner, op = wrapped
-        return _factors(inner, inputs + (op,))
-    if isinstance(kernel, Sum):
-        raise ValueError(
+def no_spectral_factors(kernel, inside_product=False):
+    """The ``ValueError`` for a kernel random Fourier features cannot represent (a kernel's
+    ``_spectral_factors`` flattens it into ``(amplitude, [SpectralFactor], has_white)``)."""
+    if inside_product:
+        return ValueError(
             f"Random Fourier features cannot represent the product/power of a sum {kernel!r}; expand "
             f"the kernel into a sum of products, or {_NYSTROM_HINT}."
         )
-    raise ValueError(
+    return ValueError(
         f"Random Fourier features are not available for {kernel!r} (no spectral density implemented; "
         f"supported: RBF, Matern(nu in 0.5, 1.5, 2.5), Constant, White, sums and products of these, "
         f"ActiveDims and Chordal of these). {_NYSTROM_HINT}."
@@ -202,11 +174,11 @@ def spectral_terms(kernel, inputs=()) -> list[SpectralTerm]:
     """
     if isinstance(kernel, Sum):
         return spectral_terms(kernel.k1, inputs) + spectral_terms(kernel.k2, inputs)
-    wrapped = _input_map(kernel)
+    wrapped = input_map(kernel)
     if wrapped is not None and isinstance(wrapped[0], Sum):
         inner, op = wrapped
         return spectral_terms(inner, inputs + (op,))
-    amplitude, factors, white = _factors(kernel, inputs)
+    amplitude, factors, white = kernel._spectral_factors(inputs)
     if white:
         return []
     return [SpectralTerm(amplitude, tuple(factors))]

@@ -21,23 +21,10 @@ __all__ = ["AbstractStationaryKernel", "RBF", "Matern", "RationalQuadratic", "Ex
 
 # Up to _DIRECT_MAX_FEATURES features squared distances are summed column by column from
 # direct differences (exact, one fused elementwise pass), differentiated by autodiff; up
-# to _DIRECT_JVP_MAX_FEATURES likewise, with the derivative below; above, the GEMM identity.
-# Measured with `benchmarks/kernels.py --distance-paths` on the 2-core AMD EPYC CI
-# machine (float64, jitted RBF Gram, process CPU time, best of 5 interleaved runs):
-#   d=1: column form beats GEMM (n=2000: 8.2 vs 12.4 ms forward, 13.6 vs 59.4 ms with grad);
-#   d=2: a tie forward (n=2000: 14.5 vs 13.6 ms), column form ahead with grad at n=100
-#        and n=2000 (121 vs 140 us, 27.5 vs 66.2 ms), behind for B=250 x n=100 (59 vs 44 ms);
-#   d>=3: GEMM beats autodiff of the column sum (n=2000, d=4: 14.2 vs 16.8 ms forward
-#        but 119.6 vs 62.6 ms with grad; n=100, d=4: 185 vs 135 us forward).
-# The broadcast form sum((a[:, None] - b[None]) ** 2, -1) lost to both for d >= 2.
-# For d=3 the column form runs forward with a custom JVP written in matrix products, so
-# its gradients cost what the GEMM identity's do (wall time, jitted, best of 9-15, n=2000:
-# Matern-2.5 Gram 6.2 vs 9.9 ms; gradient of an RBF Gram's sum in ARD length scales and X
-# 41 ms vs 47 ms GEMM, 47 ms autodiff of the column sum). For d=1 autodiff of the column
-# sum stays (22 ms, the custom JVP 42 ms); for d=2 they tie (31 vs 30 ms); for d=4 the
-# forward ties with GEMM (RBF n=2000: 12.9 vs 12.6 ms) and benchmarks/kernels.py came out
-# mixed (batch 250 x 100: naive/skgpx 5.7-6.9 -> 3.8-7.7, Gram M=100: 1.2-1.4 -> 1.0-1.2),
-# so GEMM is kept there.
+# to _DIRECT_JVP_MAX_FEATURES likewise, with the derivative below (in matrix products, so
+# gradients cost what the GEMM identity's do); above, the GEMM identity. The thresholds are
+# where each form stopped winning in `benchmarks/kernels.py --distance-paths` (figures:
+# docs/performance.md, "Squared distances"); the broadcast form lost to both for d >= 2.
 _DIRECT_MAX_FEATURES = 2
 _DIRECT_JVP_MAX_FEATURES = 3
 
@@ -135,7 +122,7 @@ class AbstractStationaryKernel(AbstractKernel):
             # the length scale out of the GEMM, so its gradient is elementwise only (and a
             # Batched kernel with distinct length scales but shared inputs computes the
             # distances once). One reciprocal, then a multiply per entry: XLA keeps a
-            # divide per entry (batch 250 x 100 x 100, 1-D: 5.2 -> 3.6 ms).
+            # divide per entry otherwise.
             return sq_dist(X1, X2, same=same) * jnp.reshape(1.0 / (ls * ls), ())
         return sq_dist(self._scaled(X1), self._scaled(X2), same=same)
 
@@ -159,9 +146,18 @@ class RBF(AbstractStationaryKernel):
     length_scale: object = hyperparameter_field(default=1.0)
     length_scale_bounds: object = bounds_field()
     hyperparameters = ("length_scale",)
+    sklearn_name = "RBF"
 
     def from_sq_dist(self, r2):
         return jnp.exp(-0.5 * r2)
+
+    def spectral_dof(self):
+        return None  # a Gaussian spectral density
+
+    def _spectral_factors(self, inputs):
+        from ._spectral import SpectralFactor
+
+        return 1.0, [SpectralFactor(self, inputs)], False
 
 
 class Matern(AbstractStationaryKernel):
@@ -171,6 +167,18 @@ class Matern(AbstractStationaryKernel):
     length_scale_bounds: object = bounds_field()
     nu: float = eqx.field(static=True, default=1.5)
     hyperparameters = ("length_scale",)
+    sklearn_name = "Matern"
+
+    def spectral_dof(self):
+        return None if self.nu == math.inf else 2.0 * self.nu  # multivariate Student-t, 2 nu
+
+    def _spectral_factors(self, inputs):
+        from ._spectral import SpectralFactor
+
+        return 1.0, [SpectralFactor(self, inputs)], False
+
+    def _sklearn_static(self):
+        return {"nu": self.nu}
 
     def __check_init__(self):
         if self.nu not in (0.5, 1.5, 2.5, math.inf):
@@ -203,6 +211,7 @@ class RationalQuadratic(AbstractStationaryKernel):
     length_scale_bounds: object = bounds_field()
     alpha_bounds: object = bounds_field()
     hyperparameters = ("alpha", "length_scale")
+    sklearn_name = "RationalQuadratic"
 
     def from_sq_dist(self, r2):
         return (1.0 + r2 * (0.5 / self.alpha)) ** (-self.alpha)
@@ -216,6 +225,7 @@ class ExpSineSquared(AbstractKernel):
     length_scale_bounds: object = bounds_field()
     periodicity_bounds: object = bounds_field()
     hyperparameters = ("length_scale", "periodicity")
+    sklearn_name = "ExpSineSquared"
 
     def __check_init__(self):
         if jnp.ndim(self.length_scale) > 0 or jnp.ndim(self.periodicity) > 0:

@@ -29,7 +29,7 @@ from ._clust_predict import (
     new_task_mixture_objective_and_grad as new_task_mixture_objective_and_grad,
 )
 from ._em import EMOptions as EMOptions, EMResult as EMResult, MagmaEM as MagmaEM, iterate as iterate, run_em as run_em
-from ._estep import HyperPosterior as HyperPosterior, TRACE_COUNTS as TRACE_COUNTS, e_step as e_step
+from ._estep import HyperPosterior as HyperPosterior, e_step as e_step
 from ._layout import TaskLayout as TaskLayout, build_layout as build_layout, pad_by_group as pad_by_group
 from ._model import MagmaParams as MagmaParams, TaskData as TaskData, task_data_from_layout as task_data_from_layout
 from ._model import canonical as canonical

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..solvers._cholesky import cho_inverse
 from ._em import EMOptions, TaskMStep, factor_rank, iterate, task_report, with_values
-from ._estep import TRACE_COUNTS, HyperPosterior, posterior_from_precisions, task_precisions
+from ._estep import HyperPosterior, posterior_from_precisions, task_precisions
 from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
 from ._mixture import MixtureMoments
 from ._model import MagmaParams, TaskData, canonical
@@ -127,7 +127,6 @@ def _structured(params, data) -> bool:
 @eqx.filter_jit
 def cluster_e_step(params: ClustParams, data: TaskData, tau, jitter, task_rank: int = 0) -> HyperPosterior:
     """The K hyper-posteriors ``q(mu_k)`` for memberships ``tau`` (VE-step, MAGMA.md A.4)."""
-    TRACE_COUNTS["cluster_e_step"] += 1
     T = data.grid
     L0 = jax.vmap(lambda th: chol(params.mean_kernel.with_theta(th).gram(T), jitter))(params.cluster_thetas())
     if _structured(params, data):
@@ -150,7 +149,6 @@ def cluster_e_step(params: ClustParams, data: TaskData, tau, jitter, task_rank: 
 def cluster_task_terms(params: ClustParams, data: TaskData, hyper: HyperPosterior, jitter, task_rank: int = 0):
     """``E_ik = log N(y_i; mhat_k(t_i), Psi_i) - 1/2 tr(Psi_i^{-1} C_k(t_i))``, ``(M_pad, K)``
     (padded tasks 0): one factorisation of each ``Psi_i`` serves every cluster."""
-    TRACE_COUNTS["cluster_task_terms"] += 1
     R = _cov_sqrts(hyper)
     C = jnp.einsum("kab,kcb->kac", R, R)
     means = hyper.mean
@@ -219,7 +217,6 @@ def _memberships_and_elbo(params: ClustParams, hyper: HyperPosterior, E, tau, re
 @eqx.filter_jit
 def _mean_objective_and_grad(theta0, params: ClustParams, hyper: HyperPosterior, R, jitter, scale):
     """``-scale * sum_k J0_k`` and its gradient w.r.t. ``theta0`` (shared or per cluster)."""
-    TRACE_COUNTS["cluster_mean_objective"] += 1
     K = hyper.mean.shape[0]
 
     def f(t):

@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._clust import cluster
-from ._estep import TRACE_COUNTS
 from ._predict import _new_task_lml
 
 __all__ = ["new_task_cluster_lml", "new_task_mixture_objective_and_grad", "mixture_moments"]
@@ -48,7 +47,6 @@ def _tasks_lmls(thetas, hyper, mean_kernel, cluster_thetas, task_kernel, Xo, yo,
 @eqx.filter_jit
 def new_task_cluster_lml(thetas, hyper, mean_kernel, cluster_thetas, task_kernel, Xo, yo, mo, jitter):
     """``(B, K)`` per-cluster marginal log-likelihoods of ``B`` padded tasks."""
-    TRACE_COUNTS["new_task_cluster_lml"] += 1
     return _tasks_lmls(thetas, hyper, mean_kernel, cluster_thetas, task_kernel, Xo, yo, mo, jitter)
 
 
@@ -56,7 +54,6 @@ def new_task_cluster_lml(thetas, hyper, mean_kernel, cluster_thetas, task_kernel
 def new_task_mixture_objective_and_grad(thetas, log_pi, hyper, mean_kernel, cluster_thetas, task_kernel, Xo, yo, mo,
                                         jitter, scale):
     """``-scale * sum_j log sum_k pi_k N(y*_j; ...)`` and its gradient (independent tasks ``j``)."""
-    TRACE_COUNTS["new_task_mixture_objective"] += 1
 
     def total(th):
         lml = _tasks_lmls(th, hyper, mean_kernel, cluster_thetas, task_kernel, Xo, yo, mo, jitter)

@@ -32,21 +32,16 @@ every task: ``L0^T S L0 = M (Lpsi^{-1} L0)^T (Lpsi^{-1} L0)`` and
 
 from __future__ import annotations
 
-import collections
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..solvers._cholesky import cho_inverse
+from ..solvers import cho_inverse
 from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
 from ._taskcov import task_factor, woodbury_precision
 
-__all__ = ["HyperPosterior", "e_step", "task_precisions", "posterior_from_precisions", "TRACE_COUNTS"]
-
-# Incremented at trace time only: tests check the EM loop does not re-compile.
-TRACE_COUNTS: collections.Counter = collections.Counter()
+__all__ = ["HyperPosterior", "e_step", "task_precisions", "posterior_from_precisions"]
 
 
 class HyperPosterior(eqx.Module):
@@ -149,7 +144,6 @@ def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0) -> H
 
     ``task_rank > 0``: task precisions from low-rank factors (:mod:`._taskcov`).
     """
-    TRACE_COUNTS["e_step"] += 1
     T = data.grid
     N = T.shape[0]
     L0 = chol(params.mean_kernel_at().gram(T), jitter)

@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..solvers._cholesky import cho_inverse
-from ._estep import TRACE_COUNTS, HyperPosterior
+from ..solvers import cho_inverse
+from ._estep import HyperPosterior
 from ._linalg import LOG_2PI, add_jitter, cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
 from ._taskcov import task_factor, woodbury_density, woodbury_trace_factor, woodbury_trace_full
@@ -222,7 +222,6 @@ def elbo(params: MagmaParams, data: TaskData, post: HyperPosterior, jitter, task
 
     ``task_rank > 0``: task covariances as low-rank factors plus diagonal (:mod:`._taskcov`).
     """
-    TRACE_COUNTS["elbo"] += 1
     R = post.cov_sqrt()
     C = R @ R.T
     N = data.grid.shape[0]
@@ -242,7 +241,6 @@ def gls_prior_mean(theta0, mean_kernel, grid, mean, jitter):
 @eqx.filter_jit
 def mean_objective_and_grad(theta0, m0, mean_kernel, grid, mean, cov_sqrt, jitter, scale):
     """Value and gradient of ``-J0 * scale`` w.r.t. ``theta0`` (minimised by L-BFGS-B)."""
-    TRACE_COUNTS["mean_objective"] += 1
     f = lambda t: -scale * mean_process_term(t, m0, mean_kernel, grid, mean, cov_sqrt, jitter)  # noqa: E731
     return jax.value_and_grad(f)(theta0)
 
@@ -320,7 +318,6 @@ def task_objectives_and_grads(
     (:func:`~._optimize.minimize_separable` solves them side by side). ``rows``,
     ``n_rows``: only tasks ``rows[:n_rows]`` (see :func:`_per_task_values_and_grads`).
     """
-    TRACE_COUNTS["task_objectives"] += 1
     values, grads = _per_task_values_and_grads(
         theta_task, params, data, mean, cov, jitter, lowrank, task_rank, rows, n_rows
     )
@@ -336,7 +333,6 @@ def task_objective_and_grad(theta_task, params, data, mean, cov, jitter, scale, 
     ``lowrank``: ``cov`` is a factor ``F`` of the M-step covariance (:func:`m_step_covariance`).
     ``task_rank``: rank of the low-rank task covariances (:mod:`._taskcov`), 0 for dense.
     """
-    TRACE_COUNTS["task_objective"] += 1
     if data.shared_inputs and params.shared_hyperparameters:
         f = lambda t: -scale * task_terms(t, params, data, mean, cov, jitter)  # noqa: E731
         return jax.value_and_grad(f)(theta_task)

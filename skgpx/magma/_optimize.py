@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import scipy.optimize
+
+from ..optimizers import lbfgsb
 
 __all__ = ["OptimResult", "minimize_lbfgsb", "minimize_separable"]
 
@@ -65,14 +66,7 @@ def minimize_lbfgsb(value_and_grad, x0, bounds, *, max_iter, tol) -> OptimResult
         return out[0], out[1].copy()
 
     f0, _ = fun(x0)
-    res = scipy.optimize.minimize(
-        fun,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=np.stack([lo, hi], axis=1),
-        options={"maxiter": int(max_iter), "ftol": float(tol), "gtol": 1e-8},
-    )
+    res = lbfgsb(fun, x0, np.stack([lo, hi], axis=1), options={"maxiter": int(max_iter), "ftol": float(tol), "gtol": 1e-8})
     x, f = res.x, float(res.fun)
     if not (np.isfinite(f) and f <= f0):
         x, f = x0, f0

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._estep import TRACE_COUNTS, HyperPosterior
+from ._estep import HyperPosterior
 from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
 
 __all__ = ["mean_process_at", "task_posteriors", "new_task_objective_and_grad", "population_prior"]
@@ -63,7 +63,6 @@ def _hyper_at(post: HyperPosterior, mean_kernel, A, mask=None):
 @eqx.filter_jit
 def mean_process_at(post: HyperPosterior, mean_kernel, A, full_cov: bool):
     """Mean and covariance (``full_cov``) or variance of the mean process at ``A`` ``(m, d)``."""
-    TRACE_COUNTS["mean_process_at"] += 1
     mean, cov = _hyper_at(post, mean_kernel, A)
     return mean, (cov if full_cov else jnp.diagonal(cov))
 
@@ -97,7 +96,6 @@ def task_posteriors(post, mean_kernel, task_kernel, thetas, Xo, yo, mo, Xp, mp, 
     ``Xp (B, m, d)``, ``mp (B, m)``. Returns means ``(B, m)`` and variances ``(B, m)``
     or covariances ``(B, m, m)``; padded targets are 0.
     """
-    TRACE_COUNTS["task_posteriors"] += 1
 
     def f(args):
         return _one_task(post, mean_kernel, task_kernel, *args, jitter, full_cov)
@@ -123,7 +121,6 @@ def new_task_objective_and_grad(thetas, post, mean_kernel, task_kernel, Xo, yo, 
     on the log-hyperparameters, ``log p(theta) = -1/2 (theta - mean)^T precision (theta - mean)``
     (the population of the training tasks' hyperparameters: a maximum a posteriori estimate).
     """
-    TRACE_COUNTS["new_task_objective"] += 1
 
     def total(th):
         f = lambda t, x, y, m: _new_task_lml(t, post, mean_kernel, task_kernel, x, y, m, jitter)  # noqa: E731

@@ -7,9 +7,9 @@ to 85 greedy pivots. Each task gets the smallest rank of
 :data:`~._taskcov.RANK_LADDER` above its need (0, the dense path, past the cap), and
 every evaluation runs the tasks of one rank together
 (:func:`~._objectives.task_objectives_and_grads` with ``rows``), skipping the tasks
-whose optimisation has stopped. Measured on that set (one evaluation of every task):
-rank 88 for all 2.0 s, each task at its ladder rank 0.5-0.9 s; late rounds, where few
-tasks are still moving, cost a fraction of that.
+whose optimisation has stopped (a few times cheaper than one rank for all tasks:
+docs/performance.md); late rounds, where few tasks are still moving, cost a fraction
+of that.
 
 A task whose rank no longer suffices at its new hyperparameters (a residual above the
 jitter) continues from there at the rank it now needs, and keeps the result only if

@@ -34,12 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..kernels._basic import White
-from ..kernels._composite import Sum
-from ._linalg import logdet_from_chol, tri_solve
+from ..solvers import capacitance_cholesky, lemma_logdet, pivot_column, woodbury_inv_quad
+from ._linalg import tri_solve
 
 __all__ = [
-    "split_white",
     "task_factor",
     "woodbury_density",
     "woodbury_trace_factor",
@@ -65,30 +63,14 @@ _RESIDUAL_FRACTION = 1e-2
 _MAX_RANK_FRACTION = 0.25
 
 
-def split_white(kernel):
-    """``(smooth, noise)``: ``kernel = smooth + White(noise)`` at the top-level sum.
-
-    ``smooth`` is None when the kernel is white noise only; ``noise`` is 0.0 (a Python
-    float) when there is no ``White`` term.
-    """
-    if isinstance(kernel, White):
-        return None, kernel.noise_level
-    if isinstance(kernel, Sum):
-        s1, n1 = split_white(kernel.k1)
-        s2, n2 = split_white(kernel.k2)
-        smooth = s1 if s2 is None else (s2 if s1 is None else Sum(s1, s2))
-        return smooth, n1 + n2
-    return kernel, 0.0
-
-
 def has_noise_term(kernel) -> bool:
-    smooth, noise = split_white(kernel)
+    smooth, noise = kernel.split_white()
     return smooth is not None and not (isinstance(noise, float) and noise == 0.0)
 
 
 def _jitter_level(smooth, noise, x, mask, jitter):
     """``j = jitter * mean(diag Psi)`` over the real rows, as :func:`~._linalg.add_jitter`."""
-    d = smooth._diag(x) + noise
+    d = smooth.diag(x) + noise
     return jitter * jnp.sum(jnp.where(mask, d, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
 
 
@@ -100,16 +82,13 @@ def _greedy_pivots(smooth, x, mask, rank: int, tol):
     residual then: residuals only decrease) exceeds ``tol``.
     """
     n = x.shape[0]
-    d0 = jnp.where(mask, smooth._diag(x), 0.0)
+    d0 = jnp.where(mask, smooth.diag(x), 0.0)
 
     def body(j, c):
         P, piv, L, d = c
         p = jnp.argmax(d)
-        a = d[p] > tol
-        row = jnp.where(mask, smooth._cross(x[p][None], x)[0], 0.0)
-        l = jnp.where(a, (row - L @ L[p]) / jnp.sqrt(jnp.where(a, d[p], 1.0)), 0.0)
         piv = piv.at[j].set(d[p])
-        d = jnp.maximum(d - l * l, 0.0).at[p].set(0.0)
+        l, d = pivot_column(L, d, p, jnp.where(mask, smooth.cross(x[p][None], x)[0], 0.0), tol)
         return P.at[j].set(p.astype(P.dtype)), piv, L.at[:, j].set(l), d
 
     init = (jnp.zeros(rank, jnp.int32), jnp.zeros(rank, x.dtype), jnp.zeros((n, rank), x.dtype), d0)
@@ -123,44 +102,38 @@ def task_factor(kernel, x, mask, jitter, rank: int):
     ``kernel`` is the task kernel at its hyperparameters (``smooth + White``). Padded
     rows: zero rows of ``Phi`` and ``D = 1``, so they contribute nothing.
     """
-    smooth, noise = split_white(kernel)
+    smooth, noise = kernel.split_white()
     j = _jitter_level(smooth, noise, x, mask, jitter)
     frozen = jax.tree_util.tree_map(lambda a: lax.stop_gradient(a) if eqx.is_array(a) else a, (smooth, x, j))
     P, act, _, _ = _greedy_pivots(frozen[0], frozen[1], mask, rank, _RESIDUAL_FRACTION * frozen[2])
     both = act[:, None] & act[None, :]
     xp = x[P]
-    Kxp = jnp.where(mask[:, None] & act[None, :], smooth._cross(x, xp), 0.0)
-    Kpp = jnp.where(both, smooth._cross(xp, xp), jnp.eye(rank, dtype=x.dtype))
+    Kxp = jnp.where(mask[:, None] & act[None, :], smooth.cross(x, xp), 0.0)
+    Kpp = jnp.where(both, smooth.cross(xp, xp), jnp.eye(rank, dtype=x.dtype))
     Lpp = jnp.linalg.cholesky(Kpp)
     Phi = tri_solve(Lpp, Kxp.T).T
-    resid = jnp.maximum(smooth._diag(x) - jnp.sum(Phi * Phi, axis=1), 0.0)
+    resid = jnp.maximum(smooth.diag(x) - jnp.sum(Phi * Phi, axis=1), 0.0)
     D = jnp.where(mask, noise + j + resid, 1.0)
     return Phi, D
 
 
+# The Woodbury formulas themselves are skgpx.solvers' (capacitance factor, determinant
+# lemma, quadratic form); here they are applied in the scaled form U = D^{-1/2} Phi.
 def _core(Phi, D):
     """``(U, L_A)`` with ``U = D^{-1/2} Phi`` and ``L_A L_A^T = I + U^T U``."""
     U = Phi / jnp.sqrt(D)[:, None]
-    A = jnp.eye(Phi.shape[1], dtype=Phi.dtype) + U.T @ U
-    return U, jnp.linalg.cholesky(A)
-
-
-def _logdet(D, LA):
-    """``log|Psi| = sum(log D) + log|I + U^T U|`` (matrix determinant lemma)."""
-    return jnp.sum(jnp.log(D)) + logdet_from_chol(LA)
+    return U, capacitance_cholesky(U.T @ U)
 
 
 def _inv_quad(U, LA, V, D):
     """``sum over columns of v^T Psi^{-1} v`` for ``V`` ``(n, k)``."""
-    Vt = V / jnp.sqrt(D)[:, None]
-    W = tri_solve(LA, U.T @ Vt)
-    return jnp.sum(Vt * Vt) - jnp.sum(W * W)
+    return woodbury_inv_quad(LA, D, V, U.T @ (V / jnp.sqrt(D)[:, None]))
 
 
 def woodbury_density(Phi, D, r):
     """``(-1/2 r^T Psi^{-1} r - 1/2 log|Psi|, (U, L_A))`` for ``Psi = Phi Phi^T + diag(D)``."""
     U, LA = _core(Phi, D)
-    return -0.5 * _inv_quad(U, LA, r[:, None], D) - 0.5 * _logdet(D, LA), (U, LA)
+    return -0.5 * _inv_quad(U, LA, r[:, None], D) - 0.5 * lemma_logdet(LA, D), (U, LA)
 
 
 def woodbury_trace_factor(core, D, F):
@@ -186,7 +159,7 @@ def woodbury_precision(Phi, D, mask):
     Z = tri_solve(LA, U.T).T * s[:, None]  # D^{-1/2} U L_A^{-T}
     P = jnp.diag(s * s) - Z @ Z.T
     both = mask[:, None] & mask[None, :]
-    return jnp.where(both, P, 0.0), _logdet(D, LA)
+    return jnp.where(both, P, 0.0), lemma_logdet(LA, D)
 
 
 @eqx.filter_jit
@@ -197,7 +170,7 @@ def pivot_needs(task_kernel, thetas, X, mask, jitter, cap: int):
     ``cap + 1`` when ``cap`` pivots do not get there."""
 
     def one(th, x, m):
-        smooth, noise = split_white(task_kernel.with_theta(th))
+        smooth, noise = task_kernel.with_theta(th).split_white()
         j = _jitter_level(smooth, noise, x, m, jitter)
         tol = _RESIDUAL_FRACTION * j
         _, act, resid, piv = _greedy_pivots(smooth, x, m, cap, tol)

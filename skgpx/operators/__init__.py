@@ -3,8 +3,10 @@
 from ._common import (
     auto_block_size as auto_block_size,
     auto_tile_size as auto_tile_size,
+    block_pairs as block_pairs,
     cross_diagonal as cross_diagonal,
     noise_diagonal as noise_diagonal,
+    row_tiles as row_tiles,
     symmetric_tiled_mm as symmetric_tiled_mm,
     tiled_cross_mm as tiled_cross_mm,
 )
@@ -21,7 +23,13 @@ from ._kernel_operator import (
     DenseKernelOperator as DenseKernelOperator,
     MatrixFreeKernelOperator as MatrixFreeKernelOperator,
 )
-from ._lowrank import LowRankPlusDiagonal as LowRankPlusDiagonal, map_feature_rows as map_feature_rows
+from ._lowrank import (
+    LowRankPlusDiagonal as LowRankPlusDiagonal,
+    auto_batch_size as auto_batch_size,
+    capacitance_pass as capacitance_pass,
+    feature_gram as feature_gram,
+    map_feature_rows as map_feature_rows,
+)
 from ._sharded import ShardedKernelOperator as ShardedKernelOperator, sharded_pair_vjp as sharded_pair_vjp
 from ._grid import (
     AbstractGridOperator as AbstractGridOperator,

@@ -2,7 +2,7 @@
 
 The noisy Gram matrix of a GP is ``K(X, X) + diag(s)`` where ``s`` is the
 observation noise plus any diagonal-only kernel term (``White``). The
-vectorised ``kernel._cross`` has no ``White`` contribution (as scikit-learn's
+vectorised ``kernel.cross`` has no ``White`` contribution (as scikit-learn's
 ``k(X, Y)``), so :func:`noise_diagonal` adds ``kernel.diag(X) - diag(cross(X, X))``
 to the noise: with it, ``cross`` rows plus ``s`` reproduce ``kernel.gram(X) + diag(noise)``
 exactly, without ever forming the Gram matrix.
@@ -34,11 +34,8 @@ def auto_tile_size(n_rows: int, n_cols: int) -> int:
 
 def auto_block_size(n: int) -> int:
     """Side of the square blocks of :func:`symmetric_tiled_mm`: ``n`` split into
-    ``ceil(n / 1024)`` near-equal blocks (about 1M kernel entries each, little padding).
-
-    Measured (Matern-3/2, 3-D, n = 20k, 2-core CPU): block 512 / 768 / 1024 / 1536 / 2048
-    took 0.78 / 0.66 / 0.75 / 0.83 / 0.83 s for one right-hand side, 0.93 / 0.81 / 0.86 /
-    0.93 / 0.93 s for 17 (row tiles of :func:`tiled_cross_mm`: 1.09 and 2.0 s)."""
+    ``ceil(n / 1024)`` near-equal blocks (about 1M kernel entries each, little padding;
+    blocks of 512 to 2048 rows timed within 25% of each other, docs/performance.md)."""
     nb = max(1, math.ceil(n / 1024))
     return int(math.ceil(n / nb))
 
@@ -69,8 +66,8 @@ def row_tiles(A, tile_size: int, fill=None):
 
 
 def cross_diagonal(kernel, X):
-    """``diag(kernel._cross(X, X))`` evaluated row by row (``O(n)`` kernel evaluations)."""
-    return jax.vmap(lambda x: kernel._cross(x[None], x[None])[0, 0])(X)
+    """``diag(kernel.cross(X, X))`` evaluated row by row (``O(n)`` kernel evaluations)."""
+    return jax.vmap(lambda x: kernel.cross(x[None], x[None])[0, 0])(X)
 
 
 def noise_diagonal(kernel, X, noise):
@@ -79,7 +76,7 @@ def noise_diagonal(kernel, X, noise):
 
 
 def tiled_cross_mm(kernel, Xs, X, V, tile_size: int | None = None, checkpoint: bool = True):
-    """``kernel._cross(Xs, X) @ V`` without forming the ``(m, n)`` matrix.
+    """``kernel.cross(Xs, X) @ V`` without forming the ``(m, n)`` matrix.
 
     Rows of ``Xs`` are processed in tiles of ``tile_size`` by ``lax.scan`` (one
     ``(tile, n)`` kernel block and one GEMM per step). ``Xs`` is padded to a
@@ -97,7 +94,7 @@ def tiled_cross_mm(kernel, Xs, X, V, tile_size: int | None = None, checkpoint: b
     tiles = row_tiles(Xs, T)
 
     def block(kernel, Xt, X, V):
-        return kernel._cross(Xt, X) @ V
+        return kernel.cross(Xt, X) @ V
 
     if checkpoint:
         block = jax.checkpoint(block)
@@ -110,7 +107,7 @@ def tiled_cross_mm(kernel, Xs, X, V, tile_size: int | None = None, checkpoint: b
 
 
 def symmetric_tiled_mm(kernel, X, V, block_size: int | None = None, checkpoint: bool = True):
-    """``kernel._cross(X, X) @ V`` evaluating each kernel entry once, not twice.
+    """``kernel.cross(X, X) @ V`` evaluating each kernel entry once, not twice.
 
     ``X`` is cut into ``nb`` square blocks and ``lax.scan`` runs over the
     ``nb (nb + 1) / 2`` block pairs ``I <= J``: block ``K_IJ`` is evaluated once
@@ -134,7 +131,7 @@ def symmetric_tiled_mm(kernel, X, V, block_size: int | None = None, checkpoint: 
     Vb = row_tiles(V, Bk, fill=0.0)
 
     def pair(kernel, Xi, Xj, Vi, Vj):
-        Kb = kernel._cross(Xi, Xj)
+        Kb = kernel.cross(Xi, Xj)
         return Kb @ Vj, (Vi.T @ Kb).T
 
     if checkpoint:

@@ -8,13 +8,11 @@ their square root, exponentials, products with ``W``) to memory before reducing
 it. Here the contraction runs over tiles of ``_TILE_ROWS`` rows (``lax.scan``):
 each tile's intermediates stay in cache, the kernel is evaluated once more per
 tile (it is cheap next to memory traffic), and nothing ``n x n`` is stored for the
-backward pass. Measured on the 2-core CPU (Matern-2.5 + White, 3-D, value and
-gradient of the Gram against a fixed cotangent): n = 2000 69 -> 17 ms, n = 5000
-384 -> 100 ms.
+backward pass (about 4x faster than autodiff of the whole Gram: docs/performance.md).
 
-Exactness: ``kernel.gram(X)`` equals ``kernel._cross(X, X)`` off the diagonal and
+Exactness: ``kernel.gram(X)`` equals ``kernel.cross(X, X)`` off the diagonal and
 ``kernel.diag(X)`` on it (the convention of every skgpx kernel; a ``White`` term is
-diagonal only). The tiles contract ``_cross`` rows against ``W`` with its diagonal
+diagonal only). The tiles contract ``cross`` rows against ``W`` with its diagonal
 zeroed, and the diagonal is contracted once through ``diag(X) + noise``, so the
 gradient is that of the Gram itself, in every input that is differentiated
 (hyperparameters, ``X``, ``noise``).
@@ -28,11 +26,9 @@ import jax.numpy as jnp
 
 __all__ = ["noisy_gram"]
 
-# Rows per tile of the backward pass: a (50, n) block of float64 intermediates is
-# 0.8 MB at n = 2000 (in cache). Measured (the kernel above, gradient in the
-# hyperparameters): n = 2000: 25 / 40 / 50 / 80 / 100 rows 21 / 17 / 16 / 17 / 15 ms;
-# n = 5000: 99 / 100 / 97 / 108 / 107 ms. Tiles never pad: the last, shorter tile
-# is its own step.
+# Rows per tile of the backward pass: a (50, n) block of float64 intermediates stays in
+# cache at n in the thousands; 25 to 100 rows timed alike. Tiles never pad: the last,
+# shorter tile is its own step.
 _TILE_ROWS = 50
 
 
@@ -71,7 +67,7 @@ def _bwd(residuals, W, perturbed, inputs):
 
     def tile(d, start, rows):
         kern, Xd, _ = eqx.combine(d, static)
-        return kern._cross(jax.lax.dynamic_slice_in_dim(Xd, start, rows), Xd)
+        return kern.cross(jax.lax.dynamic_slice_in_dim(Xd, start, rows), Xd)
 
     def contract(ct, start, rows):
         W_rows = jax.lax.dynamic_slice_in_dim(W, start, rows)

@@ -47,7 +47,7 @@ class DenseGridOperator(AbstractGridOperator):
         self.grid = grid
         dtype = jnp.result_type(float) if dtype is None else dtype
         U = grid.points(dtype)
-        self.matrix = kernel._cross(U, U)
+        self.matrix = kernel.cross(U, U)
         self.jitter = float(jitter)
 
     @property

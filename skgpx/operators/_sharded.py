@@ -126,7 +126,7 @@ class ShardedKernelOperator(AbstractKernelOperator):
         dyn, static = eqx.partition(self.kernel, eqx.is_array)
 
         def local(dyn, Xl, sl, X):
-            K = eqx.combine(dyn, static)._cross(Xl, X)
+            K = eqx.combine(dyn, static).cross(Xl, X)
             first = jax.lax.axis_index(spec[0]) * rows
             on_diag = (first + jnp.arange(rows))[:, None] == jnp.arange(n)[None, :]
             return K + jnp.where(on_diag, sl[:, None], 0.0).astype(K.dtype)
@@ -154,7 +154,7 @@ class ShardedKernelOperator(AbstractKernelOperator):
 
         @jax.checkpoint
         def pair(dyn, Xi, Xj, Vi, Vj):
-            Kb = eqx.combine(dyn, static)._cross(Xi, Xj)
+            Kb = eqx.combine(dyn, static).cross(Xi, Xj)
             return Kb @ Vj, (Vi.T @ Kb).T
 
         def local(dyn, I, J, w, Xb, Vb):
@@ -183,7 +183,7 @@ class ShardedKernelOperator(AbstractKernelOperator):
     def as_matrix(self):
         if self.matrix is not None:
             return self.matrix[: self.X.shape[0]]
-        K = self.kernel._cross(self.X, self.X)
+        K = self.kernel.cross(self.X, self.X)
         return K.at[jnp.diag_indices(self.X.shape[0])].add(self.diag_noise)
 
 
@@ -210,7 +210,7 @@ def sharded_pair_vjp(kernel, X, V, Wt, mesh, block_size=None):
             wt = wt.astype(V.dtype)
             off = jnp.where(i == j, 0.0, wt)
             cot = wt * (Wb[i] @ Vb[j].T) + off * (Vb[i] @ Wb[j].T)
-            _, vjp = jax.vjp(lambda dy, a, b: eqx.combine(dy, static)._cross(a, b), dyn, Xb[i], Xb[j])
+            _, vjp = jax.vjp(lambda dy, a, b: eqx.combine(dy, static).cross(a, b), dyn, Xb[i], Xb[j])
             gd, gXi, gXj = vjp(cot)
             g_dyn = jax.tree_util.tree_map(jnp.add, g_dyn, gd)
             return (g_dyn, g_X.at[i].add(gXi).at[j].add(gXj)), None

@@ -57,7 +57,7 @@ def _embedding(kernel, grid, N, dtype):
     mesh = np.meshgrid(*[_wrapped_lags(n) * h for n, h in zip(N, grid.spacing)], indexing="ij")
     dtype = jnp.result_type(float) if dtype is None else dtype
     lags = jnp.asarray(np.stack([m.ravel() for m in mesh], axis=1), dtype)
-    return kernel._cross(lags, jnp.zeros((1, grid.ndim), dtype))[:, 0].reshape(N)
+    return kernel.cross(lags, jnp.zeros((1, grid.ndim), dtype))[:, 0].reshape(N)
 
 
 class ToeplitzOperator(AbstractGridOperator):

@@ -15,4 +15,4 @@ L-BFGS-B (``optimizer="fmin_l_bfgs_b"``, scikit-learn's default) handles badly:
 """
 
 from ._adam import Adam as Adam
-from ._lbfgsb import LBFGSB as LBFGSB
+from ._lbfgsb import LBFGSB as LBFGSB, lbfgsb as lbfgsb

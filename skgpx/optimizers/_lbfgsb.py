@@ -11,6 +11,21 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._tracking import BudgetExhausted, Tracked, check_bounds, check_positive_int
 
+__all__ = ["LBFGSB", "lbfgsb"]
+
+
+def lbfgsb(fun, x0, bounds, options=None, callback=None):
+    """scipy's L-BFGS-B on ``fun(x) -> (value, gradient)`` over the box ``bounds`` ``(n, 2)``.
+
+    The one L-BFGS-B call in skgpx: the estimator's ``optimizer="fmin_l_bfgs_b"`` (exactly
+    scikit-learn's call, so the iterates match), :class:`LBFGSB` and Magma's M-steps.
+    ``options`` are scipy's (``maxiter``, ``ftol``, ``gtol``); returns scipy's ``OptimizeResult``.
+    """
+    return scipy.optimize.minimize(
+        fun, np.asarray(x0, dtype=np.float64), method="L-BFGS-B", jac=True, bounds=bounds, options=options,
+        callback=callback,
+    )
+
 
 @dataclasses.dataclass(frozen=True)
 class LBFGSB:
@@ -48,8 +63,7 @@ class LBFGSB:
         bounds = check_bounds(bounds, initial_theta)
         f = Tracked(obj_func, self.max_evals, self.verbose, "L-BFGS-B")
         try:
-            res = scipy.optimize.minimize(f, np.asarray(initial_theta, dtype=np.float64), method="L-BFGS-B", jac=True,
-                                          bounds=bounds, options={"maxiter": self.max_iter})
+            res = lbfgsb(f, initial_theta, bounds, options={"maxiter": self.max_iter})
             stopped = None if res.status == 0 else f"{res.message} after {res.nit} iteration(s)"
         except BudgetExhausted:
             stopped = f"the evaluation budget max_evals={self.max_evals} was used up"

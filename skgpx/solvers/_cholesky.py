@@ -19,6 +19,7 @@ Solves use ``jax.scipy.linalg.cho_solve`` / ``solve_triangular`` (LAPACK ``potrs
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -35,7 +36,19 @@ __all__ = [
     "cho_inverse",
     "jitter_schedule",
     "check_jitter_policy",
+    "gaussian_log_likelihood",
 ]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_log_likelihood(quad, logdet, n: int, t: int):
+    """``log N(Y | 0, K)`` summed over the ``t`` columns of ``Y`` ``(n, t)`` (Rasmussen &
+    Williams 2006, Eq. 2.30), from ``quad = tr(Y^T K^{-1} Y)`` and ``logdet = log|K|``.
+
+    Plain arithmetic, so NumPy and JAX scalars alike; every GP back-end's likelihood ends here.
+    """
+    return -0.5 * quad - 0.5 * t * logdet - 0.5 * n * t * _LOG_2PI
 
 
 class CholeskyResult(NamedTuple):
@@ -87,8 +100,7 @@ def jittered_cholesky(A, jitter="auto", mask=None) -> CholeskyResult:
     - `A`: symmetric ``(n, n)`` matrix, or a function of no arguments that returns it.
       With a function, the first factorisation may overwrite the matrix in place (LAPACK
       ``potrf`` does) and a retry rebuilds it, instead of a copy being kept for retries
-      that rarely happen (a Gram matrix is cheaper to recompute than to copy: n = 2000,
-      ~18 ms saved per factorisation).
+      that rarely happen (a Gram matrix is cheaper to recompute than to copy).
     - `jitter`: ``"auto"`` (try as is, then the adaptive schedule of
       :func:`jitter_schedule`), ``None`` (as is, no retries: what an optimiser's
       evaluation on the CPU tries first, see :mod:`skgpx.gp._exact_lapack`), or a number:
@@ -134,12 +146,12 @@ def jittered_cholesky(A, jitter="auto", mask=None) -> CholeskyResult:
             return attempt(state[0])
 
         # The loop starts from the first retry, not from a NaN-filled matrix (XLA would
-        # fill that n x n constant on every call, retry or not: ~15 ms at n = 2000).
+        # fill that n x n constant on every call, retry or not).
         _, L, j = jax.lax.while_loop(cond, body, attempt(0))
         return L, j
 
     # The retry loop sits behind a cond: when the first factorisation succeeds (the usual
-    # case) the n x n factor is not threaded through a while loop (~20 ms saved at n = 2000).
+    # case) the n x n factor is not threaded through a while loop (an n x n copy saved).
     L, j = jax.lax.cond(_failed(L0), retry, lambda _: (L0, jnp.zeros((), A.dtype)), None)
     return CholeskyResult(L, j, ~_failed(L))
 
@@ -164,8 +176,8 @@ def cho_inverse(L):
 
     with ``V = B A^{-1}`` and ``W = (C C^T)^{-1}`` (recursively, as is ``A^-T A^-1``):
     about ``5/6 n^3`` flops, mostly in GEMMs, written block by block into one output
-    buffer. Measured on the 2-core CPU: n = 2000 0.13 s vs 0.22 s, n = 5000 1.5 s vs
-    2.75 s; agreement ~1e-15 relative. Works under ``vmap``.
+    buffer (timings against ``cho_solve(L, I)``: docs/performance.md); agreement ~1e-15
+    relative. Works under ``vmap``.
     """
     n = L.shape[0]
 
@@ -227,8 +239,8 @@ def _bwd(jitter, res, cotangents):
     (L, alpha), weights = res
     t = alpha.shape[1]
     # RW Eq. 5.9: d/dA [-1/2 y^T A^{-1} y - 1/2 log|A|] = 1/2 (alpha alpha^T - A^{-1}), per target.
-    # (LAPACK potri through a host callback is 3.5x cheaper alone, but with two processes on
-    # two cores its threads fight XLA's: a fit went from 41 s to 163 s. Measured, rejected.)
+    # (LAPACK potri through a host callback is cheaper alone, but with two processes on two
+    # cores its threads fight XLA's; rejected, see docs/performance.md.)
     A_inv = cho_inverse(L)
     A_bar = 0.5 * g * (alpha @ alpha.T - t * A_inv)
     return A_bar, -g * alpha, None if weights is None else jnp.zeros_like(weights)

@@ -2,7 +2,7 @@
 
 Plain LOVE approximates ``A^{-1} ~ Q T^{-1} Q^T`` from ``k`` Lanczos steps on ``A``; for a
 GP Gram matrix whose effective rank is in the thousands that low-rank inverse misses
-most of the spectrum (variances measured 12-25x off at k = 50-200). Here the Lanczos
+most of the spectrum (variances an order of magnitude off at k = 50-200). Here the Lanczos
 recurrence runs on ``P^{-1} A`` in the ``P`` inner product (equivalently on
 ``Â = P^{-1/2} A P^{-1/2}``, whose spectrum the pivoted-Cholesky preconditioner has
 clustered near 1), and the inverse is approximated exactly on the Krylov space and

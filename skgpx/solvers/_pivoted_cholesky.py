@@ -31,8 +31,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._matmul import t_matmul
+from ._woodbury import capacitance_cholesky, lemma_logdet, woodbury_apply
 
-__all__ = ["PivotedCholeskyPreconditioner", "pivoted_cholesky", "rp_cholesky"]
+__all__ = ["PivotedCholeskyPreconditioner", "pivoted_cholesky", "rp_cholesky", "pivot_column", "sample_pivots"]
 
 # Elements of one row chunk of ``L`` when accumulating ``L^T D^{-1} L`` (16 MiB in float64).
 _CORE_CHUNK_ELEMENTS = 2**21
@@ -52,15 +53,13 @@ class PivotedCholeskyPreconditioner(eqx.Module):
 
     def __init__(self, L, s, rank, trace_error):
         self.L, self.s, self.rank, self.trace_error = L, s, rank, trace_error
-        self.core_chol = jnp.linalg.cholesky(_core_matrix(L, s))
+        self.core_chol = capacitance_cholesky(_core_matrix(L, s))
 
     def solve(self, V):
         """``P^{-1} V`` for ``V`` ``(n, k)`` (Woodbury, ``O(n r k)``)."""
-        W = V / self.s[:, None]
         if self.L.shape[1] == 0:
-            return W
-        U = jax.scipy.linalg.cho_solve((self.core_chol, True), t_matmul(self.L, W))
-        return W - (self.L @ U) / self.s[:, None]
+            return V / self.s[:, None]
+        return woodbury_apply(self.core_chol, self.s, V, lambda W: t_matmul(self.L, W), lambda U: self.L @ U)
 
     def mm(self, V):
         """``P @ V`` for ``V`` ``(n, k)``."""
@@ -68,7 +67,7 @@ class PivotedCholeskyPreconditioner(eqx.Module):
 
     def logdet(self):
         """``log|L L^T + diag(s)|`` by the matrix determinant lemma."""
-        return jnp.sum(jnp.log(self.s)) + 2.0 * jnp.sum(jnp.log(jnp.diagonal(self.core_chol)))
+        return lemma_logdet(self.core_chol, self.s)
 
     def sample(self, key, k: int):
         """``k`` columns ``z = L e1 + sqrt(s) e2 ~ N(0, P)``, shape ``(n, k)``."""
@@ -81,14 +80,14 @@ class PivotedCholeskyPreconditioner(eqx.Module):
 
 
 def _core_matrix(L, s):
-    """``I + L^T diag(s)^{-1} L`` accumulated over row chunks of ``L``.
+    """``L^T diag(s)^{-1} L`` accumulated over row chunks of ``L``.
 
     ``(L / s).T @ L`` would hold a scaled copy of ``L`` (as large as ``L`` itself: 3.2 GB
     at ``n = 1e5``, ``r = 4000``); chunks of about 2M entries keep the temporary small
     while each step is still a GEMM.
     """
     n, r = L.shape
-    C = jnp.eye(r, dtype=L.dtype)
+    C = jnp.zeros((r, r), L.dtype)
     if r == 0 or n == 0:
         return C
     chunk = int(max(1, min(n, _CORE_CHUNK_ELEMENTS // r)))
@@ -107,6 +106,35 @@ def _core_matrix(L, s):
     return C
 
 
+def pivot_column(L, d, p, row, tol=None, fresh=False):
+    """One step of a partial Cholesky factorisation at pivot ``p`` (the module docstring's
+    update; Chen, Epperly, Tropp & Webber 2023, Alg. 1, lines 4-6).
+
+    **Arguments:** ``L`` ``(n, r)`` the columns so far (unused ones zero), ``d`` ``(n,)`` the
+    residual diagonal, ``p`` the pivot, ``row`` ``(n,)`` the kernel row ``K(x_p, X)``,
+    ``tol`` (the column is zero unless the pivot value exceeds it; ``None``: no test), and
+    ``fresh`` (pivot value from the residual column itself instead of ``d[p]``).
+
+    **Returns:** ``(l, d)``: the new column ``(row - L L[p]) / sqrt(pivot value)`` and the
+    updated residual diagonal ``max(d - l^2, 0)``, exactly 0 at ``p``.
+    """
+    g = row - L @ L[p]
+    piv = g[p] if fresh else d[p]
+    if tol is None:
+        l = g / jnp.sqrt(piv)
+    else:
+        ok = piv > tol
+        l = jnp.where(ok, g / jnp.sqrt(jnp.where(ok, piv, 1.0)), 0.0)
+    return l, jnp.maximum(d - l * l, 0.0).at[p].set(0.0)
+
+
+def sample_pivots(d, u):
+    """Indices drawn with probability ``d / sum(d)`` from uniforms ``u`` (inverse CDF; entries
+    with ``d = 0`` are never drawn)."""
+    cdf = jnp.cumsum(d)
+    return jnp.minimum(jnp.searchsorted(cdf, u * cdf[-1], side="right"), d.shape[0] - 1)
+
+
 def pivoted_cholesky(kernel, X, s, max_rank: int, trace_tol: float = 0.0) -> PivotedCholeskyPreconditioner:
     """Rank-adaptive pivoted Cholesky of ``K(X, X)`` (noise-free) as a preconditioner.
 
@@ -117,7 +145,7 @@ def pivoted_cholesky(kernel, X, s, max_rank: int, trace_tol: float = 0.0) -> Piv
     **Arguments:** ``kernel`` (skgpx kernel), ``X`` ``(n, d)``, ``s`` ``(n,)`` the diagonal
     added to ``K`` (noise plus ``White``), ``max_rank``, ``trace_tol``.
     """
-    from ..operators._common import cross_diagonal
+    from ..operators import cross_diagonal
 
     n = X.shape[0]
     r_max = int(min(max_rank, n))
@@ -135,9 +163,7 @@ def pivoted_cholesky(kernel, X, s, max_rank: int, trace_tol: float = 0.0) -> Piv
     def body(c):
         j, L, d = c
         p = jnp.argmax(d)
-        row = kernel._cross(X[p][None], X)[0]
-        l = (row - L @ L[p]) / jnp.sqrt(d[p])
-        d = jnp.maximum(d - l * l, 0.0).at[p].set(0.0)
+        l, d = pivot_column(L, d, p, kernel.cross(X[p][None], X)[0])
         return j + 1, L.at[:, j].set(l), d
 
     j, L, d = jax.lax.while_loop(cond, body, (jnp.asarray(0), L, d0))
@@ -174,7 +200,7 @@ def _rejection_walk(S, d_old, u, floor, room):
 
 def _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size):
     """:func:`rp_cholesky`'s loop; also returns the number of rounds (for the acceptance rate)."""
-    from ..operators._common import cross_diagonal
+    from ..operators import cross_diagonal
 
     n = X.shape[0]
     r_max = int(min(max_rank, n))
@@ -194,12 +220,10 @@ def _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size):
     def body(c):
         rank, L, d, t, empty = c
         k_idx, k_u = jax.random.split(jax.random.fold_in(key, t))
-        # B i.i.d. pivots with P(i) = d_i / sum(d): inverse CDF; zero-d points are never drawn.
-        cdf = jnp.cumsum(d)
-        idx = jnp.searchsorted(cdf, jax.random.uniform(k_idx, (B,), d.dtype) * cdf[-1], side="right")
-        idx = jnp.minimum(idx, n - 1)
+        # B i.i.d. pivots with P(i) = d_i / sum(d).
+        idx = sample_pivots(d, jax.random.uniform(k_idx, (B,), d.dtype))
         # Residual columns of the candidates: one kernel block and one GEMM.
-        G = kernel._cross(X, X[idx]) - L @ L[idx].T
+        G = kernel.cross(X, X[idx]) - L @ L[idx].T
         S = G[idx]
         S = 0.5 * (S + S.T)
         F, order, m = _rejection_walk(S, d[idx], jax.random.uniform(k_u, (B,), d.dtype), floor, r_max - rank)

@@ -14,7 +14,6 @@ posterior of the feature model ``f = Phi w``, ``w ~ N(0, I)``: ``w | y ~ N(A^{-1
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import equinox as eqx
@@ -23,9 +22,42 @@ import jax.numpy as jnp
 import lineax as lx
 from jax.scipy.linalg import solve_triangular
 
-from ..operators._lowrank import LowRankPlusDiagonal, capacitance_pass, feature_gram
+from ..operators import LowRankPlusDiagonal, capacitance_pass, feature_gram
+from ._cholesky import gaussian_log_likelihood
 
-__all__ = ["WoodburyFactor", "woodbury_factor", "woodbury_solve", "woodbury_quad_logdet", "gaussian_lml", "Woodbury"]
+__all__ = [
+    "WoodburyFactor", "woodbury_factor", "woodbury_solve", "woodbury_quad_logdet", "gaussian_lml", "Woodbury",
+    "capacitance_cholesky", "lemma_logdet", "woodbury_apply", "woodbury_inv_quad",
+]
+
+
+# -- the formulas, once: every low-rank-plus-diagonal matrix in skgpx uses these -----------
+def capacitance_cholesky(G):
+    """Lower factor ``L`` of the capacitance matrix ``A = I + G``, ``G = Phi^T D^{-1} Phi``
+    (symmetrised first: ``G`` is accumulated in pieces)."""
+    r = G.shape[0]
+    return jnp.linalg.cholesky(jnp.eye(r, dtype=G.dtype) + 0.5 * (G + G.T))
+
+
+def lemma_logdet(chol, d):
+    """``log|Phi Phi^T + diag(d)| = log|A| + sum(log d)`` (matrix determinant lemma)."""
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol))) + jnp.sum(jnp.log(d))
+
+
+def woodbury_apply(chol, d, V, phi_t, phi):
+    """``(Phi Phi^T + diag(d))^{-1} V`` for ``V`` ``(n, k)`` by the Woodbury identity.
+
+    ``phi_t(W) = Phi^T W`` and ``phi(U) = Phi U`` are the two products with the factor
+    (explicit, or computed from features a batch of rows at a time).
+    """
+    W = V / d[:, None]
+    return W - phi(jax.scipy.linalg.cho_solve((chol, True), phi_t(W))) / d[:, None]
+
+
+def woodbury_inv_quad(chol, d, V, B):
+    """``sum over columns of v^T (Phi Phi^T + diag(d))^{-1} v`` given ``B = Phi^T D^{-1} V``."""
+    W = solve_triangular(chol, B, lower=True)
+    return jnp.sum(V * V / d[:, None]) - jnp.sum(W * W)
 
 
 class WoodburyFactor(eqx.Module):
@@ -36,31 +68,24 @@ class WoodburyFactor(eqx.Module):
 
     def logdet(self):
         """``log|Phi Phi^T + D|`` by the determinant lemma."""
-        return 2.0 * jnp.sum(jnp.log(jnp.diagonal(self.chol))) + jnp.sum(jnp.log(self.operator.diagonal))
+        return lemma_logdet(self.chol, self.operator.diagonal)
 
     def solve_capacitance(self, B):
         """``A^{-1} B`` for ``B`` of shape ``(r, k)``."""
         return jax.scipy.linalg.cho_solve((self.chol, True), B)
 
 
-def _capacitance_chol(G):
-    r = G.shape[0]
-    return jnp.linalg.cholesky(jnp.eye(r, dtype=G.dtype) + 0.5 * (G + G.T))
-
-
 def woodbury_factor(operator: LowRankPlusDiagonal) -> WoodburyFactor:
     """Form ``A = I + Phi^T D^{-1} Phi`` in one pass over the rows and factorise it."""
     d = operator.diagonal
     G, _ = feature_gram(operator.features, operator.X, 1.0 / d, jnp.zeros((d.shape[0], 1), d.dtype), operator.batch_size)
-    return WoodburyFactor(operator, _capacitance_chol(G))
+    return WoodburyFactor(operator, capacitance_cholesky(G))
 
 
 def woodbury_solve(factor: WoodburyFactor, R):
     """``C^{-1} R`` for ``R`` of shape ``(n, k)`` (Woodbury identity, two passes over the rows)."""
     op = factor.operator
-    DR = R / op.diagonal[:, None]
-    B = op.rmatmul_features(DR)  # Phi^T D^{-1} R
-    return DR - op.matmul_features(factor.solve_capacitance(B)) / op.diagonal[:, None]
+    return woodbury_apply(factor.chol, op.diagonal, R, op.rmatmul_features, op.matmul_features)
 
 
 def woodbury_quad_logdet(operator: LowRankPlusDiagonal, Y, prior_diag=None):
@@ -74,20 +99,21 @@ def woodbury_quad_logdet(operator: LowRankPlusDiagonal, Y, prior_diag=None):
     ``B = Phi^T D^{-1} Y`` (so a caller can form the weight-space posterior mean
     ``A^{-1} B`` without another pass) and ``d`` the diagonal used.
     """
+    quad, logdet, aux = _quad_and_logdet(operator, Y, prior_diag)
+    return -0.5 * quad - 0.5 * Y.shape[1] * logdet, aux
+
+
+def _quad_and_logdet(operator, Y, prior_diag):
     G, B, d = capacitance_pass(operator.features, operator.X, operator.diagonal, Y, operator.batch_size, prior_diag)
-    L = _capacitance_chol(G)
-    V = solve_triangular(L, B, lower=True)
-    quad = jnp.sum(Y * Y / d[:, None]) - jnp.sum(V * V)
-    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))) + jnp.sum(jnp.log(d))
-    t = Y.shape[1]
-    return -0.5 * quad - 0.5 * t * logdet, (L, B, d)
+    L = capacitance_cholesky(G)
+    return woodbury_inv_quad(L, d, Y, B), lemma_logdet(L, d), (L, B, d)
 
 
 def gaussian_lml(operator: LowRankPlusDiagonal, Y, prior_diag=None):
     """``log N(Y | 0, C)`` summed over the columns of ``Y`` (see :func:`woodbury_quad_logdet`)."""
-    value, aux = woodbury_quad_logdet(operator, Y, prior_diag)
+    quad, logdet, aux = _quad_and_logdet(operator, Y, prior_diag)
     n, t = Y.shape
-    return value - 0.5 * n * t * math.log(2 * math.pi), aux
+    return gaussian_log_likelihood(quad, logdet, n, t), aux
 
 
 class Woodbury(lx.AbstractLinearSolver):

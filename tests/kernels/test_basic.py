@@ -46,3 +46,25 @@ def test_linear_and_polynomial_against_numpy():
 def test_polynomial_degree_error():
     with pytest.raises(ValueError, match="positive integer"):
         K.Polynomial(1.0, degree=1.5)
+
+
+def test_split_white():
+    k = K.Constant(0.4) * K.RBF(2.5) + K.White(0.01) + K.White(0.02)
+    smooth, noise = k.split_white()
+    assert isinstance(smooth, type(K.Constant(0.4) * K.RBF(2.5)))
+    np.testing.assert_allclose(float(noise), 0.03)
+    assert K.RBF(1.0).split_white() == (K.RBF(1.0), 0.0)
+    smooth, noise = K.White(0.5).split_white()
+    assert smooth is None and float(noise) == 0.5
+
+
+def test_without_white_and_white_diagonal():
+    # White terms anywhere in the tree (a sum, a product, an active-dims wrapper) are zeroed;
+    # the structure, and so theta's layout, is kept.
+    k = K.Constant(0.4) * K.RBF(2.5) + K.ActiveDims(K.White(0.3), dims=(0,)) + K.White(0.1) * K.Constant(2.0)
+    base = k.without_white()
+    assert base.theta.shape == k.theta.shape
+    np.testing.assert_allclose(base.gram(X), (K.Constant(0.4) * K.RBF(2.5)).gram(X), rtol=1e-12)
+    np.testing.assert_allclose(k.white_diagonal(X), np.full(len(X), 0.3 + 0.2), rtol=1e-12)
+    np.testing.assert_allclose(k.gram(X) - base.gram(X), np.diag(k.white_diagonal(X)), atol=1e-12)
+    np.testing.assert_allclose(K.RBF(1.0).white_diagonal(X), np.zeros(len(X)))

@@ -16,7 +16,6 @@ from skgpx.magma import MagmaParams, build_layout, canonical, e_step, elbo, task
 from skgpx.magma._objectives import m_step_covariance, task_objective_and_grad
 from skgpx.magma._taskcov import (
     choose_task_rank,
-    split_white,
     task_factor,
     woodbury_density,
     woodbury_precision,
@@ -42,16 +41,6 @@ def _data(shared_hp, n_tasks=8, n_points=128, ragged=True):
     k0 = Constant(1.0) * RBF(1.5)
     params = canonical(MagmaParams(k0, kt, np.asarray(k0.theta), th, np.asarray(0.1), shared_hp))
     return layout, task_data_from_layout(layout), params
-
-
-def test_split_white():
-    k = Constant(0.4) * RBF(2.5) + White(0.01) + White(0.02)
-    smooth, noise = split_white(k)
-    assert isinstance(smooth, type(Constant(0.4) * RBF(2.5)))
-    np.testing.assert_allclose(float(noise), 0.03)
-    assert split_white(RBF(1.0)) == (RBF(1.0), 0.0)
-    smooth, noise = split_white(White(0.5))
-    assert smooth is None and float(noise) == 0.5
 
 
 def test_woodbury_pieces_match_dense_formulas():
