@@ -145,3 +145,19 @@ def symmetric_tiled_mm(kernel, X, V, block_size: int | None = None, checkpoint: 
 
     out, _ = jax.lax.scan(step, jnp.zeros_like(Vb), (I, J))
     return out.reshape(-1, k)[:n]
+
+
+def register_symmetric_psd(cls, diagonal) -> None:
+    """Register ``cls`` with lineax as a symmetric positive semi-definite operator with no other
+    structure; ``diagonal(operator)`` gives its diagonal. How it materialises is the caller's."""
+    import lineax as lx
+
+    lx.linearise.register(cls)(lambda operator: operator)
+    lx.conj.register(cls)(lambda operator: operator)
+    lx.diagonal.register(cls)(diagonal)
+    lx.is_symmetric.register(cls)(lambda operator: True)
+    lx.is_positive_semidefinite.register(cls)(lambda operator: True)
+    lx.is_negative_semidefinite.register(cls)(lambda operator: False)
+    for check in (lx.is_diagonal, lx.is_tridiagonal, lx.has_unit_diagonal, lx.is_lower_triangular,
+                  lx.is_upper_triangular):
+        check.register(cls)(lambda operator: False)

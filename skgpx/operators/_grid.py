@@ -27,7 +27,9 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
-__all__ = ["Grid", "AbstractGridOperator", "auto_grid", "lattice_of", "register_symmetric_psd"]
+from ._common import register_symmetric_psd
+
+__all__ = ["Grid", "AbstractGridOperator", "auto_grid", "lattice_of", "register_grid_operator"]
 
 
 class Grid(eqx.Module):
@@ -198,18 +200,10 @@ class AbstractGridOperator(lx.AbstractLinearOperator):
         return self.entries(i, i)
 
 
-def register_symmetric_psd(cls, diagonal):
+def register_grid_operator(cls, diagonal):
     """Register ``cls`` (symmetric positive semi-definite, never materialised silently) with
     lineax's dispatch functions; ``diagonal(operator)`` gives its diagonal."""
-    lx.linearise.register(cls)(lambda operator: operator)
-    lx.conj.register(cls)(lambda operator: operator)
-    lx.diagonal.register(cls)(diagonal)
-    lx.is_symmetric.register(cls)(lambda operator: True)
-    lx.is_positive_semidefinite.register(cls)(lambda operator: True)
-    lx.is_negative_semidefinite.register(cls)(lambda operator: False)
-    for check in (lx.is_diagonal, lx.is_tridiagonal, lx.has_unit_diagonal, lx.is_lower_triangular,
-                  lx.is_upper_triangular):
-        check.register(cls)(lambda operator: False)
+    register_symmetric_psd(cls, diagonal)
 
     @lx.materialise.register(cls)
     def _(operator):

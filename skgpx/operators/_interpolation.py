@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
-from ._grid import Grid, register_symmetric_psd
+from ._grid import Grid, register_grid_operator
 
 __all__ = ["GridInterpolation", "interpolation_weights", "SKIOperator"]
 
@@ -177,4 +177,4 @@ class SKIOperator(lx.AbstractLinearOperator):
         return jnp.einsum("na,nab,nb->n", w, Kloc, w) + self.diag_noise
 
 
-register_symmetric_psd(SKIOperator, lambda operator: operator.diagonal())
+register_grid_operator(SKIOperator, lambda operator: operator.diagonal())

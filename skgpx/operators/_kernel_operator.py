@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from ._common import cross_diagonal, noise_diagonal, symmetric_tiled_mm
+from ._common import cross_diagonal, noise_diagonal, register_symmetric_psd, symmetric_tiled_mm
 
 __all__ = ["AbstractKernelOperator", "DenseKernelOperator", "MatrixFreeKernelOperator"]
 
@@ -126,20 +126,7 @@ def _diagonal(operator):
 
 
 for _cls in (DenseKernelOperator, MatrixFreeKernelOperator):
-    lx.linearise.register(_cls)(lambda operator: operator)
-    lx.conj.register(_cls)(lambda operator: operator)
-    lx.diagonal.register(_cls)(_diagonal)
-    lx.is_symmetric.register(_cls)(lambda operator: True)
-    lx.is_positive_semidefinite.register(_cls)(lambda operator: True)
-    lx.is_negative_semidefinite.register(_cls)(lambda operator: False)
-    for _check in (
-        lx.is_diagonal,
-        lx.is_tridiagonal,
-        lx.has_unit_diagonal,
-        lx.is_lower_triangular,
-        lx.is_upper_triangular,
-    ):
-        _check.register(_cls)(lambda operator: False)
+    register_symmetric_psd(_cls, _diagonal)
 
 lx.materialise.register(DenseKernelOperator)(lambda operator: operator)
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..kernels import is_stationary, kronecker_groups
-from ._grid import AbstractGridOperator, Grid, register_symmetric_psd
+from ._grid import AbstractGridOperator, Grid, register_grid_operator
 from ._toeplitz import ToeplitzOperator
 
 __all__ = ["DenseGridOperator", "KroneckerOperator", "grid_operator"]
@@ -169,4 +169,4 @@ def _factor(kernel, grid, dtype):
 
 
 for _cls in (DenseGridOperator, KroneckerOperator):
-    register_symmetric_psd(_cls, lambda operator: operator.diagonal())
+    register_grid_operator(_cls, lambda operator: operator.diagonal())

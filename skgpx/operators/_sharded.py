@@ -33,7 +33,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from .._mesh import row_spec
-from ._common import auto_block_size, cross_diagonal, noise_diagonal, row_tiles
+from ._common import auto_block_size, cross_diagonal, noise_diagonal, register_symmetric_psd, row_tiles
 from ._kernel_operator import AbstractKernelOperator
 
 __all__ = ["ShardedKernelOperator", "sharded_pair_vjp"]
@@ -231,15 +231,7 @@ def _register():
     import lineax as lx
 
     cls = ShardedKernelOperator
-    lx.linearise.register(cls)(lambda operator: operator)
-    lx.conj.register(cls)(lambda operator: operator)
-    lx.diagonal.register(cls)(lambda op: cross_diagonal(op.kernel, op.X) + op.diag_noise)
-    lx.is_symmetric.register(cls)(lambda operator: True)
-    lx.is_positive_semidefinite.register(cls)(lambda operator: True)
-    lx.is_negative_semidefinite.register(cls)(lambda operator: False)
-    for check in (lx.is_diagonal, lx.is_tridiagonal, lx.has_unit_diagonal, lx.is_lower_triangular,
-                  lx.is_upper_triangular):
-        check.register(cls)(lambda operator: False)
+    register_symmetric_psd(cls, lambda op: cross_diagonal(op.kernel, op.X) + op.diag_noise)
     lx.materialise.register(cls)(lambda operator: operator)
 
 

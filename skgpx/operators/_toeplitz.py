@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._grid import AbstractGridOperator, Grid, register_symmetric_psd
+from ._grid import AbstractGridOperator, Grid, register_grid_operator
 
 __all__ = ["ToeplitzOperator", "fft_size"]
 
@@ -148,4 +148,4 @@ class ToeplitzOperator(AbstractGridOperator):
         return jnp.full((self.grid.size,), self.column.reshape(-1)[0])
 
 
-register_symmetric_psd(ToeplitzOperator, lambda operator: operator.diagonal())
+register_grid_operator(ToeplitzOperator, lambda operator: operator.diagonal())
