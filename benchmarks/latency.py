@@ -23,6 +23,11 @@ Run::
 
     .venv/bin/python benchmarks/latency.py           # everything (several minutes)
     .venv/bin/python benchmarks/latency.py --quick   # fewer repeats, n = 1000 rows skipped
+    .venv/bin/python benchmarks/latency.py --solver cholesky   # the compiled exact path throughout
+
+With the default ``solver="auto"``, a scikit-learn kernel below ``skgpx.gp.HOST_MAX_N`` rows on
+the CPU runs on the NumPy host path (nothing to compile); ``--solver cholesky`` times the
+compiled exact path in the same rows.
 """
 
 from __future__ import annotations
@@ -43,9 +48,10 @@ SOLVERS = ("cholesky", "cg-dense", "cg-matrix-free", "rff", "nystrom")
 # Shared by every child process: data, kernels, one timed fit+predict.
 PRELUDE = textwrap.dedent(
     """
-    import json, time, warnings
+    import json, os, time, warnings
     import numpy as np
     warnings.filterwarnings("ignore")
+    SOLVER = os.environ.get("SKGPX_BENCH_SOLVER", "auto")  # skgpx's solver where a row names none
 
     def data(n, seed=0, m=50):
         rng = np.random.RandomState(seed)
@@ -65,6 +71,7 @@ PRELUDE = textwrap.dedent(
             kw.pop("solver", None)
             return GaussianProcessRegressor(kernel(), **kw)
         from skgpx import ScalableGPRegressor
+        kw.setdefault("solver", SOLVER)
         return ScalableGPRegressor(kernel(), **kw)
 
     def fit_predict(lib, n, **kw):
@@ -192,10 +199,13 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer repeats; n = 1000 rows skipped")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["import", "first", "warm", "solvers", "gridsearch", "magma"], help="sections to skip")
+    parser.add_argument("--solver", default="auto",
+                        help="skgpx's solver in the fit, LML and GridSearchCV rows (default: auto)")
     parser.add_argument("--solvers", nargs="*", default=list(SOLVERS), choices=SOLVERS,
                         help="solvers of the first-fit rows (default: all)")
     args = parser.parse_args()
     sizes = (20, 100) if args.quick else (20, 100, 1000)
+    os.environ["SKGPX_BENCH_SOLVER"] = args.solver  # read by PRELUDE, here and in every child
     rows = []
 
     def show(name, sk, ours, target=""):
@@ -204,7 +214,8 @@ def main():
         rows.append((name, fmt(sk), fmt(ours), ratio, target))
         print(f"{name:<34} | {fmt(sk):>10} | {fmt(ours):>10} | {ratio:>6} | {target}", flush=True)
 
-    print(f"# latency benchmark: {platform.node()}, {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"# latency benchmark: {platform.node()}, {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"load average {os.getloadavg()[0]:.1f}, skgpx solver={args.solver!r}")
     print(f"{'what (seconds)':<34} | {'sklearn':>10} | {'skgpx':>10} | {'ratio':>6} | target")
     if "import" not in args.skip:
         t = import_times(1 if args.quick else 3)

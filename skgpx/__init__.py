@@ -19,6 +19,12 @@ _LAZY = {
     "precision_scope": ("._config", "precision_scope"),
     "MultiTaskMagmaRegressor": (".estimators", "MultiTaskMagmaRegressor"),
     "ScalableGPRegressor": (".estimators", "ScalableGPRegressor"),
+    # The solver objects of ``ScalableGPRegressor(solver=...)`` (skgpx.gp).
+    "Cholesky": (".gp", "Cholesky"),
+    "CG": (".gp", "CG"),
+    "Nystrom": (".gp", "Nystrom"),
+    "RFF": (".gp", "RFF"),
+    "SKI": (".gp", "SKI"),
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and documentation tools
@@ -26,6 +32,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and documentatio
     from ._config import precision_scope as precision_scope
     from .estimators import MultiTaskMagmaRegressor as MultiTaskMagmaRegressor
     from .estimators import ScalableGPRegressor as ScalableGPRegressor
+    from .gp import CG as CG, RFF as RFF, SKI as SKI, Cholesky as Cholesky, Nystrom as Nystrom
 
 
 def __getattr__(name):

@@ -23,12 +23,19 @@ from .._config import precision_scope, resolve_dtype
 from .._mesh import describe_placement, placement_scope, put, resolve_placement
 from .._random import key_from_random_state
 from .._toolchain import check_toolchain
-from ..gp import AbstractInference, HostPosterior, make_inference
-from ..gp._auto import select_solver
-from ..kernels import AbstractKernel, to_sklearn
+from ..gp import (
+    HOST_MAX_N,
+    HOST_SOLVER,
+    AbstractInference,
+    HostPosterior,
+    make_inference,
+    pathwise_sample,
+    select_solver,
+)
+from ..kernels import to_sklearn
 from . import _predict
 from ._calibration import heldout_calibration
-from ._host import fit_host, host_lml
+from ._host import fit_host, host_lml, untranslated_part
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
 from ._quality import warn_if_poor_approximation
 from ._state import kernel_deep_params, split_kernel_params, to_host
@@ -89,7 +96,9 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
       ``Nystrom(n_components=2000)``, ``RFF(n_components=4096)``. Objects are immutable,
       validate their options when built, and are searched like nested parameters:
       ``GridSearchCV(est, {"solver__tol": [1e-3, 1e-6]})`` with ``solver=CG()``.
-      ``"auto"`` picks ``"cholesky"`` for n <= 5000 (n <= 15000 when no hyperparameter is
+      ``"auto"`` runs a scikit-learn kernel below 512 rows on the CPU in float64 on the
+      NumPy host path (``"host-numpy"``: scikit-learn's own computation, nothing to compile),
+      and otherwise picks ``"cholesky"`` for n <= 5000 (n <= 15000 when no hyperparameter is
       optimised) when three n x n matrices fit min(25% of available memory, 8 GiB), then
       ``"cg-dense"`` while one does, then ``"cg-matrix-free"``.
     - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
@@ -193,7 +202,6 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         self._validate_params()
         dtype, device = self._context()
-        check_toolchain(device if isinstance(device, jax.Device) else jax.local_devices()[0])
         kernel = fit_kernel(self.kernel)
         kernel = clone(kernel) if isinstance(kernel, SkKernel) else kernel
         self._sklearn_kernel = isinstance(kernel, SkKernel)
@@ -216,14 +224,26 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         noise = noise_vector(self.alpha, y.shape[0])
         self.X_train_ = np.copy(X) if self.copy_X_train else X
         self.y_train_ = np.copy(y) if self.copy_X_train else y
-        if kernel_skgpx is None:
-            fit_host(self, kernel, X, y, noise)  # skgpx.estimators._host: the kernel's own __call__
+        n = y.shape[0]
+        auto = isinstance(self.solver, str) and self.solver == "auto"
+        if auto and kernel_skgpx is not None:
+            optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
+            # NumPy can run it: a scikit-learn kernel, float64, no device asked for and JAX's on the CPU.
+            host = (self._sklearn_kernel and dtype == np.float64 and self.device is None
+                    and isinstance(device, jax.Device) and device.platform == "cpu")
+            solver = select_solver(n, X.shape[1], dtype.itemsize, optimize=optimize, host=host)
+        else:
+            solver = self.solver
+        if kernel_skgpx is None or solver == HOST_SOLVER:
+            # skgpx.estimators._host: the kernel's own __call__, scikit-learn's computation.
+            reason = (f"{untranslated_part(kernel)} has no skgpx translation" if kernel_skgpx is None else
+                      f"solver='auto' with a scikit-learn kernel and n={n} < {HOST_MAX_N} on the CPU")
+            fit_host(self, kernel, X, y, noise, reason)
             return self
 
-        n, d = X.shape
+        check_toolchain(device if isinstance(device, jax.Device) else jax.local_devices()[0])
         optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
-        auto = isinstance(self.solver, str) and self.solver == "auto"
-        inference = make_inference(select_solver(n, d, dtype.itemsize, optimize=optimize) if auto else self.solver)
+        inference = make_inference(solver)
         inference = inference.for_data(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
         self.inference_, self.solver_ = inference, inference.name
         self.device_ = describe_placement(device)
@@ -426,14 +446,14 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         fitted = hasattr(self, "posterior_")
-        host = fitted and isinstance(self.posterior_, HostPosterior)
+        untranslated = fitted and self.kernel_skgpx_ is None  # a kernel only its own __call__ evaluates
         if method == "auto":
             m = len(X) if hasattr(X, "__len__") else np.shape(X)[0]
-            method = "exact" if (not fitted or host or m <= EXACT_SAMPLING_MAX_POINTS) else "pathwise"
+            method = "exact" if (not fitted or untranslated or m <= EXACT_SAMPLING_MAX_POINTS) else "pathwise"
         if method == "pathwise":
             if not fitted:
                 raise ValueError("sample_y(method='pathwise') needs a fitted model; use method='exact' for the prior.")
-            if host:
+            if untranslated:
                 raise ValueError(
                     "sample_y(method='pathwise') needs an skgpx kernel (random features); this model's kernel "
                     "runs on the NumPy host path. Use method='exact'."
@@ -449,23 +469,26 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return np.hstack(samples)
 
     def _sample_pathwise(self, X, n_samples, rng):
-        from ..gp._pathwise import pathwise_sample
-
         X = check_numeric(validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False))
         if n_samples == 0:  # as the exact method: (m, 0), or (m, n_targets, 0)
             return np.zeros((X.shape[0], *self.y_train_.shape[1:], 0))
         dtype, device = self._context()
         n = self.X_train_.shape[0]
+        Y, noise = self.y_train_.reshape(n, -1), noise_vector(self.alpha, n)
         with precision_scope(dtype), placement_scope(device):
             key = key_from_random_state(rng, stream=2)
             rng.randint(0, 2**31 - 1)  # advance a user-supplied RandomState, as exact sampling would
+            posterior = self.posterior_
+            if isinstance(posterior, HostPosterior):  # a small-n host fit: its compiled twin solves the paths
+                posterior = self.inference_.fit(self.kernel_skgpx_, self.inference_.prepare(self.X_train_, Y, noise,
+                                                                                            dtype), key)
             samples = pathwise_sample(
                 self.inference_,
-                self.posterior_,
+                posterior,
                 self.kernel_skgpx_,
                 jnp.asarray(self.X_train_, dtype),
-                jnp.asarray(self.y_train_.reshape(n, -1), dtype),
-                jnp.asarray(noise_vector(self.alpha, n), dtype),
+                jnp.asarray(Y, dtype),
+                jnp.asarray(noise, dtype),
                 jnp.asarray(X, dtype),
                 int(n_samples),
                 key,

@@ -1,10 +1,12 @@
-"""``ScalableGPRegressor`` on the NumPy host path: scikit-learn kernels skgpx has no translation of.
+"""``ScalableGPRegressor`` on the NumPy host path: scikit-learn kernels skgpx has no translation of, and small n.
 
 A kernel :func:`skgpx.kernels.from_sklearn` cannot translate (a user's subclass, a
 kernel on strings, ``PairwiseKernel``...) is evaluated by its own ``__call__`` and the
 GP maths runs in NumPy/SciPy (:mod:`skgpx.gp._host`): exact Cholesky, the same
 optimiser, restarts, bounds warnings and jitter policy as the compiled exact path, so
-the numbers are scikit-learn's. ``solver_`` is ``"host-numpy"`` and ``summary()`` says so.
+the numbers are scikit-learn's. ``solver="auto"`` also takes this path for a scikit-learn
+kernel below ``skgpx.gp.HOST_MAX_N`` rows on the CPU in float64, where compiling costs more
+than the maths. ``solver_`` is ``"host-numpy"`` and ``summary()`` says why.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .._blas import dense_factorisation_guard
 from ..gp import HOST_SOLVER, ExactInference, host_condition, host_log_marginal_likelihood
 from ..kernels import UnsupportedKernelError, from_sklearn
 from ._optimize import optimize_hyperparameters, warn_if_near_bounds
-from ._validation import noise_vector
+from ._validation import noise_vector, skgpx_kernel_or_none
 
 __all__ = ["HOST_SOLVER", "HostNegativeLML", "check_host_solver", "fit_host", "host_lml", "untranslated_part"]
 
@@ -75,11 +77,12 @@ class HostNegativeLML:
         return self.last
 
 
-def fit_host(est, kernel, X, Y, noise) -> None:
+def fit_host(est, kernel, X, Y, noise, reason: str) -> None:
     """``est.fit`` after validation, on the host path: optimise, condition, set the fitted attributes.
 
     `kernel` is the estimator's own clone of the scikit-learn kernel (it becomes
-    ``kernel_``); `Y` the normalised targets ``(n,)`` or ``(n, t)``; `noise` ``(n,)``.
+    ``kernel_``); `Y` the normalised targets ``(n,)`` or ``(n, t)``; `noise` ``(n,)``;
+    `reason` why the host path runs (kept in ``solver_info_["host_reason"]``).
     """
     check_host_solver(est.solver, kernel)
     jitter = host_jitter(est)
@@ -91,7 +94,7 @@ def fit_host(est, kernel, X, Y, noise) -> None:
     with dense_factorisation_guard(n):
         if est.optimizer is not None and kernel.n_dims > 0:
             if est.verbose:
-                print(f"[skgpx] {untranslated_part(kernel)} has no skgpx translation: NumPy host path", flush=True)
+                print(f"[skgpx] NumPy host path ({reason})", flush=True)
             obj = HostNegativeLML(kernel, X, Y, noise, jitter)
             bounds = kernel.bounds
             theta, func_min, runs, best = optimize_hyperparameters(
@@ -102,10 +105,10 @@ def fit_host(est, kernel, X, Y, noise) -> None:
             est.optimizer_runs_, est.n_iter_ = runs, runs[best]["n_iter"]
             lml_value = -np.float64(func_min)
         posterior = host_condition(kernel, X, Y, noise, jitter)
-    est.kernel_, est.kernel_skgpx_ = kernel, None
+    est.kernel_, est.kernel_skgpx_ = kernel, skgpx_kernel_or_none(kernel)
     est._check_posterior(posterior)
     est.posterior_ = posterior
-    est.solver_info_ = dict(posterior.diagnostics())
+    est.solver_info_ = dict(posterior.diagnostics(), host_reason=reason)
     est.log_marginal_likelihood_value_ = posterior.lml if lml_value is None else lml_value
 
 

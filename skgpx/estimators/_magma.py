@@ -245,7 +245,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         self._sklearn_kernels = (isinstance(mk, SkKernel), isinstance(tk, SkKernel))
         mk = to_skgpx(clone(mk) if isinstance(mk, SkKernel) else mk)
         tk = to_skgpx(clone(tk) if isinstance(tk, SkKernel) else tk)
-        if not _has_white(tk):
+        if not tk.has_white:
             tk = tk + White(0.1, noise_level_bounds=(1e-6, 1e1))
         return mk, tk
 
@@ -617,11 +617,6 @@ def _mixture_cov(out, groups):
         blk = np.einsum("k,kab->ab", t, out["covs"][:, r[:, None], r[None, :]]) + np.einsum("k,ka,kb->ab", t, d, d)
         cov[np.ix_(r, r)] = blk
     return cov
-
-
-def _has_white(kernel) -> bool:
-    leaves = jax.tree_util.tree_leaves(kernel, is_leaf=lambda x: isinstance(x, White))
-    return any(isinstance(x, White) for x in leaves)
 
 
 def _normalise(y, normalize_y):

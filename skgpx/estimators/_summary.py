@@ -6,7 +6,6 @@ import numpy as np
 
 from .._config import resolve_dtype
 from ..gp import HOST_SOLVER
-from ._host import untranslated_part
 
 __all__ = ["format_summary", "format_magma_summary"]
 
@@ -18,7 +17,7 @@ def format_summary(est) -> str:
     auto = isinstance(est.solver, str) and est.solver == "auto"
     if est.solver_ == HOST_SOLVER:
         resolved = (f"{HOST_SOLVER} (exact, NumPy/SciPy through the kernel's own __call__: "
-                    f"{untranslated_part(est.kernel_)} has no skgpx translation)")
+                    f"{est.solver_info_['host_reason']})")
     else:
         resolved = f"{est.solver_}: {est.inference_!r}" + (" (chosen by solver='auto')" if auto else "")
     lines = [

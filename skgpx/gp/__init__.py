@@ -32,7 +32,7 @@ from ._lowrank import (
     RFF as RFF,
     RFFInference as RFFInference,
 )
-from ._auto import select_solver as select_solver
+from ._auto import HOST_MAX_N as HOST_MAX_N, select_solver as select_solver
 from ._pathwise import pathwise_sample as pathwise_sample
 from ._ski import SKI as SKI, SKIInference as SKIInference
 from ._ski_posterior import SKIPosterior as SKIPosterior

@@ -1,8 +1,14 @@
 """``solver="auto"``: choose a back-end from the problem size and available memory.
 
-Three outcomes, reported in the estimator's ``solver_`` (each is a registered solver name):
+Four outcomes, reported in the estimator's ``solver_``:
 
-* ``"cholesky"`` while three ``n x n`` matrices (Gram, factor, workspace) fit the memory
+* ``"host-numpy"`` for a scikit-learn kernel, in float64 on the CPU, below
+  ``HOST_MAX_N`` (512) rows: exact Cholesky in NumPy/SciPy through the kernel's own
+  ``__call__``, which is scikit-learn's own computation. There is nothing to compile, and at
+  this size XLA's compile (seconds, once per kernel structure) and dispatch cost more than
+  the maths (figures: docs/performance.md, "Latency");
+
+* ``"cholesky"`` (compiled) while three ``n x n`` matrices (Gram, factor, workspace) fit the memory
   budget and ``n <= CHOLESKY_MAX_N`` (5 000) when the hyperparameters are optimised, or
   ``n <= CHOLESKY_MAX_N_FIXED`` (15 000) when they are not (``optimizer=None`` or nothing
   free to learn). One factorisation is cheap well past 5 000 points, but an optimiser
@@ -20,27 +26,39 @@ The budget is ``skgpx.operators.dense_memory_budget()``: ``min(25% of available 
 from __future__ import annotations
 
 from ..operators import dense_fits, dense_memory_budget
+from ._host import HOST_SOLVER
 
-__all__ = ["select_solver", "CHOLESKY_MAX_N", "CHOLESKY_MAX_N_FIXED"]
+__all__ = ["select_solver", "CHOLESKY_MAX_N", "CHOLESKY_MAX_N_FIXED", "HOST_MAX_N"]
 
 CHOLESKY_MAX_N = 5000
 CHOLESKY_MAX_N_FIXED = 15_000
+# Below this, an optimised fit's arithmetic in NumPy costs less than compiling the exact
+# path's programs (seconds, once per kernel structure); above, the compiled path wins.
+HOST_MAX_N = 512
 
 
 def select_solver(
-    n_samples: int, n_features: int, itemsize: int = 8, memory_budget: int | None = None, optimize: bool = True
+    n_samples: int,
+    n_features: int,
+    itemsize: int = 8,
+    memory_budget: int | None = None,
+    optimize: bool = True,
+    host: bool = False,
 ) -> str:
     """Name of the solver ``"auto"`` resolves to for a training set of ``n_samples`` rows.
 
     **Arguments:** ``n_samples``, ``n_features`` (unused today: kernel cost is linear in it for
     every back-end), ``itemsize`` (bytes per float), ``memory_budget`` (bytes; ``None``:
     :func:`skgpx.operators.dense_memory_budget`), ``optimize`` (whether the
-    hyperparameters will be optimised: many factorisations instead of one).
+    hyperparameters will be optimised: many factorisations instead of one), ``host``
+    (whether the NumPy host path can run the problem: a scikit-learn kernel, float64, the CPU).
 
-    **Returns:** ``"cholesky"``, ``"cg-dense"`` or ``"cg-matrix-free"``.
+    **Returns:** ``"host-numpy"``, ``"cholesky"``, ``"cg-dense"`` or ``"cg-matrix-free"``.
     """
     budget = dense_memory_budget() if memory_budget is None else int(memory_budget)
     n = int(n_samples)
+    if host and n < HOST_MAX_N:
+        return HOST_SOLVER
     max_n = CHOLESKY_MAX_N if optimize else CHOLESKY_MAX_N_FIXED
     if n <= max_n and 3 * n * n * itemsize <= budget:
         return "cholesky"

@@ -174,6 +174,14 @@ class AbstractKernel(eqx.Module):
             is_leaf=lambda k: k is not self and isinstance(k, AbstractKernel),
         )
 
+    @property
+    def has_white(self) -> bool:
+        """Whether a ``White`` term appears anywhere in this kernel."""
+        from ._basic import White
+
+        leaves = jax.tree_util.tree_leaves(self, is_leaf=lambda k: isinstance(k, White))
+        return any(isinstance(k, White) for k in leaves)
+
     def white_diagonal(self, X):
         """Diagonal of the white part of ``gram(X)``: ``diag(X) - without_white().diag(X)``."""
         return self.diag(X) - self.without_white().diag(X)

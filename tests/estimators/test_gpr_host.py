@@ -230,7 +230,7 @@ def test_jitter_policy_and_pickling():
         gp = ScalableGPRegressor(kernel=kernel, alpha=0.0).fit(X, y)
     # The jitter the compiled exact path picks for the same matrix (RBF translates).
     with pytest.warns(UserWarning, match="added jitter"):
-        ref = ScalableGPRegressor(kernel=RBF(1.0, "fixed"), alpha=0.0).fit(X, y)
+        ref = ScalableGPRegressor(kernel=RBF(1.0, "fixed"), alpha=0.0, solver="cholesky").fit(X, y)
     assert gp.solver_ == "host-numpy" and ref.solver_ == "cholesky"
     assert gp.jitter_ > 0 and gp.jitter_ == pytest.approx(ref.jitter_, rel=1e-12)
     assert_allclose(gp.predict(X[:3]), ref.predict(X[:3]), rtol=1e-9, atol=1e-12)
@@ -258,3 +258,32 @@ def test_summary_and_errors_name_the_untranslated_part():
     assert "host-numpy" in gp.summary() and "LetterConvolution has no skgpx translation" in gp.summary()
     with pytest.raises(ValueError, match=r"`solver='nystrom'` needs an skgpx kernel, but the kernel LetterConvolution"):
         ScalableGPRegressor(2.0 * LetterConvolution(), solver="nystrom").fit(list(X), y)
+
+
+def test_auto_runs_small_sklearn_problems_on_the_host_and_agrees_with_the_compiled_path():
+    from skgpx.gp import HOST_MAX_N, select_solver
+    from skgpx.kernels import RBF as XRBF
+
+    assert select_solver(HOST_MAX_N - 1, 2, host=True) == "host-numpy"
+    assert select_solver(HOST_MAX_N, 2, host=True) == "cholesky"
+    assert select_solver(20, 2, host=False) == "cholesky"
+    rng = np.random.RandomState(3)
+    X = rng.uniform(0, 5, (25, 2))
+    y = np.sin(X[:, 0]) * np.cos(0.5 * X[:, 1]) + 0.05 * rng.randn(25)
+    Xs = rng.uniform(0, 5, (7, 2))
+    kernel = ConstantKernel(1.0) * RBF([1.0, 1.0]) + WhiteKernel(0.1)
+    host = ScalableGPRegressor(kernel).fit(X, y)  # solver="auto"
+    assert host.solver_ == "host-numpy" and "n=25 < 512" in host.summary()
+    assert host.kernel_skgpx_ is not None  # the fitted kernel's translation, as on the compiled path
+    compiled = ScalableGPRegressor(kernel, solver="cholesky").fit(X, y)
+    assert compiled.solver_ == "cholesky"
+    assert_allclose(host.kernel_.theta, compiled.kernel_.theta, rtol=1e-5, atol=1e-6)
+    for a, b in zip(host.predict(Xs, return_std=True), compiled.predict(Xs, return_std=True)):
+        assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    theta = compiled.kernel_.theta
+    for a, b in zip(host.log_marginal_likelihood(theta, eval_gradient=True),
+                    compiled.log_marginal_likelihood(theta, eval_gradient=True)):
+        assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    # The compiled path whenever the host one cannot serve the request.
+    assert ScalableGPRegressor(XRBF(1.0)).fit(X, y).solver_ == "cholesky"  # skgpx kernel
+    assert ScalableGPRegressor(kernel, dtype="float32").fit(X, y).solver_ == "cholesky"

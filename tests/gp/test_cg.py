@@ -355,6 +355,7 @@ def test_auto_uses_cholesky_longer_when_nothing_is_optimised(monkeypatch):
     X = rng.rand(300, 2)
     y = np.sin(4 * X[:, 0]) + 0.05 * rng.randn(300)
     monkeypatch.setattr(auto, "CHOLESKY_MAX_N", 100)  # 300 points: "too many" to optimise by Cholesky
+    monkeypatch.setattr(auto, "HOST_MAX_N", 0)  # the compiled solvers' choice, not the NumPy host path
     fixed = ScalableGPRegressor(SkRBF(0.3), alpha=1e-2, optimizer=None).fit(X, y)
     assert fixed.solver_ == "cholesky"
     frozen = ScalableGPRegressor(SkRBF(0.3, length_scale_bounds="fixed"), alpha=1e-2).fit(X, y)
