@@ -5,7 +5,7 @@ ratios, not the seconds). Rows:
 
 * ``import``: a fresh interpreter's ``import jax`` alone, then ``import skgpx`` (which
   includes JAX), and scikit-learn's ``sklearn.gaussian_process``;
-* ``first fit+predict n=...``: in a fresh process (imports excluded), one
+* ``first fit+predict n=...``: in a fresh process (imports excluded for both), one
   ``fit`` (L-BFGS-B on ``C * RBF + White``, 2-D inputs) then ``predict(return_std=True)``
   on 50 points: what a script that fits one model pays, compilation included;
 * ``warm fit+predict n=...``: the same in a process that already fitted that model
@@ -109,6 +109,10 @@ IMPORTS = {
 }
 
 
+# What a fresh process imports before a timed row (the import itself is the "import" rows).
+IMPORT = {"skgpx": IMPORTS["skgpx"], "sklearn": IMPORTS["sklearn"]}
+
+
 def import_times(repeats):
     # The PRELUDE imports numpy only; each statement is timed in its own fresh interpreter.
     code = """
@@ -122,7 +126,7 @@ def import_times(repeats):
 
 def first_fit_predict(lib, n):
     return child(f"""
-    import {'skgpx' if lib == 'skgpx' else 'sklearn.gaussian_process'}
+    {IMPORT[lib]}
     emit(t=fit_predict({lib!r}, {n}))
     """, 900).get("t", float("nan"))
 
@@ -132,7 +136,7 @@ def solver_first_fits(solver):
     lib = "sklearn" if solver == "sklearn" else "skgpx"
     kw = "" if lib == "sklearn" else f"solver={solver!r}, random_state=0"
     return child(f"""
-    import {'skgpx' if lib == 'skgpx' else 'sklearn.gaussian_process'}
+    {IMPORT[lib]}
     a = fit_predict({lib!r}, 50, {kw})
     b = fit_predict({lib!r}, 51, {kw})
     emit(t50=a, t51=b)
@@ -142,7 +146,7 @@ def solver_first_fits(solver):
 def grid_search(lib):
     return child(f"""
     from sklearn.model_selection import GridSearchCV
-    import {'skgpx' if lib == 'skgpx' else 'sklearn.gaussian_process'}
+    {IMPORT[lib]}
     X, y, _ = data(100)
     t0 = time.perf_counter()
     GridSearchCV(estimator({lib!r}), {{"kernel": [kernel(0), kernel(1), kernel(2)]}}, cv=5).fit(X, y)

@@ -18,7 +18,7 @@ from .._blas import dense_factorisation_guard
 from ..gp import HOST_SOLVER, ExactInference, host_condition, host_log_marginal_likelihood
 from ..kernels import UnsupportedKernelError, from_sklearn
 from ._optimize import optimize_hyperparameters, warn_if_near_bounds
-from ._validation import noise_vector, skgpx_kernel_or_none
+from ._validation import skgpx_kernel_or_none
 
 __all__ = ["HOST_SOLVER", "HostNegativeLML", "check_host_solver", "fit_host", "host_lml", "untranslated_part"]
 
@@ -121,7 +121,6 @@ def host_lml(est, theta, eval_gradient, clone_kernel):
         est.kernel_.theta = theta
         kernel = est.kernel_
     n = est.posterior_.L.shape[0]
-    Y = est.y_train_.reshape(n, -1)
-    noise = noise_vector(est.alpha, n)
     with dense_factorisation_guard(n):
-        return host_log_marginal_likelihood(kernel, est.X_train_, Y, noise, host_jitter(est), eval_gradient)
+        return host_log_marginal_likelihood(kernel, est.X_train_, est.y_train_.reshape(n, -1),
+                                            est.posterior_.noise, host_jitter(est), eval_gradient)

@@ -54,13 +54,16 @@ def host_cholesky(A, jitter="auto"):
     schedule of :func:`skgpx.solvers.jitter_schedule`), ``None`` (as is only) or a number
     always added. On failure ``L`` is NaN and ``ok`` False.
     """
-    if isinstance(jitter, str):
-        start, growth, n_tries = jitter_schedule(np.float64)
-        scale = float(np.mean(np.diagonal(A)))
-        scale = scale if scale > 0 else 1.0
-        tries = [0.0] + [start * scale * growth**k for k in range(n_tries)]
-    else:
-        tries = [0.0 if jitter is None else float(jitter)]
+    first = 0.0 if isinstance(jitter, str) or jitter is None else float(jitter)
+    L = _factor(A, first)
+    if L is not None:  # the common case: no schedule to build
+        return L, first, True
+    if not isinstance(jitter, str):
+        return np.full_like(A, np.nan), first, False
+    start, growth, n_tries = jitter_schedule(np.float64)
+    scale = float(np.mean(np.diagonal(A)))
+    scale = scale if scale > 0 else 1.0
+    tries = [start * scale * growth**k for k in range(n_tries)]
     for j in tries:
         L = _factor(A, j)
         if L is not None:
@@ -117,6 +120,7 @@ class HostPosterior(AbstractPosterior):
     jitter: float
     ok: bool
     lml: np.float64
+    noise: np.ndarray  # (n,) on the diagonal of the training Gram matrix
 
     def mean(self, Xs):
         # RW Alg. 2.1 line 4: f* = K(X*, X) alpha
@@ -154,6 +158,6 @@ def host_condition(kernel, X, Y, noise, jitter="auto") -> HostPosterior:
     L, j, ok = host_cholesky(_noisy_gram(kernel(X), noise), jitter)
     if not ok:
         nan = np.full(Y.shape, np.nan)
-        return HostPosterior(kernel, X, L, nan, j, False, np.float64(np.nan))
+        return HostPosterior(kernel, X, L, nan, j, False, np.float64(np.nan), noise)
     alpha = scipy.linalg.cho_solve((L, True), Y, check_finite=False)
-    return HostPosterior(kernel, X, L, alpha, j, True, _lml(Y, alpha, L))
+    return HostPosterior(kernel, X, L, alpha, j, True, _lml(Y, alpha, L), noise)
