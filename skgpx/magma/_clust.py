@@ -43,6 +43,7 @@ from ._mixture import MixtureMoments
 from ._model import MagmaParams, TaskData, canonical
 from ._objectives import m_step_covariance, mean_process_term
 from ._optimize import minimize_lbfgsb
+from ._shard import over_tasks
 from ._taskcov import task_factor, woodbury_precision
 
 __all__ = [
@@ -162,23 +163,26 @@ def cluster_task_terms(params: ClustParams, data: TaskData, hyper: HyperPosterio
         E = -0.5 * (quad + tr[None, :] + logdet_from_chol(L) + N * LOG_2PI)
         return jnp.where(data.mask[:, :1], E, 0.0)
 
-    def per_task(x, y, idx, mask, th):
-        k = params.task_kernel.with_theta(th)
-        both = mask[:, None] & mask[None, :]
-        if task_rank:
-            W, logdet = woodbury_precision(*task_factor(k, x, mask, jitter, task_rank), mask)
-        else:
-            L = chol(k.gram(x, mask), jitter, mask)
-            W, logdet = jnp.where(both, cho_inverse(L), 0.0), logdet_from_chol(L)
-        r = jnp.where(mask[None, :], y[None, :] - means[:, idx], 0.0)  # (K, n)
-        quad = jnp.sum(r * (r @ W), axis=1)
-        tr = jnp.einsum("ab,kab->k", W, jnp.where(both[None], C[:, idx[:, None], idx[None, :]], 0.0))
-        return -0.5 * (quad + tr + logdet + jnp.sum(mask) * LOG_2PI)
+    def local(task_kernel, means, C, jitter, *arrays):  # this device's tasks (all without a mesh: ._shard)
+        def per_task(x, y, idx, mask, th):
+            k = task_kernel.with_theta(th)
+            both = mask[:, None] & mask[None, :]
+            if task_rank:
+                W, logdet = woodbury_precision(*task_factor(k, x, mask, jitter, task_rank), mask)
+            else:
+                L = chol(k.gram(x, mask), jitter, mask)
+                W, logdet = jnp.where(both, cho_inverse(L), 0.0), logdet_from_chol(L)
+            r = jnp.where(mask[None, :], y[None, :] - means[:, idx], 0.0)  # (K, n)
+            quad = jnp.sum(r * (r @ W), axis=1)
+            tr = jnp.einsum("ab,kab->k", W, jnp.where(both[None], C[:, idx[:, None], idx[None, :]], 0.0))
+            return -0.5 * (quad + tr + logdet + jnp.sum(mask) * LOG_2PI)
+
+        E = jax.lax.map(lambda a: jax.vmap(per_task)(*a), data.chunked(*arrays))
+        return E.reshape(arrays[0].shape[0], -1)
 
     thetas = params.task_thetas(data.X.shape[0])
-    xs = data.chunked(data.X, data.y, data.index, data.mask, thetas)
-    E = jax.lax.map(lambda a: jax.vmap(per_task)(*a), xs)
-    return E.reshape(data.X.shape[0], -1)
+    return over_tasks(local, (data.X, data.y, data.index, data.mask, thetas), (params.task_kernel, means, C, jitter),
+                      unit=data.chunk, out="split")
 
 
 def _mean_terms(params: ClustParams, hyper: HyperPosterior, jitter):

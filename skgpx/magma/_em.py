@@ -49,6 +49,7 @@ from ._objectives import (
 )
 from ._optimize import minimize_lbfgsb
 from ._separable import separable_m_step
+from ._shard import task_shards
 from ._taskcov import rank_cap, task_needs, uniform_rank
 
 __all__ = ["EMOptions", "EMResult", "MagmaEM", "TaskMStep", "iterate", "run_em"]
@@ -371,9 +372,10 @@ _SHARED_START_TASKS = 64
 
 
 def _task_subset(data: TaskData, size: int):
-    """About ``size`` evenly spaced real tasks of ``data`` (whole chunks, no padding), and
+    """About ``size`` evenly spaced real tasks of ``data`` (whole chunks on every device, no padding), and
     their rows (``None``: all of ``data``)."""
-    k = max(data.chunk, size // data.chunk * data.chunk)
+    unit = data.chunk * task_shards()  # whole chunks on every device of a mesh
+    k = max(unit, size // unit * unit)
     if k >= data.n_tasks:
         return data, None
     sel = jnp.asarray(np.linspace(0, data.n_tasks - 1, k).round().astype(int))

@@ -61,6 +61,33 @@ def test_four_devices_equal_one_device():
     assert (report["auto_kind_mesh"], report["auto_kind_one"]) == ("dense", "matrix-free")
 
 
+def test_magma_four_devices_equal_one_device():
+    """MultiTaskMagmaRegressor on a mesh of 4 devices: the per-task work split by tasks (10 tasks
+    padded to 12 = 4 x 3), the fit equal to the one-device fit."""
+    proc = subprocess.run([sys.executable, str(HERE / "_magma_sharded_run.py")], env=_env(4), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = _json_line(proc.stdout)
+    # At fixed hyperparameters the E-step and the task M-step's per-task values and gradients
+    # (all tasks, and a subset listed per device) are the one-device ones to round-off.
+    for key, diff in report["fixed"].items():
+        assert diff <= 1e-12, (key, diff)
+    # The task arrays, and the per-task values and gradients, are split 3 tasks per device.
+    shards = report["shards"]
+    assert shards["M_pad"] == 12
+    for key in ("data_X", "values", "grads"):
+        assert shards[key] == [[0, 3], [1, 3], [2, 3], [3, 3]], (key, shards[key])
+    for kind in ("shared", "distinct"):
+        r = report[kind]
+        assert "mesh rows=4" in r["device_"] and "mesh rows=4" in r["summary"]
+        # Posterior and predictions to ~1e-10. The M-step's optima (hyperparameters, then the
+        # ELBO) move with the order of the sums by about sqrt(eps) relative: a flat optimum.
+        for key in ("mp_mean", "mp_std", "mean", "std", "post_mean"):
+            assert r["diff"][key] <= 2e-9 * max(1.0, r["scale"][key]), (kind, key, r["diff"][key])
+        for key in ("theta0", "theta_task", "elbo"):
+            assert r["diff"][key] <= 1e-7 * max(1.0, r["scale"][key]), (kind, key, r["diff"][key])
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
