@@ -42,7 +42,7 @@ from ..magma import (
 )
 from ._magma_clust import ClusterMixin
 from ._quality import em_advice, warn_magma_bounds
-from ._state import kernel_deep_params, split_kernel_params, to_host
+from ._state import DeviceCloneMixin, kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_magma_summary
 from ._validation import check_kernel, check_n_samples, check_numeric, to_skgpx
 
@@ -52,7 +52,7 @@ __all__ = ["MultiTaskMagmaRegressor"]
 _PREDICT_BUDGET = 1 << 22
 
 
-class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
+class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, BaseEstimator):
     """Multi-task GP regression with a common mean process (Magma), trained by EM.
 
     Model (MAGMA.md A.1): tasks ``i`` observed at their own inputs ``t_i``,

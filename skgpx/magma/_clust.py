@@ -126,8 +126,10 @@ def _structured(params, data) -> bool:
 
 
 @eqx.filter_jit
-def cluster_e_step(params: ClustParams, data: TaskData, tau, jitter, task_rank: int = 0) -> HyperPosterior:
-    """The K hyper-posteriors ``q(mu_k)`` for memberships ``tau`` (VE-step, MAGMA.md A.4)."""
+def cluster_e_step(params: ClustParams, data: TaskData, tau, jitter, task_rank: int = 0,
+                   progress: bool = False) -> HyperPosterior:
+    """The K hyper-posteriors ``q(mu_k)`` for memberships ``tau`` (VE-step, MAGMA.md A.4);
+    ``progress``: report the task chunks done (``verbose``)."""
     T = data.grid
     L0 = jax.vmap(lambda th: chol(params.mean_kernel.with_theta(th).gram(T), jitter))(params.cluster_thetas())
     if _structured(params, data):
@@ -138,7 +140,7 @@ def cluster_e_step(params: ClustParams, data: TaskData, tau, jitter, task_rank: 
         Y = jnp.where(data.mask, data.y, 0.0).T
         b = cho_solve(Lp, Y @ tau).T  # (K, N)
     else:
-        S, b, _, _ = task_precisions(params.task_view(), data, jitter, task_rank, weights=tau)
+        S, b, _, _ = task_precisions(params.task_view(), data, jitter, task_rank, weights=tau, progress=progress)
         LtSL = jnp.einsum("kba,kbc,kcd->kad", L0, S, L0)
     m0 = jnp.asarray(params.m0, T.dtype)
     LB, u, w0 = jax.vmap(posterior_from_precisions, in_axes=(None, 0, 0, 0, 0))(T, L0, LtSL, b, m0)
@@ -276,7 +278,7 @@ class ClustEM:
 
     def _e_step(self, params, update):
         jitter, rank = self.tasks.jitter, self.tasks.rank
-        hyper = cluster_e_step(params, self.data, self.tau, jitter, rank)
+        hyper = cluster_e_step(params, self.data, self.tau, jitter, rank, bool(self.options.verbose))
         E = cluster_task_terms(params, self.data, hyper, jitter, rank)
         self.tau, value = _memberships_and_elbo(params, hyper, E, self.tau, self.real, jitter, update)
         return ClustPosterior(hyper, self.tau, E, value)

@@ -48,6 +48,7 @@ from ._objectives import (
     task_objective_and_grad,
 )
 from ._optimize import minimize_lbfgsb
+from ._progress import reporting
 from ._separable import separable_m_step
 from ._shard import task_shards
 from ._taskcov import rank_cap, task_needs, uniform_rank
@@ -173,7 +174,7 @@ class MagmaEM:
         return self.e_step(params)
 
     def e_step(self, params) -> HyperPosterior:
-        return e_step(params, self.data, self.tasks.jitter, self.tasks.rank)
+        return e_step(params, self.data, self.tasks.jitter, self.tasks.rank, bool(self.options.verbose))
 
     @staticmethod
     def value(post) -> float:
@@ -190,6 +191,7 @@ class MagmaEM:
             np.asarray(params.mean_kernel.bounds),
             max_iter=o.m_step_max_iter,
             tol=o.m_step_tol,
+            label="mean-process M-step",
         )
         params = with_values(params, theta0=jnp.asarray(r0.x))
         if o.learn_prior_mean:
@@ -251,7 +253,8 @@ def iterate(model, params):
     it = 0
     for it in range(1, o.max_iter + 1):
         t0 = time.perf_counter()
-        params, report = model.m_step(params, post)
+        with reporting(o.verbose):  # a line every few seconds of a long M-step (._progress)
+            params, report = model.m_step(params, post)
         post = model.e_step(params)
         value = model.value(post)
         times.append(time.perf_counter() - t0)
@@ -343,7 +346,8 @@ def _task_m_step(params, data, mean, cov_m, lowrank, jitter, scale, rank, needs_
 
     x, raised = params.theta_task, False
     while True:
-        res = minimize_lbfgsb(lambda th: objective(th, rank), x, bounds, max_iter=max_iter, tol=tol)
+        res = minimize_lbfgsb(lambda th: objective(th, rank), x, bounds, max_iter=max_iter, tol=tol,
+                              label="task M-step")
         new = with_values(params, theta_task=jnp.asarray(res.x))
         needs = needs_at(new)
         next_rank = uniform_rank(needs, cap, rank)

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 from ..solvers import cho_inverse
 from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
+from ._progress import chunk_done
 from ._shard import like_tasks, over_tasks
 from ._taskcov import task_factor, woodbury_precision
 
@@ -75,7 +76,7 @@ class HyperPosterior(eqx.Module):
         return logdet_from_chol(self.L0) - logdet_from_chol(self.LB)
 
 
-def task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0, weights=None):
+def task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0, weights=None, progress=False):
     """``S``, ``b`` by chunked scatter-add (``L0^T S L0`` is built by the caller), and
     ``sum_i y_i^T Psi_i^{-1} y_i``, ``sum_i log|Psi_i|``.
 
@@ -83,12 +84,14 @@ def task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0, we
     (:mod:`._taskcov`), ``O(n^2 r)`` instead of a Cholesky and an inverse.
     ``weights`` ``(M_pad, K)``: ``K`` weighted sums ``S_k = sum_i w_ik P_i^T Psi_i^{-1} P_i``,
     ``b_k = sum_i w_ik P_i^T Psi_i^{-1} y_i`` instead (``(K, N, N)``, ``(K, N)``; MagmaClust's
-    VE-step, MAGMA.md A.4), from the same per-task factorisations.
+    VE-step, MAGMA.md A.4), from the same per-task factorisations. ``progress``: report the
+    chunks done (``verbose``, :mod:`._progress`).
     """
     N = data.grid.shape[0]
     thetas = params.task_thetas(data.X.shape[0])
     dtype = data.y.dtype
     lead = () if weights is None else (weights.shape[1],)
+    n_chunks = data.X.shape[0] // data.chunk
 
     def sums(params, jitter, *arrays):  # over this device's tasks (all of them without a mesh: ._shard)
         def per_task(x, y, mask, th):
@@ -108,6 +111,8 @@ def task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0, we
             S, b, quad, logdet = carry
             X, y, idx, mask, th = xs[:5]
             Pinv, r, q, ld = jax.vmap(per_task)(X, y, mask, th)
+            if progress:
+                chunk_done("E-step", n_chunks, q)
             if weights is not None:
                 w = xs[5]
                 if data.shared_inputs:
@@ -146,10 +151,11 @@ def posterior_from_precisions(T, L0, LtSL, b, m0):
 
 
 @eqx.filter_jit
-def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0) -> HyperPosterior:
+def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0, progress: bool = False) -> HyperPosterior:
     """Hyper-posterior of the mean process on ``data.grid`` given ``params`` (A.2 E-step).
 
-    ``task_rank > 0``: task precisions from low-rank factors (:mod:`._taskcov`).
+    ``task_rank > 0``: task precisions from low-rank factors (:mod:`._taskcov`). ``progress``:
+    report the task chunks done (``verbose``; :mod:`._progress`).
     """
     T = data.grid
     N = T.shape[0]
@@ -167,7 +173,7 @@ def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0) -> H
         logdet_psi = n_real * logdet_from_chol(Lp)
         S1 = n_real * cho_solve(Lp, ones)  # S 1
     else:
-        S, b, quad, logdet_psi = task_precisions(params, data, jitter, task_rank)
+        S, b, quad, logdet_psi = task_precisions(params, data, jitter, task_rank, progress=progress)
         LtSL = L0.T @ S @ L0
         S1 = S @ ones
     m0 = jnp.asarray(params.m0, T.dtype)

@@ -277,7 +277,7 @@ def task_terms_and_grad(
 def _per_task_values_and_grads(thetas, params, data, mean, cov, jitter, lowrank, task_rank, rows=None, n_rows=None):
     """``(Ji (M_pad,), dJi/dtheta_i (M_pad, p))`` for per-task log-hyperparameters ``thetas``.
 
-    ``rows`` (``(M_pad,)`` task indices) and ``n_rows`` (``(s,)``): evaluate only some
+    ``rows`` (``(M_pad,)`` task indices) and ``n_rows`` (``(s,)``, or a scalar for one shard): evaluate only some
     tasks, listed per shard of the task axis (``s`` shards of ``M_pad / s`` tasks, one per
     device under a mesh: :func:`~._shard.task_shards`; ``s = 1`` without one): shard ``j``
     evaluates its tasks ``rows[j * M_pad / s:][:n_rows[j]]`` (indices within the shard),
@@ -328,7 +328,7 @@ def _per_task_values_and_grads(thetas, params, data, mean, cov, jitter, lowrank,
         grads = jnp.zeros_like(thetas).at[slot].set(grads.reshape(thetas.shape), mode="drop")
         return values, grads
 
-    return over_tasks(local, arrays + (rows, n_rows), whole, unit=chunk, out="split")
+    return over_tasks(local, arrays + (rows, jnp.atleast_1d(n_rows)), whole, unit=chunk, out="split")
 
 
 @eqx.filter_jit

@@ -14,7 +14,9 @@ jax.config.update("jax_enable_x64", True)
 from skgpx import MultiTaskMagmaRegressor  # noqa: E402
 from skgpx._mesh import placement_scope, resolve_placement  # noqa: E402
 from skgpx.kernels import RBF, Constant, White  # noqa: E402
-from skgpx.magma import MagmaParams, build_layout, canonical, e_step, place_task_data, task_data_from_layout  # noqa: E402
+from skgpx.magma import (  # noqa: E402
+    MagmaParams, build_layout, canonical, e_step, place_task_data, task_data_from_layout,
+)
 from skgpx.magma._objectives import task_objectives_and_grads  # noqa: E402
 from skgpx.magma._separable import shard_rows  # noqa: E402
 from skgpx.magma._shard import task_shards  # noqa: E402
@@ -55,7 +57,8 @@ def _fixed(X, y, g, placement, n_shards):
     with placement_scope(placement):
         data = place_task_data(task_data_from_layout(layout), placement)
         M_pad, M = data.X.shape[0], data.n_tasks
-        theta = np.tile(np.asarray(kernel.theta), (M_pad, 1)) + 0.04 * np.arange(M_pad)[:, None]  # task i: the same on both layouts
+        # Task i's hyperparameters are the same on both layouts (10 or 12 padded tasks).
+        theta = np.tile(np.asarray(kernel.theta), (M_pad, 1)) + 0.04 * np.arange(M_pad)[:, None]
         params = canonical(MagmaParams(mean_kernel, kernel, np.asarray(mean_kernel.theta), theta, np.asarray(0.3),
                                        False))
         jitter = jnp.asarray(1e-8)

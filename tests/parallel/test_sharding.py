@@ -127,3 +127,27 @@ def test_resolve_placement_in_process():
         resolve_placement(["cpu", "cpu"])
     with pytest.raises(ValueError, match="lists a device twice"):
         resolve_placement([dev, dev])
+
+
+@pytest.mark.parametrize("kind", ["device", "list", "mesh"])
+def test_clone_with_devices_in_device(kind):
+    """clone / get_params / repr of estimators whose `device` holds jax.Device objects or a Mesh
+    (scikit-learn deep-copies parameters, and a jax.Device cannot be copied)."""
+    from jax.sharding import Mesh
+    from sklearn.base import clone
+
+    dev = jax.devices()[0]
+    device = {"device": dev, "list": [dev], "mesh": Mesh(np.array([dev], dtype=object), ("rows",))}[kind]
+    for est in (skgpx.ScalableGPRegressor(device=device, n_restarts_optimizer=2),
+                skgpx.MultiTaskMagmaRegressor(device=device, max_iter=3)):
+        twin = clone(est)
+        assert type(twin) is type(est) and twin is not est
+        assert twin.get_params(deep=False).keys() == est.get_params(deep=False).keys()
+        if kind == "list":
+            assert twin.device == device and twin.device is not device  # a new list of the same devices
+        else:
+            assert twin.device is device
+        assert {k: v for k, v in twin.get_params(deep=True).items() if k != "device"} == {
+            k: v for k, v in est.get_params(deep=True).items() if k != "device"}
+        assert "device=" in repr(twin)
+        assert resolve_placement(twin.device) is dev
