@@ -277,9 +277,9 @@ def task_terms_and_grad(
 def _per_task_values_and_grads(thetas, params, data, mean, cov, jitter, lowrank, task_rank, rows=None, n_rows=None):
     """``(Ji (M_pad,), dJi/dtheta_i (M_pad, p))`` for per-task log-hyperparameters ``thetas``.
 
-    ``rows`` (``(M_pad,)`` task indices) and ``n_rows`` (``(s,)``, or a scalar for one shard): evaluate only some
-    tasks, listed per shard of the task axis (``s`` shards of ``M_pad / s`` tasks, one per
-    device under a mesh: :func:`~._shard.task_shards`; ``s = 1`` without one): shard ``j``
+    ``rows`` (``(M_pad,)`` task indices) and ``n_rows`` (``(s,)``; a scalar when ``s = 1``):
+    evaluate only some tasks, listed per shard of the task axis (``s`` shards of ``M_pad / s``
+    tasks, one per device under a mesh: :func:`~._shard.task_shards`; ``s = 1`` without one): shard ``j``
     evaluates its tasks ``rows[j * M_pad / s:][:n_rows[j]]`` (indices within the shard),
     gathered chunk by chunk; chunks past ``n_rows[j]`` are skipped (``lax.cond``), and the
     other tasks' outputs are zero. Both are traced: any subset runs on the same compiled
