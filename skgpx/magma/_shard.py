@@ -7,7 +7,8 @@ over the (padded) task axis. Under a context mesh of ``p`` devices (``jax.set_me
 arrays of :class:`~._model.TaskData` are split by tasks (:func:`place_task_data`) and each
 loop runs in ``jax.shard_map`` on its device's ``M_pad / p`` tasks (:func:`over_tasks`):
 sums end with one ``psum`` (the ``N x N`` precision ``S`` of the E-step, scalars for the
-objectives), per-task outputs (values, gradients, pivot counts) stay split. Everything
+objectives), per-task outputs (values, gradients, pivot counts) stay split (gathered when
+the mesh spans several processes: every process reads them on its host). Everything
 else (the grid, the mean-process factors, the hyper-posterior moments) is replicated.
 
 The layout pads the task axis to a multiple of ``p`` chunks with fully masked tasks
@@ -64,8 +65,13 @@ def over_tasks(fn, tasks, whole=(), *, unit: int = 1, out: str = "sum"):
         return jax.lax.psum(r, spec[0]) if out == "sum" else r
 
     in_specs = (PartitionSpec(),) + (spec,) * len(tasks)
-    return jax.shard_map(local, mesh=mesh, in_specs=in_specs,
-                         out_specs=PartitionSpec() if out == "sum" else spec)(dyn, *tasks)
+    result = jax.shard_map(local, mesh=mesh, in_specs=in_specs,
+                           out_specs=PartitionSpec() if out == "sum" else spec)(dyn, *tasks)
+    if out == "split" and jax.process_count() > 1:
+        # Per-task results are read on the host, by every process: whole on every device
+        # (a few numbers per task) when the mesh spans several processes.
+        result = jax.lax.with_sharding_constraint(result, PartitionSpec())
+    return result
 
 
 def like_tasks(tree, ref):
