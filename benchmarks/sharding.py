@@ -1,4 +1,4 @@
-"""One GP on 1, 2 and 4 devices, and many windows on Dask against the serial loop.
+"""One GP and one Magma fit on 1, 2 and 4 devices, and many windows on Dask against the serial loop.
 
 Part 1 (``--devices``): the same GP (Matern-3/2 in 2-D, fixed hyperparameters, ``solver`` =
 ``cg-dense`` and ``cg-matrix-free``) conditioned on ``n`` points with ``device=jax.devices()[:p]``.
@@ -8,7 +8,15 @@ the table shows correctness and the sharding overhead, not a speed-up. Columns: 
 ``mean_s`` (mean at ``--n-test`` points) after one warm-up fit (compilation excluded),
 ``iters`` PCG iterations, ``d_mean`` max |mean - mean on 1 device|.
 
-Part 2 (``--windows``): ``W`` independent daily windows of ``m`` points, each an optimised
+Part 2 (``--magma-tasks``): the same Magma problem (``M`` tasks of ``m`` points at their own
+inputs on a shared grid, shared and distinct task hyperparameters, a fixed number of EM
+iterations: ``tol=0``) fitted with ``device=jax.devices()[:p]``: the per-task work of the E- and
+M-steps split by tasks over the devices. ``fit_s`` after one warm-up fit (compilation excluded),
+``d_mp`` max |mean-process mean - one device's| at 200 points, ``d_pred`` the same for the
+training tasks' predictions, ``d_theta`` for the log-hyperparameters (an optimiser's optimum moves
+with the order of the sums by about sqrt(eps)).
+
+Part 3 (``--windows``): ``W`` independent daily windows of ``m`` points, each an optimised
 exact GP (``solver="cholesky"``), fitted by the serial loop and by
 ``skgpx.parallel.fit_many`` on a ``LocalCluster`` (``--workers`` processes, 1 thread each).
 ``start_s`` is the cluster start-up, ``fit_s`` the fits (incl. each worker's first
@@ -16,8 +24,9 @@ compilation), ``d_mean`` the max difference of the windows' predictions against 
 
 Run:
 
-    .venv/bin/python benchmarks/sharding.py                  # n = 4000, 8 windows of 400
-    .venv/bin/python benchmarks/sharding.py --n 1000 --windows 4 --window-n 200   # quick
+    .venv/bin/python benchmarks/sharding.py                  # n = 4000, Magma 64 x 30, 8 windows of 400
+    .venv/bin/python benchmarks/sharding.py --n 1000 --magma-tasks 32 --windows 4 --window-n 200   # quick
+    .venv/bin/python benchmarks/sharding.py --skip-gp --skip-dask    # the Magma rows only
 """
 
 from __future__ import annotations
@@ -75,6 +84,57 @@ def devices_table(n, n_test, device_counts):
         print(f"| {solver:15s} | {p} | {fit_s:.2f} | {mean_s:.3f} | {it} | {d:.1e} |")
 
 
+def _magma_data(n_tasks, n_points, seed=0):
+    rng = np.random.default_rng(seed)
+    grid = np.linspace(0, 10, 4 * n_points)
+    X, y, g = [], [], []
+    for i in range(n_tasks):
+        t = np.sort(rng.choice(grid, n_points, replace=False))
+        X.append(t)
+        y.append(np.sin(t) + 0.5 * np.sin(1.5 * t + rng.uniform(0, 6)) + 0.1 * rng.normal(size=n_points))
+        g.append(np.full(n_points, i))
+    return np.concatenate(X)[:, None], np.concatenate(y), np.concatenate(g)
+
+
+def magma_table(n_tasks, n_points, max_iter, device_counts):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skgpx import MultiTaskMagmaRegressor
+    from skgpx.kernels import RBF as SkgpxRBF, Constant, White
+
+    X, y, g = _magma_data(n_tasks, n_points)
+    Xs = np.linspace(0, 10, 200)[:, None]
+    rows, ref = [], {}
+    for shared in (True, False):
+        hyper = "shared" if shared else "distinct"
+        for p in device_counts:
+            if p > len(jax.devices()):
+                continue
+            devs = jax.devices()[:p]
+            est = MultiTaskMagmaRegressor(Constant(1.0) * SkgpxRBF(2.0), Constant(1.0) * SkgpxRBF(1.0) + White(0.1),
+                                          shared_hyperparameters=shared, max_iter=max_iter, tol=0.0,
+                                          device=devs if p > 1 else devs[0])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of EM iterations
+                est.fit(X, y, groups=g)  # warm-up: compile
+                t0 = time.perf_counter()
+                est.fit(X, y, groups=g)
+                fit_s = time.perf_counter() - t0
+            out = {"mp": est.predict_mean_process(Xs), "pred": est.predict(X, groups=g), "theta": est.task_theta_}
+            r = ref.setdefault(hyper, out)
+            d = {k: float(np.max(np.abs(out[k] - r[k]))) for k in out}
+            rows.append((hyper, p, est._layout.X.shape[0], fit_s, d["mp"], d["pred"], d["theta"]))
+            print(f"  Magma {hyper:8s} p={p} fit {fit_s:7.2f} s", flush=True)
+    print(f"\nMagma, {n_tasks} tasks x {n_points} points (distinct inputs, grid {len(np.unique(X))}), {max_iter} EM "
+          f"iterations, {jax.devices()[0].platform} devices ({jax.device_count()} available)\n")
+    print("| task hyperparameters | devices | padded tasks | fit_s | d_mp | d_pred | d_theta |")
+    print("|---|---|---|---|---|---|---|")
+    for hyper, p, m_pad, fit_s, d_mp, d_pred, d_theta in rows:
+        print(f"| {hyper} | {p} | {m_pad} | {fit_s:.2f} | {d_mp:.1e} | {d_pred:.1e} | {d_theta:.1e} |")
+
+
 def windows_table(n_windows, window_n, workers):
     import distributed
 
@@ -106,12 +166,20 @@ def main():
     p.add_argument("--n", type=int, default=4000)
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--magma-tasks", type=int, default=64)
+    p.add_argument("--magma-points", type=int, default=30)
+    p.add_argument("--magma-iter", type=int, default=3)
     p.add_argument("--windows", type=int, default=8)
     p.add_argument("--window-n", type=int, default=400)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--skip-gp", action="store_true")
+    p.add_argument("--skip-magma", action="store_true")
     p.add_argument("--skip-dask", action="store_true")
     a = p.parse_args()
-    devices_table(a.n, a.n_test, a.devices)
+    if not a.skip_gp:
+        devices_table(a.n, a.n_test, a.devices)
+    if not a.skip_magma:
+        magma_table(a.magma_tasks, a.magma_points, a.magma_iter, a.devices)
     if not a.skip_dask:
         windows_table(a.windows, a.window_n, a.workers)
 

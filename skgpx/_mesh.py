@@ -26,6 +26,7 @@ from ._device import describe_device, resolve_device
 
 __all__ = [
     "ROW_AXIS", "resolve_placement", "describe_placement", "placement_scope", "put", "row_spec", "context_row_mesh",
+    "varying", "first_device",
 ]
 
 # Axis name of the 1-D mesh built from a sequence of devices.
@@ -89,6 +90,14 @@ def put(x, placement):
     return jax.device_put(x, placement)
 
 
+def first_device(placement) -> jax.Device:
+    """The device itself, or the mesh's first device of this process (for per-device checks)."""
+    if isinstance(placement, Mesh):
+        local = [d for d in placement.devices.flat if d.process_index == jax.process_index()]
+        return (local or list(placement.devices.flat))[0]
+    return placement
+
+
 def row_spec(mesh) -> PartitionSpec:
     """Rows split over every axis of ``mesh`` (columns whole)."""
     return PartitionSpec(tuple(mesh.axis_names))
@@ -103,3 +112,16 @@ def context_row_mesh():
     if mesh is None or mesh.empty or mesh.size <= 1:
         return None
     return mesh
+
+
+def varying(tree, axes):
+    """Mark a replicated value (a scan carry's start) as differing between the devices of
+    ``axes`` inside ``jax.shard_map`` (its type check); a no-op on what already does."""
+    axes = (axes,) if isinstance(axes, str) else tuple(axes)
+
+    def cast(x):
+        if set(axes) <= set(getattr(jax.typeof(x), "vma", ())):
+            return x
+        return jax.lax.pcast(x, axes, to="varying")
+
+    return jax.tree_util.tree_map(cast, tree)

@@ -38,7 +38,7 @@ from ._calibration import heldout_calibration
 from ._host import fit_host, host_lml, untranslated_part
 from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
 from ._quality import warn_if_poor_approximation
-from ._state import kernel_deep_params, split_kernel_params, to_host
+from ._state import DeviceCloneMixin, kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_summary
 from ._validation import (
     GPR_PARAMETER_CONSTRAINTS,
@@ -58,7 +58,7 @@ __all__ = ["ScalableGPRegressor"]
 # sample_y(method="auto") draws exactly (a dense m x m covariance) up to this many points.
 EXACT_SAMPLING_MAX_POINTS = 2000
 
-class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Gaussian process regression, a drop-in for scikit-learn's ``GaussianProcessRegressor``.
 
     The first eight parameters, the methods and the fitted attributes are

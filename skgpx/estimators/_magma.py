@@ -24,7 +24,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._config import precision_scope, resolve_dtype
-from .._device import describe_device, resolve_device
+from .._mesh import describe_placement, first_device, placement_scope, resolve_placement
 from .._toolchain import check_toolchain
 from ..kernels import AbstractKernel, White, to_sklearn
 from ..magma import (
@@ -36,12 +36,13 @@ from ..magma import (
     pad_by_group,
     population_prior,
     run_em,
+    place_task_data,
     task_data_from_layout,
     task_posteriors,
 )
 from ._magma_clust import ClusterMixin
 from ._quality import em_advice, warn_magma_bounds
-from ._state import kernel_deep_params, split_kernel_params, to_host
+from ._state import DeviceCloneMixin, kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_magma_summary
 from ._validation import check_kernel, check_n_samples, check_numeric, to_skgpx
 
@@ -51,7 +52,7 @@ __all__ = ["MultiTaskMagmaRegressor"]
 _PREDICT_BUDGET = 1 << 22
 
 
-class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
+class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, BaseEstimator):
     """Multi-task GP regression with a common mean process (Magma), trained by EM.
 
     Model (MAGMA.md A.1): tasks ``i`` observed at their own inputs ``t_i``,
@@ -110,7 +111,11 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
       union grid (fewer distinct inputs: a cheaper E-step); None keeps them exact.
     - `max_grid_size`: refuse a union grid of more distinct inputs (the E-step is
       cubic in it); round the inputs with `input_decimals` instead.
-    - `device`, `dtype`: as :class:`~skgpx.ScalableGPRegressor`.
+    - `device`, `dtype`: as :class:`~skgpx.ScalableGPRegressor`. Several devices (a list of
+      ``jax.Device``, a ``jax.sharding.Mesh`` or ``"all"``): the per-task work of the E- and
+      M-steps (task precisions, task terms and their gradients, pivot passes) is split by
+      tasks over the devices, the task count padded with empty tasks to a multiple of
+      their number; the grid-sized work is replicated (see the scaling-out guide).
     - `random_state`: seeds ``sample_y`` when its own `random_state` is None.
     - `verbose`: print the ELBO of every EM iteration.
 
@@ -236,7 +241,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         return float(self.jitter)
 
     def _context(self):
-        return resolve_dtype(self.dtype), resolve_device(self.device)
+        return resolve_dtype(self.dtype), resolve_placement(self.device)
 
     # -- kernels ---------------------------------------------------------------------
     def _kernels(self):
@@ -262,7 +267,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         """
         self._validate_params()
         dtype, device = self._context()
-        check_toolchain(device)
+        check_toolchain(first_device(device))
         X, y = validate_data(self, X, y, y_numeric=True, ensure_2d=True, dtype="numeric")
         X = check_numeric(X)
         groups = _check_groups(groups, X.shape[0], "fit")
@@ -274,7 +279,8 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         self.jitter_ = jitter = self._jitter(dtype)
         y_n, self._y_mean, self._y_std = _normalise(y, self.normalize_y)
         layout = build_layout(
-            X, y_n, groups, decimals=self.input_decimals, max_grid_size=self.max_grid_size
+            X, y_n, groups, decimals=self.input_decimals, max_grid_size=self.max_grid_size,
+            n_shards=n_devices(device),
         )
         self._n_grid = layout.grid.shape[0]
         learn_m0 = isinstance(self.prior_mean, str)
@@ -283,10 +289,9 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         theta_task = np.asarray(tk.theta, np.float64)
         if not self.shared_hyperparameters:
             theta_task = np.tile(theta_task, (M_pad, 1))
-        self.device_ = describe_device(device)
-        with precision_scope(dtype), jax.default_device(device):
-            data = task_data_from_layout(layout, dtype=dtype)
-            data = jax.device_put(data, device)
+        self.device_ = describe_placement(device)
+        with precision_scope(dtype), placement_scope(device):
+            data = place_task_data(task_data_from_layout(layout, dtype=dtype), device)
             params = MagmaParams(
                 mk, tk, np.asarray(mk.theta, np.float64), theta_task, np.asarray(m0, np.float64),
                 bool(self.shared_hyperparameters),
@@ -381,7 +386,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
                 return mean, np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
             return mean
         dtype, device = self._context()
-        with precision_scope(dtype), jax.default_device(device):
+        with precision_scope(dtype), placement_scope(device):
             mean, second = mean_process_at(
                 self.hyperposterior_, self._mean_kernel_skgpx, jnp.asarray(X, dtype), bool(return_cov)
             )
@@ -547,7 +552,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         tk = self._task_template
         bounds = np.tile(np.asarray(tk.bounds), (thetas.shape[0], 1))
         prior = population_prior(self.task_theta_)
-        with precision_scope(dtype), jax.default_device(device):
+        with precision_scope(dtype), placement_scope(device):
             args = [jnp.asarray(a, dtype) for a in (Xo, yo)] + [jnp.asarray(mo)]
             jit = jnp.asarray(self.jitter_, dtype)
             scale = jnp.asarray(1.0 / max(int(mo.sum()), 1), dtype)
@@ -591,7 +596,7 @@ class MultiTaskMagmaRegressor(ClusterMixin, RegressorMixin, BaseEstimator):
         Xp[task_of_row, pos], mp[task_of_row, pos] = X, True
         batch = int(max(1, min(B, _PREDICT_BUDGET // (n_max + m_max) ** 2)))
         dtype, device = self._context()
-        with precision_scope(dtype), jax.default_device(device):
+        with precision_scope(dtype), placement_scope(device):
             mean, second = task_posteriors(
                 self.hyperposterior_ if post is None else post,
                 self._mean_kernel_skgpx if mean_kernel is None else mean_kernel,
@@ -617,6 +622,10 @@ def _mixture_cov(out, groups):
         blk = np.einsum("k,kab->ab", t, out["covs"][:, r[:, None], r[None, :]]) + np.einsum("k,ka,kb->ab", t, d, d)
         cov[np.ix_(r, r)] = blk
     return cov
+
+
+def n_devices(placement) -> int:
+    return int(placement.size) if isinstance(placement, jax.sharding.Mesh) else 1
 
 
 def _normalise(y, normalize_y):

@@ -19,7 +19,7 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from .._config import precision_scope
-from .._device import describe_device
+from .._mesh import describe_placement, placement_scope
 from ..magma import (
     ClustParams,
     EMOptions,
@@ -32,6 +32,7 @@ from ..magma import (
     n_free_parameters,
     new_task_cluster_lml,
     new_task_mixture_objective_and_grad,
+    place_task_data,
     run_vem,
     task_data_from_layout,
 )
@@ -111,7 +112,8 @@ class ClusterMixin:
         dtype, device = self._context()
         mk, tk = self._kernels()
         y_n, self._y_mean, self._y_std = _normalise_like(self, y)
-        layout = build_layout(X, y_n, groups, decimals=self.input_decimals, max_grid_size=self.max_grid_size)
+        layout = build_layout(X, y_n, groups, decimals=self.input_decimals, max_grid_size=self.max_grid_size,
+                              n_shards=int(device.size) if isinstance(device, jax.sharding.Mesh) else 1)
         learn_m0 = isinstance(self.prior_mean, str)
         rng = check_random_state(self.random_state)
         tau0 = initial_memberships(layout, K, rng.randint(np.iinfo(np.int32).max))
@@ -131,9 +133,9 @@ class ClusterMixin:
         self.jitter_ = jitter = self._jitter(dtype)
         options = EMOptions(self.max_iter, self.tol, self.m_step_max_iter, self.m_step_tol, jitter, learn_m0,
                             self.low_rank_tasks, self.verbose)
-        self.device_ = describe_device(device)
-        with precision_scope(dtype), jax.default_device(device):
-            data = jax.device_put(task_data_from_layout(layout, dtype=dtype), device)
+        self.device_ = describe_placement(device)
+        with precision_scope(dtype), placement_scope(device):
+            data = place_task_data(task_data_from_layout(layout, dtype=dtype), device)
             params = ClustParams(mk, tk, theta0, theta_task, m0, pi0, bool(self.shared_hyperparameters),
                                  bool(self.shared_mean_hyperparameters))
             res = run_vem(params, data, tau0, options)
@@ -181,7 +183,7 @@ class ClusterMixin:
         dtype, device = self._context()
         tk = self._task_template
         bounds = np.tile(np.asarray(tk.bounds), (thetas.shape[0], 1))
-        with precision_scope(dtype), jax.default_device(device):
+        with precision_scope(dtype), placement_scope(device):
             args = self._clust_args(dtype) + [jnp.asarray(a, dtype) for a in (Xo, yo)] + [jnp.asarray(mo)]
             jit = jnp.asarray(self.jitter_, dtype)
             scale = jnp.asarray(1.0 / max(int(mo.sum()), 1), dtype)
@@ -199,7 +201,7 @@ class ClusterMixin:
     def _new_task_memberships(self, new_obs):
         """``(n_new, K)``: ``tau*_k propto pi_k N(y*; mhat_k, Psi* + C_k)`` (:mod:`skgpx.magma._clust_predict`)."""
         dtype, device = self._context()
-        with precision_scope(dtype), jax.default_device(device):
+        with precision_scope(dtype), placement_scope(device):
             lml = new_task_cluster_lml(
                 jnp.asarray(new_obs["theta"], dtype), *self._clust_args(dtype),
                 *(jnp.asarray(new_obs[k], dtype) for k in ("X", "y")), jnp.asarray(new_obs["mask"]),
@@ -303,7 +305,7 @@ class ClusterMixin:
 
     def _mean_process_cluster(self, X, k):
         dtype, device = self._context()
-        with precision_scope(dtype), jax.default_device(device):
+        with precision_scope(dtype), placement_scope(device):
             mean, cov = mean_process_at(cluster(self.cluster_hyperposteriors_, k), self._cluster_kernels_skgpx[k],
                                         jnp.asarray(X, dtype), True)
         return np.asarray(mean), np.asarray(cov)

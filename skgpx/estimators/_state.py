@@ -1,4 +1,5 @@
-"""Estimator state helpers: nested ``kernel__...`` parameters for skgpx kernels, pickling."""
+"""Estimator state helpers: nested ``kernel__...`` parameters for skgpx kernels, pickling, cloning
+with devices in ``device=``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 
 from ..kernels import AbstractKernel
 
-__all__ = ["kernel_deep_params", "split_kernel_params", "to_host"]
+__all__ = ["kernel_deep_params", "split_kernel_params", "to_host", "DeviceCloneMixin"]
 
 
 def kernel_deep_params(kernel, prefix: str = "kernel") -> dict:
@@ -47,3 +48,22 @@ def to_host(tree):
         return x
 
     return jax.tree_util.tree_map(host, tree)
+
+
+class DeviceCloneMixin:
+    """``sklearn.base.clone`` of an estimator whose ``device`` holds ``jax.Device`` objects or a
+    ``jax.sharding.Mesh`` (``GridSearchCV``, ``cross_val_score``, ``skgpx.parallel.fit_many``).
+
+    scikit-learn deep-copies every parameter that is not an estimator, and a ``jax.Device``
+    cannot be copied (it stands for the hardware: "cannot pickle 'Device' object"). The
+    clone shares the devices (and the mesh, which is immutable) instead; a list of devices
+    becomes a new list of the same devices. Everything else is cloned by scikit-learn.
+    """
+
+    def __sklearn_clone__(self):
+        view = object.__new__(type(self))  # self with device=None, for scikit-learn's own clone
+        view.__dict__.update(self.__dict__)
+        view.device = None
+        new = super(DeviceCloneMixin, view).__sklearn_clone__()
+        new.device = list(self.device) if isinstance(self.device, list) else self.device
+        return new

@@ -35,6 +35,7 @@ from ._model import MagmaParams as MagmaParams, TaskData as TaskData, task_data_
 from ._model import canonical as canonical
 from ._objectives import elbo as elbo, mean_process_term as mean_process_term, task_terms as task_terms
 from ._optimize import OptimResult as OptimResult, minimize_lbfgsb as minimize_lbfgsb
+from ._shard import place_task_data as place_task_data
 from ._predict import (
     mean_process_at as mean_process_at,
     new_task_objective_and_grad as new_task_objective_and_grad,

@@ -43,6 +43,7 @@ from ._mixture import MixtureMoments
 from ._model import MagmaParams, TaskData, canonical
 from ._objectives import m_step_covariance, mean_process_term
 from ._optimize import minimize_lbfgsb
+from ._shard import over_tasks
 from ._taskcov import task_factor, woodbury_precision
 
 __all__ = [
@@ -125,8 +126,10 @@ def _structured(params, data) -> bool:
 
 
 @eqx.filter_jit
-def cluster_e_step(params: ClustParams, data: TaskData, tau, jitter, task_rank: int = 0) -> HyperPosterior:
-    """The K hyper-posteriors ``q(mu_k)`` for memberships ``tau`` (VE-step, MAGMA.md A.4)."""
+def cluster_e_step(params: ClustParams, data: TaskData, tau, jitter, task_rank: int = 0,
+                   progress: bool = False) -> HyperPosterior:
+    """The K hyper-posteriors ``q(mu_k)`` for memberships ``tau`` (VE-step, MAGMA.md A.4);
+    ``progress``: report the task chunks done (``verbose``)."""
     T = data.grid
     L0 = jax.vmap(lambda th: chol(params.mean_kernel.with_theta(th).gram(T), jitter))(params.cluster_thetas())
     if _structured(params, data):
@@ -137,7 +140,7 @@ def cluster_e_step(params: ClustParams, data: TaskData, tau, jitter, task_rank: 
         Y = jnp.where(data.mask, data.y, 0.0).T
         b = cho_solve(Lp, Y @ tau).T  # (K, N)
     else:
-        S, b, _, _ = task_precisions(params.task_view(), data, jitter, task_rank, weights=tau)
+        S, b, _, _ = task_precisions(params.task_view(), data, jitter, task_rank, weights=tau, progress=progress)
         LtSL = jnp.einsum("kba,kbc,kcd->kad", L0, S, L0)
     m0 = jnp.asarray(params.m0, T.dtype)
     LB, u, w0 = jax.vmap(posterior_from_precisions, in_axes=(None, 0, 0, 0, 0))(T, L0, LtSL, b, m0)
@@ -162,23 +165,26 @@ def cluster_task_terms(params: ClustParams, data: TaskData, hyper: HyperPosterio
         E = -0.5 * (quad + tr[None, :] + logdet_from_chol(L) + N * LOG_2PI)
         return jnp.where(data.mask[:, :1], E, 0.0)
 
-    def per_task(x, y, idx, mask, th):
-        k = params.task_kernel.with_theta(th)
-        both = mask[:, None] & mask[None, :]
-        if task_rank:
-            W, logdet = woodbury_precision(*task_factor(k, x, mask, jitter, task_rank), mask)
-        else:
-            L = chol(k.gram(x, mask), jitter, mask)
-            W, logdet = jnp.where(both, cho_inverse(L), 0.0), logdet_from_chol(L)
-        r = jnp.where(mask[None, :], y[None, :] - means[:, idx], 0.0)  # (K, n)
-        quad = jnp.sum(r * (r @ W), axis=1)
-        tr = jnp.einsum("ab,kab->k", W, jnp.where(both[None], C[:, idx[:, None], idx[None, :]], 0.0))
-        return -0.5 * (quad + tr + logdet + jnp.sum(mask) * LOG_2PI)
+    def local(task_kernel, means, C, jitter, *arrays):  # this device's tasks (all without a mesh: ._shard)
+        def per_task(x, y, idx, mask, th):
+            k = task_kernel.with_theta(th)
+            both = mask[:, None] & mask[None, :]
+            if task_rank:
+                W, logdet = woodbury_precision(*task_factor(k, x, mask, jitter, task_rank), mask)
+            else:
+                L = chol(k.gram(x, mask), jitter, mask)
+                W, logdet = jnp.where(both, cho_inverse(L), 0.0), logdet_from_chol(L)
+            r = jnp.where(mask[None, :], y[None, :] - means[:, idx], 0.0)  # (K, n)
+            quad = jnp.sum(r * (r @ W), axis=1)
+            tr = jnp.einsum("ab,kab->k", W, jnp.where(both[None], C[:, idx[:, None], idx[None, :]], 0.0))
+            return -0.5 * (quad + tr + logdet + jnp.sum(mask) * LOG_2PI)
+
+        E = jax.lax.map(lambda a: jax.vmap(per_task)(*a), data.chunked(*arrays))
+        return E.reshape(arrays[0].shape[0], -1)
 
     thetas = params.task_thetas(data.X.shape[0])
-    xs = data.chunked(data.X, data.y, data.index, data.mask, thetas)
-    E = jax.lax.map(lambda a: jax.vmap(per_task)(*a), xs)
-    return E.reshape(data.X.shape[0], -1)
+    return over_tasks(local, (data.X, data.y, data.index, data.mask, thetas), (params.task_kernel, means, C, jitter),
+                      unit=data.chunk, out="split")
 
 
 def _mean_terms(params: ClustParams, hyper: HyperPosterior, jitter):
@@ -272,7 +278,7 @@ class ClustEM:
 
     def _e_step(self, params, update):
         jitter, rank = self.tasks.jitter, self.tasks.rank
-        hyper = cluster_e_step(params, self.data, self.tau, jitter, rank)
+        hyper = cluster_e_step(params, self.data, self.tau, jitter, rank, bool(self.options.verbose))
         E = cluster_task_terms(params, self.data, hyper, jitter, rank)
         self.tau, value = _memberships_and_elbo(params, hyper, E, self.tau, self.real, jitter, update)
         return ClustPosterior(hyper, self.tau, E, value)

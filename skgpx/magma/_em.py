@@ -48,7 +48,9 @@ from ._objectives import (
     task_objective_and_grad,
 )
 from ._optimize import minimize_lbfgsb
+from ._progress import reporting
 from ._separable import separable_m_step
+from ._shard import task_shards
 from ._taskcov import rank_cap, task_needs, uniform_rank
 
 __all__ = ["EMOptions", "EMResult", "MagmaEM", "TaskMStep", "iterate", "run_em"]
@@ -172,7 +174,7 @@ class MagmaEM:
         return self.e_step(params)
 
     def e_step(self, params) -> HyperPosterior:
-        return e_step(params, self.data, self.tasks.jitter, self.tasks.rank)
+        return e_step(params, self.data, self.tasks.jitter, self.tasks.rank, bool(self.options.verbose))
 
     @staticmethod
     def value(post) -> float:
@@ -189,6 +191,7 @@ class MagmaEM:
             np.asarray(params.mean_kernel.bounds),
             max_iter=o.m_step_max_iter,
             tol=o.m_step_tol,
+            label="mean-process M-step",
         )
         params = with_values(params, theta0=jnp.asarray(r0.x))
         if o.learn_prior_mean:
@@ -250,7 +253,8 @@ def iterate(model, params):
     it = 0
     for it in range(1, o.max_iter + 1):
         t0 = time.perf_counter()
-        params, report = model.m_step(params, post)
+        with reporting(o.verbose):  # a line every few seconds of a long M-step (._progress)
+            params, report = model.m_step(params, post)
         post = model.e_step(params)
         value = model.value(post)
         times.append(time.perf_counter() - t0)
@@ -342,7 +346,8 @@ def _task_m_step(params, data, mean, cov_m, lowrank, jitter, scale, rank, needs_
 
     x, raised = params.theta_task, False
     while True:
-        res = minimize_lbfgsb(lambda th: objective(th, rank), x, bounds, max_iter=max_iter, tol=tol)
+        res = minimize_lbfgsb(lambda th: objective(th, rank), x, bounds, max_iter=max_iter, tol=tol,
+                              label="task M-step")
         new = with_values(params, theta_task=jnp.asarray(res.x))
         needs = needs_at(new)
         next_rank = uniform_rank(needs, cap, rank)
@@ -371,9 +376,10 @@ _SHARED_START_TASKS = 64
 
 
 def _task_subset(data: TaskData, size: int):
-    """About ``size`` evenly spaced real tasks of ``data`` (whole chunks, no padding), and
+    """About ``size`` evenly spaced real tasks of ``data`` (whole chunks on every device, no padding), and
     their rows (``None``: all of ``data``)."""
-    k = max(data.chunk, size // data.chunk * data.chunk)
+    unit = data.chunk * task_shards()  # whole chunks on every device of a mesh
+    k = max(unit, size // unit * unit)
     if k >= data.n_tasks:
         return data, None
     sel = jnp.asarray(np.linspace(0, data.n_tasks - 1, k).round().astype(int))

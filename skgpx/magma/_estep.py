@@ -24,7 +24,8 @@ where only ``sum_i y_i^T Psi_i^{-1} y_i`` and ``sum_i log|Psi_i|`` are new per-t
 
 ``S`` and ``b`` are scatter-adds of the per-task ``Psi_i^{-1}`` blocks (batched
 :func:`~skgpx.solvers.cho_inverse`, padded rows masked to zero), accumulated chunk
-by chunk with ``lax.scan`` so memory stays O(N^2 + chunk * n_max^2). When all
+by chunk with ``lax.scan`` so memory stays O(N^2 + chunk * n_max^2); on a mesh, each
+device scans its share of the tasks and the sums are added once (:mod:`._shard`). When all
 tasks share the grid and the hyperparameters, one factorisation of ``Psi`` serves
 every task: ``L0^T S L0 = M (Lpsi^{-1} L0)^T (Lpsi^{-1} L0)`` and
 ``b = Psi^{-1} sum_i y_i`` (MAGMA.md item 3).
@@ -39,6 +40,8 @@ import jax.numpy as jnp
 from ..solvers import cho_inverse
 from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
+from ._progress import chunk_done
+from ._shard import like_tasks, over_tasks
 from ._taskcov import task_factor, woodbury_precision
 
 __all__ = ["HyperPosterior", "e_step", "task_precisions", "posterior_from_precisions"]
@@ -73,7 +76,7 @@ class HyperPosterior(eqx.Module):
         return logdet_from_chol(self.L0) - logdet_from_chol(self.LB)
 
 
-def task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0, weights=None):
+def task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0, weights=None, progress=False):
     """``S``, ``b`` by chunked scatter-add (``L0^T S L0`` is built by the caller), and
     ``sum_i y_i^T Psi_i^{-1} y_i``, ``sum_i log|Psi_i|``.
 
@@ -81,50 +84,59 @@ def task_precisions(params: MagmaParams, data: TaskData, jitter, task_rank=0, we
     (:mod:`._taskcov`), ``O(n^2 r)`` instead of a Cholesky and an inverse.
     ``weights`` ``(M_pad, K)``: ``K`` weighted sums ``S_k = sum_i w_ik P_i^T Psi_i^{-1} P_i``,
     ``b_k = sum_i w_ik P_i^T Psi_i^{-1} y_i`` instead (``(K, N, N)``, ``(K, N)``; MagmaClust's
-    VE-step, MAGMA.md A.4), from the same per-task factorisations.
+    VE-step, MAGMA.md A.4), from the same per-task factorisations. ``progress``: report the
+    chunks done (``verbose``, :mod:`._progress`).
     """
     N = data.grid.shape[0]
     thetas = params.task_thetas(data.X.shape[0])
-
-    def per_task(x, y, mask, th):
-        k = params.task_kernel.with_theta(th)
-        y = jnp.where(mask, y, 0.0)
-        if task_rank:
-            Pinv, logdet = woodbury_precision(*task_factor(k, x, mask, jitter, task_rank), mask)
-            r = Pinv @ y
-            return Pinv, r, jnp.dot(y, r), logdet
-        L = chol(k.gram(x, mask), jitter, mask)
-        both = mask[:, None] & mask[None, :]
-        Pinv = jnp.where(both, cho_inverse(L), 0.0)
-        r = jnp.where(mask, cho_solve(L, y), 0.0)
-        return Pinv, r, jnp.dot(y, r), logdet_from_chol(L)
-
-    def body(carry, xs):
-        S, b, quad, logdet = carry
-        X, y, idx, mask, th = xs[:5]
-        Pinv, r, q, ld = jax.vmap(per_task)(X, y, mask, th)
-        if weights is not None:
-            w = xs[5]
-            if data.shared_inputs:
-                S = S + jnp.einsum("ck,cab->kab", w, Pinv)
-                b = b + w.T @ r
-            else:
-                for k in range(w.shape[1]):  # K scatter-adds: no (chunk, K, n, n) array
-                    S = S.at[k, idx[:, :, None], idx[:, None, :]].add(w[:, k, None, None] * Pinv)
-                    b = b.at[k, idx].add(w[:, k, None] * r)
-        elif data.shared_inputs:  # index[i] = arange(N): a plain sum
-            S = S + jnp.sum(Pinv, axis=0)
-            b = b + jnp.sum(r, axis=0)
-        else:
-            S = S.at[idx[:, :, None], idx[:, None, :]].add(Pinv)
-            b = b.at[idx].add(r)
-        return (S, b, quad + jnp.sum(q), logdet + jnp.sum(ld)), None
-
-    zero = jnp.zeros((), data.y.dtype)
+    dtype = data.y.dtype
     lead = () if weights is None else (weights.shape[1],)
-    init = (jnp.zeros(lead + (N, N), data.y.dtype), jnp.zeros(lead + (N,), data.y.dtype), zero, zero)
+    n_chunks = data.X.shape[0] // data.chunk
+
+    def sums(params, jitter, *arrays):  # over this device's tasks (all of them without a mesh: ._shard)
+        def per_task(x, y, mask, th):
+            k = params.task_kernel.with_theta(th)
+            y = jnp.where(mask, y, 0.0)
+            if task_rank:
+                Pinv, logdet = woodbury_precision(*task_factor(k, x, mask, jitter, task_rank), mask)
+                r = Pinv @ y
+                return Pinv, r, jnp.dot(y, r), logdet
+            L = chol(k.gram(x, mask), jitter, mask)
+            both = mask[:, None] & mask[None, :]
+            Pinv = jnp.where(both, cho_inverse(L), 0.0)
+            r = jnp.where(mask, cho_solve(L, y), 0.0)
+            return Pinv, r, jnp.dot(y, r), logdet_from_chol(L)
+
+        def body(carry, xs):
+            S, b, quad, logdet = carry
+            X, y, idx, mask, th = xs[:5]
+            Pinv, r, q, ld = jax.vmap(per_task)(X, y, mask, th)
+            if progress:
+                chunk_done("E-step", n_chunks, q)
+            if weights is not None:
+                w = xs[5]
+                if data.shared_inputs:
+                    S = S + jnp.einsum("ck,cab->kab", w, Pinv)
+                    b = b + w.T @ r
+                else:
+                    for k in range(w.shape[1]):  # K scatter-adds: no (chunk, K, n, n) array
+                        S = S.at[k, idx[:, :, None], idx[:, None, :]].add(w[:, k, None, None] * Pinv)
+                        b = b.at[k, idx].add(w[:, k, None] * r)
+            elif data.shared_inputs:  # index[i] = arange(N): a plain sum
+                S = S + jnp.sum(Pinv, axis=0)
+                b = b + jnp.sum(r, axis=0)
+            else:
+                S = S.at[idx[:, :, None], idx[:, None, :]].add(Pinv)
+                b = b.at[idx].add(r)
+            return (S, b, quad + jnp.sum(q), logdet + jnp.sum(ld)), None
+
+        zero = jnp.zeros((), dtype)
+        init = (jnp.zeros(lead + (N, N), dtype), jnp.zeros(lead + (N,), dtype), zero, zero)
+        out, _ = jax.lax.scan(body, like_tasks(init, arrays[0]), data.chunked(*arrays))
+        return out
+
     arrays = (data.X, data.y, data.index, data.mask, thetas) + (() if weights is None else (weights,))
-    (S, b, quad, logdet), _ = jax.lax.scan(body, init, data.chunked(*arrays))
+    S, b, quad, logdet = over_tasks(sums, arrays, (params, jitter), unit=data.chunk)
     return S, b, quad, logdet
 
 
@@ -139,10 +151,11 @@ def posterior_from_precisions(T, L0, LtSL, b, m0):
 
 
 @eqx.filter_jit
-def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0) -> HyperPosterior:
+def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0, progress: bool = False) -> HyperPosterior:
     """Hyper-posterior of the mean process on ``data.grid`` given ``params`` (A.2 E-step).
 
-    ``task_rank > 0``: task precisions from low-rank factors (:mod:`._taskcov`).
+    ``task_rank > 0``: task precisions from low-rank factors (:mod:`._taskcov`). ``progress``:
+    report the task chunks done (``verbose``; :mod:`._progress`).
     """
     T = data.grid
     N = T.shape[0]
@@ -160,7 +173,7 @@ def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0) -> H
         logdet_psi = n_real * logdet_from_chol(Lp)
         S1 = n_real * cho_solve(Lp, ones)  # S 1
     else:
-        S, b, quad, logdet_psi = task_precisions(params, data, jitter, task_rank)
+        S, b, quad, logdet_psi = task_precisions(params, data, jitter, task_rank, progress=progress)
         LtSL = L0.T @ S @ L0
         S1 = S @ ones
     m0 = jnp.asarray(params.m0, T.dtype)

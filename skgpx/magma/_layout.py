@@ -53,7 +53,8 @@ class TaskLayout:
         task_ids: ``(M,)`` the distinct ``groups`` labels, in sorted order.
         row_task, row_pos: ``(n,)`` task number and padded position of every input row.
         n_tasks: number of real tasks ``M`` (``M_pad - M`` trailing tasks are fully masked).
-        chunk: tasks per vmapped chunk (``M_pad`` is a multiple of it).
+        chunk: tasks per vmapped chunk (``M_pad`` is a multiple of it, times the number of
+            shards the layout was built for).
         shared_inputs: every task observes the whole grid (then ``index[i] = arange(N)``).
     """
 
@@ -102,8 +103,13 @@ def pad_by_group(task_of_row: np.ndarray, n_tasks: int, order_key=None):
     return order, pos, counts, n_max
 
 
-def build_layout(X, y, groups, *, decimals=None, max_grid_size=None, chunk_budget=_CHUNK_BUDGET) -> TaskLayout:
+def build_layout(
+    X, y, groups, *, decimals=None, max_grid_size=None, chunk_budget=_CHUNK_BUDGET, n_shards: int = 1
+) -> TaskLayout:
     """Union grid and padded task blocks from long-format ``(X, y, groups)``.
+
+    ``n_shards``: the task axis is padded to ``n_shards`` equal shares of whole chunks (one
+    share per device of a mesh, :mod:`._shard`), the chunk sized for one share.
 
     Raises ``ValueError`` on duplicate (task, input) pairs (after rounding) and when
     the union grid exceeds ``max_grid_size``.
@@ -135,8 +141,9 @@ def build_layout(X, y, groups, *, decimals=None, max_grid_size=None, chunk_budge
         )
 
     order, pos, counts, n_max = pad_by_group(task, M, order_key=grid_index)
-    chunk = chunk_size_for(M, n_max, chunk_budget)
-    M_pad = -(-M // chunk) * chunk
+    share = -(-M // n_shards)
+    chunk = chunk_size_for(share, n_max, chunk_budget)
+    M_pad = n_shards * (-(-share // chunk) * chunk)
     Xp = np.zeros((M_pad, n_max, d))
     yp = np.zeros((M_pad, n_max))
     ip = np.zeros((M_pad, n_max), dtype=np.int32)

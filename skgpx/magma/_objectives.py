@@ -10,7 +10,8 @@ that it equals ``log p(y | Theta)`` right after an E-step):
 
     L = J0 + sum_i Ji + 1/2 log|C| + N/2 (1 + log 2 pi).
 
-The task sum runs over chunks of tasks with ``lax.map``; each task term has a
+The task sum runs over chunks of tasks with ``lax.map`` (on a mesh, each device over its
+share of the tasks: :mod:`._shard`); each task term has a
 hand-written reverse rule (:func:`_gaussian_term`). For the M-step, which needs the
 value and the gradient together, :func:`task_terms_and_grad` differentiates each task
 inside the chunk loop, so no per-task ``n_max x n_max`` residual outlives its chunk
@@ -32,6 +33,7 @@ from ..solvers import cho_inverse
 from ._estep import HyperPosterior
 from ._linalg import LOG_2PI, add_jitter, cho_solve, chol, logdet_from_chol, tri_solve
 from ._model import MagmaParams, TaskData
+from ._shard import like_tasks, over_tasks
 from ._taskcov import task_factor, woodbury_density, woodbury_trace_factor, woodbury_trace_full
 
 __all__ = [
@@ -193,18 +195,20 @@ def task_terms(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitte
     params = eqx.tree_at(lambda p: p.theta_task, params, theta_task)
     thetas = params.task_thetas(data.X.shape[0])
 
-    def chunk_fn(xs):
-        def f(*a):
-            return _task_term(params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, False, task_rank)
+    checkpoint = data.X.shape[0] * data.X.shape[1] ** 2 > _CHECKPOINT_ENTRIES
 
-        return jnp.sum(jax.vmap(f)(*xs))
+    def local(task_kernel, mean, cov, jitter, *arrays):  # this device's tasks (._shard)
+        def chunk_fn(xs):
+            def f(*a):
+                return _task_term(task_kernel, *a, mean, cov, data.shared_inputs, jitter, False, task_rank)
 
-    if data.X.shape[0] * data.X.shape[1] ** 2 > _CHECKPOINT_ENTRIES:
-        chunk_fn = jax.checkpoint(chunk_fn)
+            return jnp.sum(jax.vmap(f)(*xs))
+
+        return jnp.sum(jax.lax.map(jax.checkpoint(chunk_fn) if checkpoint else chunk_fn, data.chunked(*arrays)))
 
     tasks = jnp.arange(data.X.shape[0])
-    xs = data.chunked(thetas, data.X, data.y, data.index, data.mask, tasks)
-    return jnp.sum(jax.lax.map(chunk_fn, xs))
+    arrays = (thetas, data.X, data.y, data.index, data.mask, tasks)
+    return over_tasks(local, arrays, (params.task_kernel, mean, cov, jitter), unit=data.chunk)
 
 
 def _task_term(task_kernel, th, x, y, idx, mask, i, mean, cov, shared_inputs, jitter, lowrank, task_rank):
@@ -273,39 +277,58 @@ def task_terms_and_grad(
 def _per_task_values_and_grads(thetas, params, data, mean, cov, jitter, lowrank, task_rank, rows=None, n_rows=None):
     """``(Ji (M_pad,), dJi/dtheta_i (M_pad, p))`` for per-task log-hyperparameters ``thetas``.
 
-    ``rows`` (``(M_pad,)`` task indices) and ``n_rows``: evaluate only tasks
-    ``rows[:n_rows]``, gathered chunk by chunk; chunks past ``n_rows`` are skipped
-    (``lax.cond``), and the other tasks' outputs are zero. Both are traced: any subset
-    runs on the same compiled code, at the cost of the chunks it fills.
+    ``rows`` (``(M_pad,)`` task indices) and ``n_rows`` (``(s,)``; a scalar when ``s = 1``):
+    evaluate only some tasks, listed per shard of the task axis (``s`` shards of ``M_pad / s``
+    tasks, one per device under a mesh: :func:`~._shard.task_shards`; ``s = 1`` without one): shard ``j``
+    evaluates its tasks ``rows[j * M_pad / s:][:n_rows[j]]`` (indices within the shard),
+    gathered chunk by chunk; chunks past ``n_rows[j]`` are skipped (``lax.cond``), and the
+    other tasks' outputs are zero. Both are traced: any subset runs on the same compiled
+    code, at the cost of the chunks it fills.
     """
     value_and_grad = jax.value_and_grad(_task_term, argnums=1)
 
-    def per_task(*a):
-        return value_and_grad(params.task_kernel, *a, mean, cov, data.shared_inputs, jitter, lowrank, task_rank)
+    def task_fn(task_kernel, mean, cov, jitter):
+        def per_task(*a):
+            return value_and_grad(task_kernel, *a, mean, cov, data.shared_inputs, jitter, lowrank, task_rank)
 
+        return per_task
+
+    whole = (params.task_kernel, mean, cov, jitter)
+    tasks = jnp.arange(thetas.shape[0])  # task numbers (global on every shard, for TaskMoments)
+    arrays = (thetas, data.X, data.y, data.index, data.mask, tasks)
     if rows is None:
-        xs = data.chunked(thetas, data.X, data.y, data.index, data.mask, jnp.arange(thetas.shape[0]))
-        values, grads = jax.lax.map(lambda xs: jax.vmap(per_task)(*xs), xs)
-        return values.reshape(thetas.shape[:1]), grads.reshape(thetas.shape)
+        def local_all(task_kernel, mean, cov, jitter, *a):
+            per_task = task_fn(task_kernel, mean, cov, jitter)
+            values, grads = jax.lax.map(lambda xs: jax.vmap(per_task)(*xs), data.chunked(*a))
+            return values.reshape(a[0].shape[:1]), grads.reshape(a[0].shape)
 
-    n_pad, chunk = thetas.shape[0], data.chunk
+        return over_tasks(local_all, arrays, whole, unit=data.chunk, out="split")
 
-    def chunk_fn(c):
-        idx = jax.lax.dynamic_slice_in_dim(rows, c * chunk, chunk)
+    chunk = data.chunk
 
-        def run(_):
-            return jax.vmap(per_task)(thetas[idx], data.X[idx], data.y[idx], data.index[idx], data.mask[idx], idx)
+    def local(task_kernel, mean, cov, jitter, thetas, X, y, index, mask, tasks, rows, n_rows):
+        per_task = task_fn(task_kernel, mean, cov, jitter)
+        n_pad, n_rows = thetas.shape[0], n_rows[0]
 
-        def skip(_):
-            return jnp.zeros((chunk,), thetas.dtype), jnp.zeros((chunk,) + thetas.shape[1:], thetas.dtype)
+        def chunk_fn(c):
+            idx = jax.lax.dynamic_slice_in_dim(rows, c * chunk, chunk)
 
-        return jax.lax.cond(c * chunk < n_rows, run, skip, None)
+            def run(_):
+                return jax.vmap(per_task)(thetas[idx], X[idx], y[idx], index[idx], mask[idx], tasks[idx])
 
-    values, grads = jax.lax.map(chunk_fn, jnp.arange(n_pad // chunk))
-    slot = jnp.where(jnp.arange(n_pad) < n_rows, rows, n_pad)  # unused slots are dropped
-    values = jnp.zeros(n_pad, thetas.dtype).at[slot].set(values.reshape(-1), mode="drop")
-    grads = jnp.zeros_like(thetas).at[slot].set(grads.reshape(thetas.shape), mode="drop")
-    return values, grads
+            def skip(_):
+                return like_tasks((jnp.zeros((chunk,), thetas.dtype), jnp.zeros((chunk,) + thetas.shape[1:],
+                                                                                    thetas.dtype)), thetas)
+
+            return jax.lax.cond(c * chunk < n_rows, run, skip, None)
+
+        values, grads = jax.lax.map(chunk_fn, jnp.arange(n_pad // chunk))
+        slot = jnp.where(jnp.arange(n_pad) < n_rows, rows, n_pad)  # unused slots are dropped
+        values = jnp.zeros(n_pad, thetas.dtype).at[slot].set(values.reshape(-1), mode="drop")
+        grads = jnp.zeros_like(thetas).at[slot].set(grads.reshape(thetas.shape), mode="drop")
+        return values, grads
+
+    return over_tasks(local, arrays + (rows, jnp.atleast_1d(n_rows)), whole, unit=chunk, out="split")
 
 
 @eqx.filter_jit
@@ -316,7 +339,7 @@ def task_objectives_and_grads(
 
     Distinct hyperparameters only: the task M-step is then ``M`` independent problems
     (:func:`~._optimize.minimize_separable` solves them side by side). ``rows``,
-    ``n_rows``: only tasks ``rows[:n_rows]`` (see :func:`_per_task_values_and_grads`).
+    ``n_rows``: only some tasks, listed per shard (see :func:`_per_task_values_and_grads`).
     """
     values, grads = _per_task_values_and_grads(
         theta_task, params, data, mean, cov, jitter, lowrank, task_rank, rows, n_rows

@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 
 from ..optimizers import lbfgsb
+from ._progress import evaluations
 
 __all__ = ["OptimResult", "minimize_lbfgsb", "minimize_separable"]
 
@@ -37,10 +38,11 @@ class OptimResult:
     fun_rows: object = None  # minimize_separable: each row's final value
 
 
-def minimize_lbfgsb(value_and_grad, x0, bounds, *, max_iter, tol) -> OptimResult:
+def minimize_lbfgsb(value_and_grad, x0, bounds, *, max_iter, tol, label="M-step") -> OptimResult:
     """Minimise ``value_and_grad(x) -> (f, g)`` (JAX) over the box ``bounds`` ``(n, 2)``.
 
-    ``x0`` may have any shape; it is flattened for SciPy and reshaped back.
+    ``x0`` may have any shape; it is flattened for SciPy and reshaped back. ``label``: names
+    the optimisation in progress lines (``verbose`` EM, :mod:`._progress`).
     """
     x0 = np.asarray(x0, dtype=np.float64)
     shape = x0.shape
@@ -51,6 +53,7 @@ def minimize_lbfgsb(value_and_grad, x0, bounds, *, max_iter, tol) -> OptimResult
         return OptimResult(x0.reshape(shape), f0, f0, 0, 1, True, "no free hyperparameters")
 
     last = {}  # SciPy evaluates x0 again first: the start's evaluation is reused
+    report = evaluations(label)
 
     def fun(x):
         key = np.asarray(x, dtype=np.float64).tobytes()
@@ -61,6 +64,8 @@ def minimize_lbfgsb(value_and_grad, x0, bounds, *, max_iter, tol) -> OptimResult
         f = float(f)
         g = np.asarray(g, dtype=np.float64).ravel()
         out = (np.inf, np.zeros_like(x)) if not np.isfinite(f) or not np.all(np.isfinite(g)) else (f, g)
+        if report is not None:
+            report(f)
         last.clear()
         last[key] = out
         return out[0], out[1].copy()
@@ -104,8 +109,12 @@ def minimize_separable(
 
     rows = np.ones(M, bool) if rows is None else np.asarray(rows, bool)
 
+    report = evaluations("per-task M-step")
+
     def evaluate(X, needed):
         f, G = values_and_grads(X, needed)
+        if report is not None:
+            report(np.sum(np.asarray(f)[needed]))
         f = np.where(needed, np.asarray(f, dtype=np.float64), 0.0)
         G = np.where(needed[:, None], np.asarray(G, dtype=np.float64), 0.0)
         bad = ~np.isfinite(f) | ~np.all(np.isfinite(G), axis=1)

@@ -24,9 +24,10 @@ import numpy as np
 
 from ._objectives import task_objectives_and_grads
 from ._optimize import OptimResult, minimize_separable
+from ._shard import task_shards
 from ._taskcov import ladder_ranks, rank_cap
 
-__all__ = ["task_ranks", "separable_m_step"]
+__all__ = ["task_ranks", "shard_rows", "separable_m_step"]
 
 
 def task_ranks(needs, cap: int):
@@ -38,17 +39,17 @@ def task_ranks(needs, cap: int):
 def _grouped(params, data, mean, cov_m, lowrank, jitter, scale):
     """``f(theta, needed, ranks) -> (values, grads)`` evaluating rows ``needed`` rank by rank."""
     n_pad = data.X.shape[0]
+    shards = task_shards(n_pad, data.chunk)  # each device lists the tasks of its own share
 
     def evaluate(theta, needed, ranks):
         theta = jnp.asarray(theta, data.y.dtype)
         pending = []
         for r in np.unique(ranks[needed]):
             sel = np.flatnonzero(needed & (ranks == r))
-            rows = np.full(n_pad, sel[0], np.int32)
-            rows[: sel.size] = sel
+            rows, n_rows = shard_rows(sel, n_pad, shards)
             out = task_objectives_and_grads(
                 theta, params, data, mean, cov_m, jitter, scale, lowrank, int(r), jnp.asarray(rows),
-                jnp.asarray(sel.size, jnp.int32),  # traced: any group size runs the same compiled code
+                jnp.asarray(n_rows),  # traced: any group size runs the same compiled code
             )
             pending.append((sel, out))  # all groups dispatched before the first is read back
         f = np.zeros(n_pad)
@@ -59,6 +60,21 @@ def _grouped(params, data, mean, cov_m, lowrank, jitter, scale):
         return f, G
 
     return evaluate
+
+
+def shard_rows(sel, n_pad: int, shards: int):
+    """The tasks ``sel`` (sorted) as ``(rows (n_pad,), n_rows (shards,))``: shard ``j`` of the
+    task axis lists its selected tasks first, as indices within the shard (see
+    :func:`~._objectives.task_objectives_and_grads`); unused slots repeat a valid index."""
+    share = n_pad // shards
+    rows = np.zeros(n_pad, np.int32)
+    n_rows = np.zeros(shards, np.int32)
+    for j in range(shards):
+        local = sel[(sel >= j * share) & (sel < (j + 1) * share)] - j * share
+        n_rows[j] = local.size
+        rows[j * share: (j + 1) * share] = local[0] if local.size else 0
+        rows[j * share: j * share + local.size] = local
+    return rows, n_rows
 
 
 def separable_m_step(params, data, mean, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol):

@@ -36,6 +36,7 @@ from jax import lax
 
 from ..solvers import capacitance_cholesky, lemma_logdet, pivot_column, woodbury_inv_quad
 from ._linalg import tri_solve
+from ._shard import over_tasks
 
 __all__ = [
     "task_factor",
@@ -169,16 +170,19 @@ def pivot_needs(task_kernel, thetas, X, mask, jitter, cap: int):
     the jitter itself (still acceptable: a rank chosen earlier is kept while it meets that);
     ``cap + 1`` when ``cap`` pivots do not get there."""
 
-    def one(th, x, m):
-        smooth, noise = task_kernel.with_theta(th).split_white()
-        j = _jitter_level(smooth, noise, x, m, jitter)
-        tol = _RESIDUAL_FRACTION * j
-        _, act, resid, piv = _greedy_pivots(smooth, x, m, cap, tol)
-        need = jnp.where(resid <= tol, jnp.sum(act), cap + 1)
-        need_j = jnp.where(resid <= j, jnp.sum(piv > j), cap + 1)
-        return need, need_j
+    def local(task_kernel, jitter, *tasks):  # this device's tasks (._shard)
+        def one(th, x, m):
+            smooth, noise = task_kernel.with_theta(th).split_white()
+            j = _jitter_level(smooth, noise, x, m, jitter)
+            tol = _RESIDUAL_FRACTION * j
+            _, act, resid, piv = _greedy_pivots(smooth, x, m, cap, tol)
+            need = jnp.where(resid <= tol, jnp.sum(act), cap + 1)
+            need_j = jnp.where(resid <= j, jnp.sum(piv > j), cap + 1)
+            return need, need_j
 
-    return jax.lax.map(lambda a: one(*a), (thetas, X, mask), batch_size=64)
+        return jax.lax.map(lambda a: one(*a), tasks, batch_size=64)
+
+    return over_tasks(local, (thetas, X, mask), (task_kernel, jitter), out="split")
 
 
 # Ranks a task may get when tasks have their own hyperparameters (and so their own

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from .._mesh import row_spec
+from .._mesh import row_spec, varying
 from ._common import auto_block_size, cross_diagonal, noise_diagonal, register_symmetric_psd, row_tiles
 from ._kernel_operator import AbstractKernelOperator
 
@@ -46,18 +46,6 @@ def _pad_rows(A, n_pad, fill=None):
     extra = jnp.broadcast_to(A[:1], (pad,) + A.shape[1:]) if fill is None else jnp.full(
         (pad,) + A.shape[1:], fill, A.dtype)
     return jnp.concatenate([A, extra], axis=0)
-
-
-def _varying(tree, axes):
-    """Mark a replicated scan carry as differing between devices (shard_map's type check)."""
-    axes = (axes,) if isinstance(axes, str) else tuple(axes)
-
-    def cast(x):
-        if set(axes) <= set(getattr(jax.typeof(x), "vma", ())):
-            return x
-        return jax.lax.pcast(x, axes, to="varying")
-
-    return jax.tree_util.tree_map(cast, tree)
 
 
 def _whole(x):
@@ -165,7 +153,7 @@ class ShardedKernelOperator(AbstractKernelOperator):
                 out = out.at[i].add(wt * to_i)
                 return out.at[j].add(jnp.where(i == j, 0.0, wt) * to_j), None
 
-            out, _ = jax.lax.scan(step, _varying(jnp.zeros_like(Vb), spec[0]), (I, J, w))
+            out, _ = jax.lax.scan(step, varying(jnp.zeros_like(Vb), spec[0]), (I, J, w))
             flat = _pad_rows(out.reshape(-1, k), rows, 0.0)
             return jax.lax.psum_scatter(flat, spec[0], scatter_dimension=0, tiled=True)
 
@@ -202,7 +190,7 @@ def sharded_pair_vjp(kernel, X, V, Wt, mesh, block_size=None):
 
     def local(dyn, I, J, w, Xb, Vb, Wb):
         # Local copies: a VJP with respect to a replicated input would sum over the devices itself.
-        dyn, Xb = _varying((dyn, Xb), spec[0])
+        dyn, Xb = varying((dyn, Xb), spec[0])
 
         def step(acc, ijw):
             i, j, wt = ijw
@@ -216,7 +204,7 @@ def sharded_pair_vjp(kernel, X, V, Wt, mesh, block_size=None):
             return (g_dyn, g_X.at[i].add(gXi).at[j].add(gXj)), None
 
         zero = (jax.tree_util.tree_map(jnp.zeros_like, dyn), jnp.zeros_like(Xb))
-        acc, _ = jax.lax.scan(step, _varying(zero, spec[0]), (I, J, w))
+        acc, _ = jax.lax.scan(step, varying(zero, spec[0]), (I, J, w))
         return jax.lax.psum(acc, spec[0])
 
     g_dyn, g_X = jax.shard_map(local, mesh=mesh, in_specs=(P(), spec, spec, spec, P(), P(), P()),

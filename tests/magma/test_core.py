@@ -246,3 +246,33 @@ def test_low_rank_m_step_covariance(shared_hp, monkeypatch):
     monkeypatch.setattr(_objectives, "_LOWRANK_MAX_FRACTION", 0.0)
     C2, lowrank2 = m_step_covariance(post, jnp.asarray(JIT), layout.X.shape[1])
     assert not lowrank2 and C2.shape == (F.shape[0], F.shape[0])
+
+
+def test_verbose_progress_per_task_chunk(monkeypatch, capsys):
+    """verbose: the E-step reports its task chunks, the M-step optimisers their evaluations, once
+    the work has run for _progress.EVERY seconds (0 here: every chunk, every evaluation)."""
+    from skgpx.magma import _progress, minimize_lbfgsb
+
+    monkeypatch.setattr(_progress, "EVERY", 0.0)
+    X, y, g = make_magma_data(6, 7, shared_inputs=False, grid_size=25, random_state=3)
+    layout = build_layout(X, y, g, chunk_budget=2 * 7 * 7)  # 2 tasks per chunk: 3 chunks
+    assert layout.X.shape[0] // layout.chunk == 3
+    data = task_data_from_layout(layout)
+    params = _params(False, layout.X.shape[0])
+    quiet = e_step(params, data, jnp.asarray(JIT))
+    assert capsys.readouterr().out == ""
+    loud = e_step(params, data, jnp.asarray(JIT), 0, True)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[Magma] E-step")]
+    assert [ln.split(" task chunks")[0] for ln in lines] == [f"[Magma] E-step: {k}/3" for k in (1, 2, 3)]
+    np.testing.assert_array_equal(np.asarray(quiet.mean), np.asarray(loud.mean))
+
+    def run():
+        return minimize_lbfgsb(lambda x: (jnp.sum((x - 1.0) ** 2), 2.0 * (x - 1.0)), np.zeros(2),
+                               [[-5.0, 5.0]] * 2, max_iter=20, tol=1e-12, label="test M-step")
+
+    run()
+    assert capsys.readouterr().out == ""  # outside a verbose EM iteration
+    with _progress.reporting(True):
+        res = run()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == res.n_eval and lines[0].startswith("[Magma] test M-step: 1 evaluations, objective 2 (")

@@ -61,6 +61,33 @@ def test_four_devices_equal_one_device():
     assert (report["auto_kind_mesh"], report["auto_kind_one"]) == ("dense", "matrix-free")
 
 
+def test_magma_four_devices_equal_one_device():
+    """MultiTaskMagmaRegressor on a mesh of 4 devices: the per-task work split by tasks (10 tasks
+    padded to 12 = 4 x 3), the fit equal to the one-device fit."""
+    proc = subprocess.run([sys.executable, str(HERE / "_magma_sharded_run.py")], env=_env(4), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = _json_line(proc.stdout)
+    # At fixed hyperparameters the E-step and the task M-step's per-task values and gradients
+    # (all tasks, and a subset listed per device) are the one-device ones to round-off.
+    for key, diff in report["fixed"].items():
+        assert diff <= 1e-12, (key, diff)
+    # The task arrays, and the per-task values and gradients, are split 3 tasks per device.
+    shards = report["shards"]
+    assert shards["M_pad"] == 12
+    for key in ("data_X", "values", "grads"):
+        assert shards[key] == [[0, 3], [1, 3], [2, 3], [3, 3]], (key, shards[key])
+    for kind in ("shared", "distinct"):
+        r = report[kind]
+        assert "mesh rows=4" in r["device_"] and "mesh rows=4" in r["summary"]
+        # Posterior and predictions to ~1e-10. The M-step's optima (hyperparameters, then the
+        # ELBO) move with the order of the sums by about sqrt(eps) relative: a flat optimum.
+        for key in ("mp_mean", "mp_std", "mean", "std", "post_mean"):
+            assert r["diff"][key] <= 2e-9 * max(1.0, r["scale"][key]), (kind, key, r["diff"][key])
+        for key in ("theta0", "theta_task", "elbo"):
+            assert r["diff"][key] <= 1e-7 * max(1.0, r["scale"][key]), (kind, key, r["diff"][key])
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,3 +127,27 @@ def test_resolve_placement_in_process():
         resolve_placement(["cpu", "cpu"])
     with pytest.raises(ValueError, match="lists a device twice"):
         resolve_placement([dev, dev])
+
+
+@pytest.mark.parametrize("kind", ["device", "list", "mesh"])
+def test_clone_with_devices_in_device(kind):
+    """clone / get_params / repr of estimators whose `device` holds jax.Device objects or a Mesh
+    (scikit-learn deep-copies parameters, and a jax.Device cannot be copied)."""
+    from jax.sharding import Mesh
+    from sklearn.base import clone
+
+    dev = jax.devices()[0]
+    device = {"device": dev, "list": [dev], "mesh": Mesh(np.array([dev], dtype=object), ("rows",))}[kind]
+    for est in (skgpx.ScalableGPRegressor(device=device, n_restarts_optimizer=2),
+                skgpx.MultiTaskMagmaRegressor(device=device, max_iter=3)):
+        twin = clone(est)
+        assert type(twin) is type(est) and twin is not est
+        assert twin.get_params(deep=False).keys() == est.get_params(deep=False).keys()
+        if kind == "list":
+            assert twin.device == device and twin.device is not device  # a new list of the same devices
+        else:
+            assert twin.device is device
+        assert {k: v for k, v in twin.get_params(deep=True).items() if k != "device"} == {
+            k: v for k, v in est.get_params(deep=True).items() if k != "device"}
+        assert "device=" in repr(twin)
+        assert resolve_placement(twin.device) is dev
