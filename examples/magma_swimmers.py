@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "swimmers.csv"
 OUT = ROOT / "examples" / "output" / "magma_swimmers.png"
 OUT_CLUST = ROOT / "examples" / "output" / "magmaclust_swimmers.png"
+DOCS_IMG = ROOT / "docs" / "img" / "magmaclust_swimmers.png"
 
 
 def load():
@@ -125,16 +126,22 @@ def clusters(X, y, g, train, obs, tgt, grid, xlabel, ylabel):
     ax0.set(xlabel=xlabel, ylabel=ylabel, title=f"MagmaClust: {est.n_clusters_} mean processes (K by variational BIC)")
     ax0.legend(fontsize=8)
     for k in range(est.n_clusters_):
-        ax1.plot(grid[:, 0], mu[k], color=f"C{k}", lw=1, ls="--")
+        ax1.plot(grid[:, 0], mu[k], color=f"C{k}", lw=1, ls="--", label="cluster mean processes" if k == 0 else None)
     ax1.fill_between(grid[:, 0], mean - 1.96 * std, mean + 1.96 * std, color="0.6", alpha=0.3,
                      label="95% interval (mixture)")
     ax1.plot(grid[:, 0], mean, "k", lw=2, label="mixture prediction")
-    ax1.plot(X[obs, 0], y[obs], "o", color="C1", label="observed (first half)")
-    ax1.plot(X[tgt, 0], y[tgt], "x", color="C3", label="held out (second half)")
+    ax1.plot(X[obs, 0], y[obs], "o", color="k", ms=5, label="observed (first half)")
+    ax1.plot(X[tgt, 0], y[tgt], "x", color="m", ms=7, label="held out (second half)")
     ax1.set(xlabel=xlabel, title="new task: cluster probabilities " + ", ".join(f"{p:.2f}" for p in proba))
     ax1.legend(fontsize=8)
-    fig.savefig(OUT_CLUST, dpi=110, bbox_inches="tight")
+    fig.savefig(OUT_CLUST, dpi=100, bbox_inches="tight")
     print(f"figure written to {OUT_CLUST}")
+    if not QUICK and DATA.exists():  # the guide's figure, quantised to a 64-colour palette (about 5x smaller)
+        from PIL import Image
+
+        DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(OUT_CLUST).convert("RGB").quantize(64).save(DOCS_IMG, optimize=True)
+        print(f"figure written to {DOCS_IMG}")
 
 
 if __name__ == "__main__":
