@@ -136,8 +136,8 @@ def main():
         for K, score, mse, mse_sw, cov, fit_s in rows:
             model = "Magma" if K == 1 else "MagmaClust"
             mark = " *" if K == best else ""
-            print(f"| {name} | {model} | {K}{mark} | {score:.1f} | {mse:.2f} | {mse_sw:.2f} | {cov:.2f} | {fit_s:.0f} |",
-                  flush=True)
+            print(f"| {name} | {model} | {K}{mark} | {score:.1f} | {mse:.2f} | {mse_sw:.2f} | {cov:.2f} "
+                  f"| {fit_s:.0f} |", flush=True)
         n_train = len(np.unique(g[train]))
         n_test = len(np.unique(g[tgt]))
         print(f"<!-- {name}: {n_train} training swimmers, {n_test} held out, {len(obs)} observed and {len(tgt)} "

@@ -7,7 +7,9 @@ half of a held-out task from its first half and plots the mean process, the
 prediction and its 95% band. Then fits MagmaClust (``n_clusters="auto"``: K chosen by
 the variational BIC) and plots the clusters' mean processes, the training tasks coloured
 by cluster and the new task's mixture prediction with its cluster probabilities.
-``--quick`` (or ``SKGPX_EXAMPLES_QUICK=1``) shrinks it.
+``--quick`` (or ``SKGPX_EXAMPLES_QUICK=1``) shrinks it. With the swimmers data (and not
+``--quick``) the MagmaClust figure is also written, quantised, to the guide's
+``docs/img/magmaclust_swimmers.png``.
 
     .venv/bin/python examples/magma_swimmers.py
 """
