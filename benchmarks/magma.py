@@ -5,12 +5,17 @@ Run (from the repository root)::
     .venv/bin/python benchmarks/magma.py            # full: 20x15, 200x150, 600x450, 5000x20
     .venv/bin/python benchmarks/magma.py --quick    # small cases only (seconds)
     .venv/bin/python benchmarks/magma.py --clust    # MagmaClust: K = 3 given, and "auto" (K = 1..6)
+    .venv/bin/python benchmarks/magma.py --clust --xla-threads 1   # one XLA/BLAS thread per fit
 
 Cases are ``tasks x points`` from :func:`skgpx.datasets.make_magma_data`, with shared or
 distinct inputs (``SI``/``DI``) and shared or distinct task hyperparameters
 (``SHP``/``DHP``). Each case is fitted once (``max_iter`` EM iterations, first
 iteration includes compilation) in a fresh subprocess so that its peak RSS is its own.
-On the smallest case a naive dense-NumPy E-step (explicit inverses, a Python loop over
+Each row also gives the load average of the machine while the case ran (``load``).
+``--xla-threads 1`` runs each case with one XLA and one BLAS thread: on a machine shared
+with other jobs, XLA's thread pool otherwise spends most of its time waiting for cores
+(small matrix operations measured 20-400x slower at a load average of 10), and the
+single-threaded CPU time is then what one idle core needs. On the smallest case a naive dense-NumPy E-step (explicit inverses, a Python loop over
 tasks, as the reference R code does) is timed against skgpx's compiled E-step.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -61,6 +67,7 @@ def run_clust_case(M, n, shared_inputs, n_clusters, max_iter):
     total, cpu = time.perf_counter() - t0, time.process_time() - c0
     it = est.iteration_times_
     return dict(M=M, n=n, inputs="SI" if shared_inputs else "DI", K=str(n_clusters), cpu_s=cpu,
+                load=os.getloadavg()[0],
                 selected=int(est.n_clusters_), grid=int(est.grid_.shape[0]), iters=int(est.n_iter_),
                 per_iter_s=float(np.median(it[1:])) if len(it) > 1 else float(it[0]), total_s=total,
                 ari=float(adjusted_rand_score(truth.labels, est.memberships_.argmax(axis=1))),
@@ -150,6 +157,8 @@ def main():
     ap.add_argument("--case-timeout", type=float, default=900.0, help="seconds per case before it is reported as timed out")
     ap.add_argument("--only", help="run only cases whose 'MxN' label matches, e.g. --only 600x450")
     ap.add_argument("--clust", action="store_true", help="MagmaClust cases (EM to convergence, at most --max-iter)")
+    ap.add_argument("--xla-threads", type=int, help="run each case with this many XLA and BLAS threads (1: "
+                    "one; default: XLA's own choice)")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
@@ -160,12 +169,19 @@ def main():
     if args.clust:
         cases = CLUST_QUICK if args.quick else CLUST
         cols = ["M", "n", "inputs", "K", "selected", "grid", "iters", "per_iter_s", "total_s", "cpu_s", "ari",
-                "peak_rss_mb"]
+                "peak_rss_mb", "load"]
     else:
         cases = QUICK if args.quick else FULL
         cols = ["M", "n", "inputs", "hp", "grid", "iters", "first_iter_s", "per_iter_s", "total_s", "peak_rss_mb"]
     if args.only:
         cases = [c for c in cases if f"{c[0]}x{c[1]}" == args.only]
+    env = dict(os.environ)
+    if args.xla_threads:
+        t = args.xla_threads
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={'false' if t == 1 else 'true'}"
+                            f" intra_op_parallelism_threads={t}").strip()
+        env["OMP_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = str(t)
+    print(f"load average at start {os.getloadavg()[0]:.1f}; XLA threads: {args.xla_threads or 'default'}")
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     extra = []
@@ -174,7 +190,7 @@ def main():
             proc = subprocess.run(
                 [sys.executable, __file__, "--case", json.dumps(case), "--max-iter", str(args.max_iter)]
                 + (["--clust"] if args.clust else []),
-                capture_output=True, text=True, timeout=args.case_timeout,
+                capture_output=True, text=True, timeout=args.case_timeout, env=env,
             )
         except subprocess.TimeoutExpired:
             print(f"| {case} did not finish {args.max_iter} EM iterations in {args.case_timeout:.0f} s |", flush=True)

@@ -213,10 +213,10 @@ def vem_elbo(mean_terms, E, tau, pi):
 
 
 @eqx.filter_jit
-def _memberships_and_elbo(params: ClustParams, hyper: HyperPosterior, E, tau, real, jitter, update: bool):
-    """``(tau, ELBO)``: the memberships updated (``update``) or kept, and the ELBO at them."""
-    if update:
-        tau = update_memberships(E, params.pi, real)
+def _memberships_and_elbo(params: ClustParams, hyper: HyperPosterior, E, tau, real, jitter, update):
+    """``(tau, ELBO)``: the memberships updated (``update``, a traced bool: one compilation
+    serves both) or kept, and the ELBO at them."""
+    tau = jnp.where(update, update_memberships(E, params.pi, real), tau)
     return tau, vem_elbo(_mean_terms(params, hyper, jitter), E, tau, params.pi)
 
 
@@ -261,7 +261,9 @@ class ClustEM:
     def __init__(self, data: TaskData, options: EMOptions, tau0):
         self.data, self.options = data, options
         self.tasks = TaskMStep(data, options)
-        self.tau = jnp.asarray(tau0, data.y.dtype)
+        # Placed like the data: the VE-step's memberships come back placed, and an
+        # unplaced first value would compile the E-step a second time.
+        self.tau = jax.device_put(jnp.asarray(tau0, data.y.dtype), data.y.sharding)
         self.real = jnp.arange(data.X.shape[0]) < data.n_tasks
         self.m_step_cov_ranks, self.task_ranks = [], []
         self.min_proportion = np.inf  # the smallest pi_k any VM-step set
@@ -280,7 +282,7 @@ class ClustEM:
         jitter, rank = self.tasks.jitter, self.tasks.rank
         hyper = cluster_e_step(params, self.data, self.tau, jitter, rank, bool(self.options.verbose))
         E = cluster_task_terms(params, self.data, hyper, jitter, rank)
-        self.tau, value = _memberships_and_elbo(params, hyper, E, self.tau, self.real, jitter, update)
+        self.tau, value = _memberships_and_elbo(params, hyper, E, self.tau, self.real, jitter, jnp.asarray(update))
         return ClustPosterior(hyper, self.tau, E, value)
 
     @staticmethod
