@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 from scipy.stats import norm
 
+from ..gp._fit import bucket
 from ..gp._heldout import low_rank_loo
 from ..gp._lowrank import LowRankPosterior
 
@@ -60,9 +61,15 @@ def heldout_calibration(posterior, Y, rng, solver_name: str, n_points: int = HEL
     n = int(Y.shape[0])
     m = min(n, n_points)
     rows = np.sort(rng.choice(n, m, replace=False)) if m < n else np.arange(n)
+    # Shapes as the fit's (a padded training set, rows padded to a size bucket), so a nearby
+    # n compiles nothing new; the extra rows are cut off.
+    n_fit = int(posterior.operator.X.shape[0])
+    if n_fit > n:
+        Y = jnp.concatenate([Y, jnp.zeros((n_fit - n,) + Y.shape[1:], Y.dtype)])
+    rows = np.concatenate([rows, np.full(bucket(m) - m, rows[0])])
     z, _, usable = low_rank_loo(posterior, Y, jnp.asarray(rows))
-    usable = np.asarray(usable)
-    z = np.asarray(z)[usable]
+    usable = np.asarray(usable)[:m]
+    z = np.asarray(z)[:m][usable]
     k = int(usable.sum())
     if k < _MIN_POINTS:
         return {"heldout_points": k}
