@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 from scipy.stats import norm
 
+from ..gp._fit import bucket
 from ..gp._heldout import low_rank_loo
 from ..gp._lowrank import LowRankPosterior
 
@@ -43,11 +44,13 @@ def coverage_band(n_points: int, level: float = 0.95, n_sigma: float = 3.0) -> t
     return max(0.0, level - half), min(1.0, level + half)
 
 
-def heldout_calibration(posterior, Y, rng, solver_name: str, n_points: int = HELDOUT_POINTS) -> dict:
+def heldout_calibration(posterior, Y, rng, solver_name: str, n_points: int = HELDOUT_POINTS,
+                        n_rows: int | None = None) -> dict:
     """Leave-one-out coverage of a low-rank posterior on ``n_points`` random training targets.
 
     **Arguments:** `posterior` fitted on the (normalised) targets `Y` ``(n, t)`` (a JAX
-    array on the fit's device); `rng` a NumPy ``Generator``; `solver_name` for the message.
+    array on the fit's device, padded as the fit's training data: ``n_rows`` real rows first,
+    ``None``: all); `rng` a NumPy ``Generator``; `solver_name` for the message.
     **Returns:** ``{}`` for posteriors without a closed-form leave-one-out predictive
     (exact and CG solvers), else ``heldout_points``, ``heldout_coverage_50/80/95``,
     ``heldout_band_95`` and ``heldout_calibrated``; warns (``CalibrationWarning``) when the 95%
@@ -57,12 +60,15 @@ def heldout_calibration(posterior, Y, rng, solver_name: str, n_points: int = HEL
         return {}
     import jax.numpy as jnp
 
-    n = int(Y.shape[0])
+    n = int(Y.shape[0] if n_rows is None else n_rows)
     m = min(n, n_points)
     rows = np.sort(rng.choice(n, m, replace=False)) if m < n else np.arange(n)
+    # Rows padded to a size bucket (and Y as the fit's), so a nearby n compiles nothing new;
+    # the extra rows are cut off.
+    rows = np.concatenate([rows, np.full(bucket(m) - m, rows[0])])
     z, _, usable = low_rank_loo(posterior, Y, jnp.asarray(rows))
-    usable = np.asarray(usable)
-    z = np.asarray(z)[usable]
+    usable = np.asarray(usable)[:m]
+    z = np.asarray(z)[:m][usable]
     k = int(usable.sum())
     if k < _MIN_POINTS:
         return {"heldout_points": k}

@@ -279,8 +279,8 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
             t0 = time.perf_counter()
             posterior = inference.fit(kernel_skgpx, data, jax.random.fold_in(key, 1))
             jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously
-            heldout = heldout_calibration(posterior, put(jnp.asarray(y.reshape(n, -1), dtype), device),
-                                          np.random.default_rng(self._key_data.ravel()), self.solver_)
+            heldout = heldout_calibration(posterior, data.Y, np.random.default_rng(self._key_data.ravel()),
+                                          self.solver_, n_rows=n)
             if self.verbose:
                 info = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in posterior.diagnostics().items() if k != "solver")

@@ -51,6 +51,7 @@ from .._mesh import context_row_mesh
 from ..operators import block_pairs, kernel_operator, noise_diagonal, operator_kind, row_tiles, sharded_pair_vjp, tiled_cross_mm
 from ..solvers import LoveCache, gaussian_log_likelihood, love_cache, pcg, rp_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
+from ._fit import choose_rows, n_real, padded_training_data
 from ._registry import register_solver
 
 __all__ = ["CG", "CGInference", "CGPosterior", "warn_if_not_converged", "auto_preconditioner_rank"]
@@ -70,12 +71,23 @@ def auto_preconditioner_rank(n: int, matrix_free: bool = False, itemsize: int = 
       at most ``min(3 GiB, available / 8)`` of factor, so the iteration count stays near
       40-50 as ``n`` grows (``rp_cholesky`` builds it with GEMMs).
     """
-    if not matrix_free:
-        return int(min(n, 1000, max(100, n // 4)))
+    return int(_auto_rank(n, _memory_cap(n, itemsize) if matrix_free else None))
+
+
+def _memory_cap(n: int, itemsize: int) -> int:
     from ..operators import available_memory_bytes
 
-    mem_cap = min(3 * 2**30, available_memory_bytes() // 8) // max(n * itemsize, 1)
-    return int(max(min(n, 100), min(n // 4, max(1000, int(12 * math.sqrt(n))), mem_cap)))
+    return min(3 * 2**30, available_memory_bytes() // 8) // max(n * itemsize, 1)
+
+
+def _auto_rank(n, mem_cap=None):
+    """:func:`auto_preconditioner_rank`'s formula for a host int or a traced ``n`` (the real
+    rows of a padded set); ``mem_cap`` None: the dense operator's."""
+    xp = np if isinstance(n, (int, np.integer)) else jnp
+    if mem_cap is None:
+        return xp.minimum(n, xp.minimum(1000, xp.maximum(100, n // 4)))
+    sqrt_rank = (12 * xp.sqrt(n)).astype(xp.asarray(n).dtype)
+    return xp.maximum(xp.minimum(n, 100), xp.minimum(xp.minimum(n // 4, xp.maximum(1000, sqrt_rank)), mem_cap))
 
 
 def _stop(tree):
@@ -109,6 +121,7 @@ class CGPosterior(AbstractPosterior):
     lml: jax.Array
     stats: dict  # arrays: iterations, relres, converged, rank, trace_error, logdet_stderr, love_error
     inference: "CGInference"
+    mask: jax.Array | None = None  # real rows of a padded training set (None: not padded)
 
     # -- helpers -----------------------------------------------------------------------
     def _solve(self, R, tol=None):
@@ -126,6 +139,10 @@ class CGPosterior(AbstractPosterior):
         out = jax.lax.map(fn, row_tiles(Xs, c))
         return out.reshape((-1,) + out.shape[2:])[:m]
 
+    def _cross(self, Xs):
+        """``K(X, Xs)`` with zero rows at padded training rows."""
+        return self.kernel.cross(self.X, Xs, self.mask)
+
     # -- the seam ------------------------------------------------------------------------
     def mean(self, Xs):
         return tiled_cross_mm(self.kernel, Xs, self.X, self.alpha, checkpoint=False)
@@ -134,7 +151,7 @@ class CGPosterior(AbstractPosterior):
         """Latent variances by batched PCG solves of the ``K(X, Xs)`` columns."""
 
         def chunk(Xc):
-            Ks = self.kernel.cross(self.X, Xc)
+            Ks = self._cross(Xc)
             return self.kernel.diag(Xc) - jnp.sum(Ks * self._solve(Ks, self.inference.var_solve_tol).x, axis=0)
 
         return jnp.maximum(self._chunks(Xs, chunk), 0.0)
@@ -143,7 +160,7 @@ class CGPosterior(AbstractPosterior):
         """Latent variances from the preconditioned LOVE cache."""
 
         def chunk(Xc):
-            Ks = self.kernel.cross(self.X, Xc)
+            Ks = self._cross(Xc)
             return self.kernel.diag(Xc) - self.love.quad(Ks, self.precond.solve)
 
         return jnp.maximum(self._chunks(Xs, chunk), 0.0)
@@ -168,11 +185,14 @@ class CGPosterior(AbstractPosterior):
                 f"return_cov with solver='cg' solves one CG system per test point; got {m} test points "
                 f"(limit {self.inference.cov_max}). Predict the covariance on fewer points or use return_std."
             )
-        Ks = self.kernel.cross(self.X, Xs)
+        Ks = self._cross(Xs)
         return self.kernel.gram(Xs) - Ks.T @ self._solve(Ks, self.inference.var_solve_tol).x
 
     def solve_train(self, R):
-        return self._solve(R).x
+        # R has the real rows only; the padded rows of the solve are zero (identity block).
+        n = R.shape[0]
+        R = jnp.concatenate([R, jnp.zeros((self.X.shape[0] - n,) + R.shape[1:], R.dtype)])
+        return self._solve(R).x[:n]
 
     @property
     def log_marginal_likelihood_value(self):
@@ -308,19 +328,41 @@ class CG(AbstractInference):
             return auto_preconditioner_rank(n, self._operator_kind(X) == "matrix-free", X.dtype.itemsize)
         return int(min(r, n))
 
-    def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None):
+    def _rank_cap(self, X, mask):
+        """The rank cap of the real rows of a padded ``X`` (traced; ``None`` when not padded):
+        the cap of the unpadded set (the matrix-free memory cap as for the padded size)."""
+        if mask is None:
+            return None
+        n, r = jnp.sum(mask), self.preconditioner_rank
+        if r != "auto":
+            return jnp.minimum(n, r)
+        matrix_free = self._operator_kind(X) == "matrix-free"
+        return _auto_rank(n, _memory_cap(X.shape[0], X.dtype.itemsize) if matrix_free else None)
+
+    def prepare(self, X, Y, noise, dtype=None):
+        # Padded to a size bucket (skgpx.gp._fit), except under a device mesh: the sharded
+        # operator runs unpadded.
+        return padded_training_data(X, Y, noise, dtype, pad=context_row_mesh() is None)
+
+    def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None, mask=None):
         """Operator, preconditioner, one block PCG on ``[Y, Z, extra]``, value of the LML.
 
         Every column shares each operator product, so extra right-hand sides (the LOVE
         check points) cost little next to the kernel evaluations of a matrix-free product.
+        With a ``mask`` the padded rows are an identity block of the operator and of the
+        preconditioner, with zero targets and probes, so every Krylov vector is zero there
+        and the numbers are those of the real rows alone.
         """
-        n, t = Y.shape
+        t = Y.shape[1]
         k = self.n_probes
-        op = kernel_operator(kernel, X, noise, self._operator_kind(X), self.tile_size)
+        op = kernel_operator(kernel, X, noise, self._operator_kind(X), self.tile_size, mask)
         trace_tol = self.trace_tol if self.preconditioner_rank == "auto" else 0.0
         k_prec, k_probe = jax.random.split(key)
-        P = rp_cholesky(kernel, X, op.diag_noise, self._rank(X), trace_tol, key=k_prec)
-        Z = P.sample(k_probe, k)
+        P = rp_cholesky(kernel, X, op.diag_noise, self._rank(X), trace_tol, key=k_prec, mask=mask,
+                        rank_cap=self._rank_cap(X, mask))
+        Z = P.sample(k_probe, k)  # row i drawn from (key, i): the real rows' draws do not depend on padding
+        if mask is not None:
+            Z = jnp.where(mask[:, None], Z, 0.0)
         blocks = [Y, Z] + ([] if extra is None else [extra])
         tol = self.tol if tol is None else tol
         res = pcg(op.mm, jnp.concatenate(blocks, axis=1), P.solve, tol=tol, max_iter=self.max_iter,
@@ -332,13 +374,15 @@ class CG(AbstractInference):
         logdet = P.logdet() + jnp.mean(samples)
         stderr = jnp.std(samples) / math.sqrt(k)
         alpha = res.x[:, :t]
-        lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n, t)
+        lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n_real(Y, mask), t)
         return op, P, res, alpha, res.x[:, t:t + k], W, lml, stderr
 
-    def log_marginal_likelihood(self, kernel, X, Y, noise, key):
-        n, t = Y.shape
+    def log_marginal_likelihood(self, kernel, X, Y, noise, key, mask=None):
+        """``mask``: ``None`` or boolean ``(n,)`` flagging real rows (padded rows: zero ``X``,
+        ``Y`` and ``noise``; they change no result)."""
+        t = Y.shape[1]
         tol = self.lml_tol
-        _, _, res, alpha, U, W, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol)
+        _, _, res, alpha, U, W, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol, mask=mask)
         jax.debug.callback(functools.partial(_warn_lml, tol=tol, max_iter=self.max_iter),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         # Surrogate whose gradient is the stochastic LML gradient (module docstring).
@@ -350,36 +394,41 @@ class CG(AbstractInference):
         S_kernel = _kernel_surrogate_grad(kernel, X, V, Wt, self.tile_size)
         return jax.lax.stop_gradient(lml) + S_kernel + (S_diag - jax.lax.stop_gradient(S_diag))
 
-    def condition(self, kernel, X, Y, noise, key) -> CGPosterior:
-        return _condition(self, kernel, X, Y, noise, key)
+    def condition(self, kernel, X, Y, noise, key, mask=None) -> CGPosterior:
+        """``mask``: as in :meth:`log_marginal_likelihood`."""
+        return _condition(self, kernel, X, Y, noise, key, mask)
 
-    def _condition(self, kernel, X, Y, noise, key) -> CGPosterior:
+    def _condition(self, kernel, X, Y, noise, key, mask=None) -> CGPosterior:
         k_slq, k_love, k_check = jax.random.split(key, 3)
         n = X.shape[0]
+        n_obs = n_real(Y, mask)
         use_love = self._uses_love(X)
         if use_love:
             # LOVE check points: half training inputs, half midpoints of random pairs
             # (interior points away from the data); their exact solves join the main block.
+            # Real rows first: with fewer than n_check real rows the slots past them are unused.
             nc = min(self.n_check, n)
             ki, kj = jax.random.split(k_check)
-            i = jax.random.choice(ki, n, (nc,), replace=False)
-            j = jax.random.choice(kj, n, (nc,), replace=False)
+            i, j = choose_rows(ki, n, nc, mask), choose_rows(kj, n, nc, mask)
             Xc = jnp.where((jnp.arange(nc) % 2 == 0)[:, None], X[i], 0.5 * (X[i] + X[j]))
-            Kc = kernel.cross(X, Xc)
+            Kc = kernel.cross(X, Xc, mask)
         else:
             Kc = None
-        op, P, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, Kc)
+        op, P, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, Kc, mask=mask)
         jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter, what="fit"),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         if use_love:
             # LOVE start (Pleiss et al. 2018 start from the mean cross-covariance): mean kernel
             # column over a random subset of training points, mapped through P^{-1}.
-            sub = jax.random.choice(k_love, n, (min(n, 256),), replace=False)
-            kbar = jnp.mean(kernel.cross(X, X[sub]), axis=1)
-            cache = love_cache(op.mm, P.solve, P.mm, P.solve(kbar[:, None])[:, 0], self.love_rank)
+            m = min(n, 256)
+            used = jnp.arange(m) < n_obs
+            sub = choose_rows(k_love, n, m, mask)
+            kbar = jnp.sum(jnp.where(used[None, :], kernel.cross(X, X[sub], mask), 0.0), axis=1) / jnp.minimum(m, n_obs)
+            cache = love_cache(op.mm, P.solve, P.mm, P.solve(kbar[:, None])[:, 0], self.love_rank,
+                               None if mask is None else n_obs)
         else:
             cache = LoveCache(V=jnp.zeros((n, 0), alpha.dtype), M=jnp.zeros((0, 0), alpha.dtype))
-        post = CGPosterior(kernel, X, alpha, op, P, cache, lml, {}, self)
+        post = CGPosterior(kernel, X, alpha, op, P, cache, lml, {}, self, mask)
         if use_love:
             t = Y.shape[1]
             v_exact = kernel.diag(Xc) - jnp.sum(Kc * res.x[:, t + self.n_probes:], axis=0)
@@ -391,8 +440,9 @@ class CG(AbstractInference):
             # relative error read ~1e306.
             floor = jnp.sqrt(jnp.finfo(sd_exact.dtype).eps) * jnp.sqrt(jnp.mean(kernel.diag(Xc)))
             err = jnp.abs(sd_love - sd_exact) / jnp.maximum(sd_exact, floor)
+            err_median, err_max = _median_max(err, jnp.arange(err.shape[0]) < n_obs)
         else:
-            err = jnp.full((1,), jnp.nan, alpha.dtype)
+            err_median = err_max = jnp.asarray(jnp.nan, alpha.dtype)
         stats = dict(
             iterations=res.iterations,
             relative_residual=jnp.max(res.relative_residual),
@@ -400,8 +450,8 @@ class CG(AbstractInference):
             rank=P.rank,
             trace_error=P.trace_error,
             logdet_stderr=stderr,
-            love_err_median=jnp.median(err),
-            love_err_max=jnp.max(err),
+            love_err_median=err_median,
+            love_err_max=err_max,
         )
         return eqx.tree_at(lambda p: p.stats, post, stats)
 
@@ -456,9 +506,16 @@ def _kernel_surrogate_grad(kernel, X, V, Wt, tile_size=None):
     return f(dyn, X, V, Wt)
 
 
+def _median_max(err, valid):
+    """Median and maximum of ``err`` over its ``valid`` entries (a prefix, at least one)."""
+    m = jnp.sum(valid)
+    srt = jnp.sort(jnp.where(valid, err, jnp.inf))
+    return 0.5 * (srt[(m - 1) // 2] + srt[m // 2]), jnp.max(jnp.where(valid, err, -jnp.inf))
+
+
 @eqx.filter_jit
-def _condition(inference, kernel, X, Y, noise, key):
-    return inference._condition(kernel, X, Y, noise, key)
+def _condition(inference, kernel, X, Y, noise, key, mask=None):
+    return inference._condition(kernel, X, Y, noise, key, mask)
 
 
 def _warn_lml(converged, relres, iterations, tol, max_iter, what="the marginal likelihood"):

@@ -30,7 +30,7 @@ from ..solvers import (
 )
 from ._abstract import AbstractInference, AbstractPosterior
 from ._exact_lapack import lapack_factor, lapack_lml_and_grad, on_cpu
-from ._fit import TrainingData, bucket, training_data
+from ._fit import PAD_MAX_N, TrainingData, n_real as _n_real, padded_training_data
 from ._registry import register_solver
 
 __all__ = ["Cholesky", "ExactInference", "ExactPosterior", "LAPACK_MIN_N", "PAD_MAX_N"]
@@ -38,8 +38,6 @@ __all__ = ["Cholesky", "ExactInference", "ExactPosterior", "LAPACK_MIN_N", "PAD_
 # From this many rows on the CPU, LAPACK potrf/potri between compiled stages beat one
 # compiled program (value and gradient); below, the host round trips cost more.
 LAPACK_MIN_N = 1024
-# Up to this many rows, compiling a program for a new n costs more than the padded rows.
-PAD_MAX_N = 4096
 # Up to this many rows the Gram is differentiated by plain autodiff, which compiles faster
 # than the row-tiled backward pass of noisy_gram (that one saves memory traffic at large n).
 _TILED_GRAM_MIN_N = 512
@@ -57,10 +55,6 @@ def _mask_gram(K, mask):
     K = jnp.where(mask[:, None] & mask[None, :], K, 0.0)
     i = jnp.arange(K.shape[0])
     return K.at[i, i].add(jnp.where(mask, 0.0, 1.0).astype(K.dtype))
-
-
-def _n_real(Y, mask):
-    return Y.shape[0] if mask is None else jnp.sum(mask)
 
 
 class ExactPosterior(AbstractPosterior):
@@ -160,9 +154,7 @@ class Cholesky(AbstractInference):
         return (self.jitter is None or self.jitter == "auto") and n >= LAPACK_MIN_N and on_cpu()
 
     def prepare(self, X, Y, noise, dtype=None) -> TrainingData:
-        n = len(X)
-        size = bucket(n) if n <= PAD_MAX_N and not self._lapack(n) else None
-        return training_data(X, Y, noise, size, dtype)
+        return padded_training_data(X, Y, noise, dtype, pad=not self._lapack(len(X)))
 
     def _as_is(self):
         # "auto" first tries the matrix as is; a program without the jitter-retry machinery

@@ -9,10 +9,19 @@ compiled code. So every estimator, clone (``GridSearchCV``) and restart with the
 structure reuses one program.
 
 Shapes key it too, so a back-end that accepts a row mask (``mask=`` in its ``condition``
-and ``log_marginal_likelihood``; today the exact one) gets its training set padded to a
-size bucket (:func:`bucket`): a cross-validation fold or a nearby ``n`` runs the program
-already compiled. Padded rows hold zeros in ``X``, ``Y`` and ``noise`` and ``False`` in
-``mask``; the back-end makes them an identity block that changes no result.
+and ``log_marginal_likelihood``) gets its training set padded to a size bucket
+(:func:`bucket`, by :func:`padded_training_data` up to ``PAD_MAX_N`` rows): a
+cross-validation fold or a nearby ``n`` runs the program already compiled. Padded rows hold
+zeros in ``X``, ``Y`` and ``noise`` and ``False`` in ``mask``; the back-end makes them an
+identity block (zero kernel rows and columns, unit diagonal) that changes no result, and
+counts only the real rows (:func:`n_real`) in the likelihood's constant.
+
+Back-ends that accept a mask: the exact Cholesky (below its LAPACK size on the CPU), CG
+with the dense or the matrix-free operator (not under a device mesh: the sharded operator
+runs unpadded), random Fourier features and Nyström. Their random draws (features,
+landmarks, pivots, probes) are drawn per real row or independently of ``n``, so a padded
+fit gives the unpadded one's numbers (tests/gp/test_padding.py). SKI and the host (NumPy)
+path run unpadded.
 """
 
 from __future__ import annotations
@@ -22,8 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["TrainingData", "bucket", "training_data", "condition_program", "neg_lml_and_grad", "neg_lml",
-           "PAD_MAX_ROWS"]
+__all__ = ["TrainingData", "bucket", "training_data", "padded_training_data", "n_real", "condition_program",
+           "neg_lml_and_grad", "neg_lml", "PAD_MAX_ROWS", "PAD_MAX_N"]
 
 # Up to _FINE_MAX rows sizes are padded to a multiple of 8 (a 32 x 32 solve is where
 # OpenBLAS starts threads, which a 20-row problem should not pay for); up to _POW2_MAX
@@ -34,6 +43,9 @@ _FINE_MAX = 64
 _POW2_MAX = 256
 # Test inputs are padded up to this many rows; past it the work dwarfs a compilation.
 PAD_MAX_ROWS = 4096
+# Training sets are padded up to this many rows; past it, compiling a program for a new n
+# costs less than the padded rows would.
+PAD_MAX_N = 4096
 
 
 def bucket(n: int) -> int:
@@ -82,6 +94,18 @@ def training_data(X, Y, noise, size: int | None = None, dtype=None) -> TrainingD
     return TrainingData(put(X), put(Y), put(noise), None if mask is None else put(mask))
 
 
+def padded_training_data(X, Y, noise, dtype=None, pad: bool = True) -> TrainingData:
+    """:func:`training_data` padded to :func:`bucket` ``(n)`` when ``pad`` and ``n <= PAD_MAX_N``
+    (the ``prepare`` of a back-end that accepts ``mask=``)."""
+    n = len(X)
+    return training_data(X, Y, noise, bucket(n) if pad and n <= PAD_MAX_N else None, dtype)
+
+
+def n_real(Y, mask):
+    """Rows of ``Y`` that are real: ``Y.shape[0]`` when ``mask`` is None, else ``sum(mask)`` (traced)."""
+    return Y.shape[0] if mask is None else jnp.sum(mask)
+
+
 def _masked(inference, data):
     # Padded data are passed with their mask; unpadded calls keep each back-end's signature.
     return {} if data.mask is None else {"mask": data.mask}
@@ -113,3 +137,17 @@ def neg_lml(theta, kernel, inference, data: TrainingData, key):
     """``-lml`` alone (``inf`` where not finite)."""
     value = _neg_lml(theta, kernel, inference, data, key)
     return jnp.where(jnp.isfinite(value), -value, jnp.inf)
+
+
+def choose_rows(key, n: int, r: int, mask=None):
+    """``r`` distinct row indices of ``n``, uniformly at random, real rows (``mask``) first.
+
+    The rows with the ``r`` largest of ``n`` uniforms: JAX draws element ``i`` of a
+    ``uniform(key, (n,))`` from ``(key, i)`` alone, so the real rows of a padded set get the
+    draws of the unpadded one and the same rows are chosen (padded rows come last, only
+    when ``r`` exceeds the real rows).
+    """
+    u = jax.random.uniform(key, (n,))
+    if mask is not None:
+        u = jnp.where(mask, u, -1.0)
+    return jax.lax.top_k(u, r)[1]

@@ -55,5 +55,7 @@ def low_rank_loo(posterior: LowRankPosterior, Y, rows):
     if Z is None:
         usable = jnp.ones(rows.shape, bool)
     else:
-        usable = ~jnp.any(jnp.all(Xr[:, None, :] == Z[None, :, :], axis=-1), axis=1)
+        same = jnp.all(Xr[:, None, :] == Z[None, :, :], axis=-1)
+        used = getattr(posterior.features, "mask", None)  # unused landmark slots of a padded fit
+        usable = ~jnp.any(same if used is None else same & used[None, :], axis=1)
     return z, d * d / gap, usable

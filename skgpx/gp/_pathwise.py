@@ -138,9 +138,9 @@ def _pathwise_jit(posterior, kernel, X, Y, noise, Xs, n_samples, key, n_prior_fe
     if isinstance(posterior, LowRankPosterior):
         op = posterior.operator
         W = jax.random.normal(k_prior, (op.n_features, P), X.dtype)
-        f_X = op.matmul_features(W)
+        f_X = op.matmul_features(W)[:n]  # a padded fit's real rows come first
         f_S = posterior._rows(Xs, lambda Pb, _: Pb @ W)
-        diag_X = op.diagonal  # noise + White + (Nyström) residual
+        diag_X = op.diagonal[:n]  # noise + White + (Nyström) residual
         diag_S = posterior.independent_diagonal(Xs)  # White + (Nyström) residual
         if not include_white:  # the Nyström residual is part of the latent approximate prior
             diag_S = diag_S - kernel.white_diagonal(Xs)

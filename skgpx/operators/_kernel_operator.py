@@ -13,7 +13,9 @@ Two final forms share one abstract base:
 
 Both keep the kernel (hyperparameters traced) and the diagonal ``s`` (noise plus
 any ``White`` term, traced) as leaves, and both expose :meth:`mm` for ``(n, k)``
-blocks of right-hand sides. They are registered with lineax's dispatch functions
+blocks of right-hand sides. An optional ``mask`` (boolean ``(n,)``) flags the real rows
+of a padded ``X`` (``skgpx.gp._fit``): padded rows and columns of ``K`` are zero and their
+``s`` is one, a decoupled identity block. They are registered with lineax's dispatch functions
 below, next to the classes, as lineax does for its own operators.
 """
 
@@ -38,6 +40,7 @@ class AbstractKernelOperator(lx.AbstractLinearOperator):
     kernel: eqx.AbstractVar[object]
     X: eqx.AbstractVar[jax.Array]
     diag_noise: eqx.AbstractVar[jax.Array]
+    mask: eqx.AbstractVar[jax.Array | None]
 
     @abc.abstractmethod
     def mm(self, V):
@@ -68,13 +71,16 @@ class DenseKernelOperator(AbstractKernelOperator):
     X: jax.Array
     diag_noise: jax.Array
     matrix: jax.Array
+    mask: jax.Array | None
 
-    def __init__(self, kernel, X, noise):
-        """**Arguments:** ``kernel`` (skgpx kernel), ``X`` ``(n, d)``, ``noise`` ``(n,)``."""
+    def __init__(self, kernel, X, noise, mask=None):
+        """**Arguments:** ``kernel`` (skgpx kernel), ``X`` ``(n, d)``, ``noise`` ``(n,)``, ``mask``
+        (``None`` or boolean ``(n,)``: real rows)."""
         self.kernel = kernel
         self.X = X
-        self.diag_noise = noise_diagonal(kernel, X, noise)
-        K = kernel.cross(X, X)
+        self.mask = mask
+        self.diag_noise = _masked_noise(noise_diagonal(kernel, X, noise), mask)
+        K = kernel.cross(X, X, mask, mask)
         self.matrix = K.at[jnp.diag_indices(X.shape[0])].add(self.diag_noise)
 
     @property
@@ -95,14 +101,17 @@ class MatrixFreeKernelOperator(AbstractKernelOperator):
     X: jax.Array
     diag_noise: jax.Array
     tile_size: int | None = eqx.field(static=True)
+    mask: jax.Array | None
 
-    def __init__(self, kernel, X, noise, tile_size: int | None = None):
+    def __init__(self, kernel, X, noise, tile_size: int | None = None, mask=None):
         """**Arguments:** ``kernel``, ``X`` ``(n, d)``, ``noise`` ``(n,)``, ``tile_size``
         (side of the square kernel blocks, one pair of blocks per ``lax.scan`` step;
-        ``None``: :func:`~skgpx.operators.auto_block_size`, ~1M kernel entries per block)."""
+        ``None``: :func:`~skgpx.operators.auto_block_size`, ~1M kernel entries per block),
+        ``mask`` (``None`` or boolean ``(n,)``: real rows)."""
         self.kernel = kernel
         self.X = X
-        self.diag_noise = noise_diagonal(kernel, X, noise)
+        self.mask = mask
+        self.diag_noise = _masked_noise(noise_diagonal(kernel, X, noise), mask)
         self.tile_size = tile_size
 
     @property
@@ -110,19 +119,27 @@ class MatrixFreeKernelOperator(AbstractKernelOperator):
         return "matrix-free"
 
     def mm(self, V):
-        return symmetric_tiled_mm(self.kernel, self.X, V, self.tile_size) + self.diag_noise[:, None] * V
+        m = None if self.mask is None else self.mask[:, None]
+        KV = symmetric_tiled_mm(self.kernel, self.X, V if m is None else jnp.where(m, V, 0.0), self.tile_size)
+        return (KV if m is None else jnp.where(m, KV, 0.0)) + self.diag_noise[:, None] * V
 
     def as_matrix(self):
         # Explicit request only (tests, debugging): this is the one place that forms n x n.
-        K = self.kernel.cross(self.X, self.X)
+        K = self.kernel.cross(self.X, self.X, self.mask, self.mask)
         return K.at[jnp.diag_indices(self.X.shape[0])].add(self.diag_noise)
+
+
+def _masked_noise(s, mask):
+    # Padded rows: unit diagonal (their kernel rows and columns are zero).
+    return s if mask is None else jnp.where(mask, s, 1.0)
 
 
 # -- lineax dispatch ----------------------------------------------------------------------
 
 
 def _diagonal(operator):
-    return cross_diagonal(operator.kernel, operator.X) + operator.diag_noise
+    d = cross_diagonal(operator.kernel, operator.X)
+    return (d if operator.mask is None else jnp.where(operator.mask, d, 0.0)) + operator.diag_noise
 
 
 for _cls in (DenseKernelOperator, MatrixFreeKernelOperator):
@@ -145,7 +162,7 @@ def _(operator):
     )
     # diag_noise holds the kernel's diagonal-only part too; the dense operator adds it back
     noise = operator.diag_noise - noise_diagonal(operator.kernel, operator.X, 0.0)
-    return DenseKernelOperator(operator.kernel, operator.X, noise)
+    return DenseKernelOperator(operator.kernel, operator.X, noise, operator.mask)
 
 
 @lx.tridiagonal.register(DenseKernelOperator)
@@ -159,4 +176,6 @@ def _(operator):
     d = _diagonal(operator)
     X = operator.X
     off = jax.vmap(lambda a, b: operator.kernel.cross(a[None], b[None])[0, 0])(X[:-1], X[1:])
+    if operator.mask is not None:
+        off = jnp.where(operator.mask[:-1] & operator.mask[1:], off, 0.0)
     return d, off, off

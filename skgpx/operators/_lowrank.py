@@ -98,16 +98,18 @@ def feature_gram(features: Callable, X, w, R, batch_size: int):
     return (G if with_gram else None), B
 
 
-def capacitance_pass(features: Callable, X, diag, R, batch_size: int, prior_diag=None):
+def capacitance_pass(features: Callable, X, diag, R, batch_size: int, prior_diag=None, row_mask=None):
     """One pass over ``X``: ``(Phi^T D^{-1} Phi, Phi^T D^{-1} R, d)`` for Woodbury.
 
     ``D = diag(d)`` with ``d = diag`` or, when ``prior_diag`` (the exact prior variances
     ``k(x, x)``) is given, ``d = diag + max(prior_diag - |phi(x)|^2, 0)``: the FITC
     diagonal correction, formed from the same feature block as the Gram so that it
-    costs no extra pass over the data.
+    costs no extra pass over the data. ``row_mask`` (``None`` or boolean ``(n,)``): real
+    rows of a padded ``X``; padded rows count as zero feature rows with ``d = 1`` (an
+    identity block).
     """
     n = X.shape[0]
-    mask = jnp.ones(X.shape[:1], diag.dtype)
+    mask = jnp.ones(X.shape[:1], diag.dtype) if row_mask is None else row_mask.astype(diag.dtype)
     pd = jnp.zeros_like(diag) if prior_diag is None else prior_diag
 
     def contrib(Xi, di, Ri, pi, mi):

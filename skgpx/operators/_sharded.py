@@ -79,6 +79,7 @@ class ShardedKernelOperator(AbstractKernelOperator):
     mesh: object = eqx.field(static=True)
     layout: str = eqx.field(static=True)
     tile_size: int | None = eqx.field(static=True)
+    mask: None  # never padded (skgpx.gp.CG pads only without a mesh)
 
     def __init__(self, kernel, X, noise, mesh, layout: str = "dense", tile_size: int | None = None):
         """**Arguments:** ``kernel``, ``X`` ``(n, d)``, ``noise`` ``(n,)``, ``mesh`` (a ``Mesh`` or
@@ -92,6 +93,7 @@ class ShardedKernelOperator(AbstractKernelOperator):
         self.mesh = mesh
         self.layout = layout
         self.tile_size = tile_size
+        self.mask = None
         self.matrix = self._dense_rows() if layout == "dense" else None
 
     @property

@@ -44,11 +44,15 @@ class LoveCache(eqx.Module):
         return base + jnp.sum(W * (self.M @ W), axis=0)
 
 
-def love_cache(matmul: Callable, precond_solve: Callable, precond_mm: Callable, start, rank: int) -> LoveCache:
+def love_cache(matmul: Callable, precond_solve: Callable, precond_mm: Callable, start, rank: int,
+               size=None) -> LoveCache:
     """``rank`` steps of Lanczos on ``P^{-1} A`` in the ``P`` inner product, from ``start``.
 
     **Arguments:** ``matmul`` (``A @ V``), ``precond_solve`` (``P^{-1} V``), ``precond_mm``
-    (``P @ V``), all on ``(n, k)`` blocks; ``start`` ``(n,)``; ``rank`` (static).
+    (``P @ V``), all on ``(n, k)`` blocks; ``start`` ``(n,)``; ``rank`` (static); ``size``
+    (``None`` or a traced int): the dimension of the space ``start`` lives in when ``A`` and
+    ``P`` are padded with a decoupled identity block (``start`` zero there): steps past it add
+    zero columns of ``V`` and nothing to ``M``, as the unpadded cache of ``min(rank, size)``.
     """
     n = start.shape[0]
     k = int(min(rank, n))
@@ -58,6 +62,7 @@ def love_cache(matmul: Callable, precond_solve: Callable, precond_mm: Callable, 
     PV = jnp.zeros((n, k), dt).at[:, 0].set(precond_mm(v0[:, None])[:, 0])
     alphas = jnp.zeros((k,), dt)
     betas = jnp.zeros((k,), dt)
+    limit = k if size is None else size
 
     def body(i, c):
         V, PV, alphas, betas = c
@@ -72,10 +77,12 @@ def love_cache(matmul: Callable, precond_solve: Callable, precond_mm: Callable, 
         Pw = precond_mm(w[:, None])[:, 0]
         beta = jnp.sqrt(jnp.maximum(w @ Pw, 0.0))
         nxt = jnp.minimum(i + 1, k - 1)
-        ok = (i + 1 < k) & (beta > 0)
+        ok = (i + 1 < k) & (beta > 0) & (i + 1 < limit)
         V = jnp.where(ok, V.at[:, nxt].set(w / jnp.where(beta > 0, beta, 1.0)), V)
         PV = jnp.where(ok, PV.at[:, nxt].set(Pw / jnp.where(beta > 0, beta, 1.0)), PV)
-        return V, PV, alphas.at[i].set(alpha), betas.at[i].set(beta)
+        # Past `limit` the step is an identity one: M = T^{-1} - I gets a zero block.
+        alphas = alphas.at[i].set(jnp.where(i < limit, alpha, 1.0))
+        return V, PV, alphas, betas.at[i].set(jnp.where(i + 1 < limit, beta, 0.0))
 
     V, PV, alphas, betas = jax.lax.fori_loop(0, k, body, (V, PV, alphas, betas))
     T = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)

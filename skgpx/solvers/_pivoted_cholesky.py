@@ -198,24 +198,30 @@ def _rejection_walk(S, d_old, u, floor, room):
     return lax.fori_loop(0, B, step, init)
 
 
-def _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size):
+def _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size, mask=None, rank_cap=None):
     """:func:`rp_cholesky`'s loop; also returns the number of rounds (for the acceptance rate)."""
     from ..operators import cross_diagonal
 
     n = X.shape[0]
     r_max = int(min(max_rank, n))
     d0 = cross_diagonal(kernel, X)
-    L = jnp.zeros((n, r_max), d0.dtype)
+    if mask is not None:  # padded rows: never drawn, zero rows of L
+        d0, s = jnp.where(mask, d0, 0.0), jnp.where(mask, s, 0.0)
     if r_max == 0:
-        return L, jnp.asarray(0, jnp.int32), d0, jnp.asarray(0, jnp.int32)
-    B = int(max(1, min(block_size, r_max)))
+        return jnp.zeros((n, 0), d0.dtype), jnp.asarray(0, jnp.int32), d0, jnp.asarray(0, jnp.int32)
+    # Candidates per round: block_size, or r_max rounded up to a multiple of 8 below it, so
+    # that a buffer of n rows and one of its padded size (skgpx.gp._fit.bucket) draw alike.
+    B = int(max(1, min(block_size, -(-r_max // 8) * 8)))
+    width = max(r_max, B)  # columns of L; those past r_max stay zero
+    L = jnp.zeros((n, width), d0.dtype)
+    cap = r_max if rank_cap is None else jnp.minimum(r_max, rank_cap).astype(jnp.int32)
     stop = trace_tol * jnp.sum(s)
     floor = 1e-12 * jnp.max(d0)
     slots = jnp.arange(B)
 
     def cond(c):
         rank, _, d, _, empty = c
-        return (rank < r_max) & (jnp.sum(d) > stop) & (jnp.max(d) > floor) & (empty < _MAX_EMPTY_ROUNDS)
+        return (rank < cap) & (jnp.sum(d) > stop) & (jnp.max(d) > floor) & (empty < _MAX_EMPTY_ROUNDS)
 
     def body(c):
         rank, L, d, t, empty = c
@@ -223,10 +229,10 @@ def _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size):
         # B i.i.d. pivots with P(i) = d_i / sum(d).
         idx = sample_pivots(d, jax.random.uniform(k_idx, (B,), d.dtype))
         # Residual columns of the candidates: one kernel block and one GEMM.
-        G = kernel.cross(X, X[idx]) - L @ L[idx].T
+        G = kernel.cross(X, X[idx], mask) - L @ L[idx].T
         S = G[idx]
         S = 0.5 * (S + S.T)
-        F, order, m = _rejection_walk(S, d[idx], jax.random.uniform(k_u, (B,), d.dtype), floor, r_max - rank)
+        F, order, m = _rejection_walk(S, d[idx], jax.random.uniform(k_u, (B,), d.dtype), floor, cap - rank)
         # New columns G[:, acc] R^{-T} with R R^T = S[acc, acc], as one GEMM G @ W: row
         # order[j] of W is row j of R^{-T}, rejected slots are zero rows, and the padding of
         # R is the identity, so columns m..B-1 of `new` are zero. (XLA's CPU triangular
@@ -238,10 +244,10 @@ def _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size):
         Rinv = lax.linalg.triangular_solve(R, eye, left_side=True, lower=True)
         W = jnp.zeros_like(R).at[jnp.where(acc, order, B)].set(Rinv.T, mode="drop")
         new = G @ W
-        # Write at column `rank` without clamping: the block starts at most at r_max - B, and
-        # m <= r_max - rank means the last (rank - start) columns of `new` are zero, so
+        # Write at column `rank` without clamping: the block starts at most at width - B, and
+        # m <= width - rank means the last (rank - start) columns of `new` are zero, so
         # rolling them to the front keeps the columns already in L[:, start:rank].
-        start = jnp.minimum(rank, r_max - B)
+        start = jnp.minimum(rank, width - B)
         block = lax.dynamic_slice_in_dim(L, start, B, axis=1) + jnp.roll(new, rank - start, axis=1)
         L = lax.dynamic_update_slice_in_dim(L, block, start, axis=1)
         d = jnp.maximum(d - jnp.sum(new * new, axis=1), 0.0)
@@ -260,7 +266,7 @@ def _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size):
 
 @eqx.filter_jit
 def rp_cholesky(
-    kernel, X, s, max_rank: int, trace_tol: float = 0.0, *, key, block_size: int = 64
+    kernel, X, s, max_rank: int, trace_tol: float = 0.0, *, key, block_size: int = 64, mask=None, rank_cap=None
 ) -> PivotedCholeskyPreconditioner:
     """Accelerated randomly pivoted Cholesky of ``K(X, X)`` (noise-free) as a preconditioner.
 
@@ -284,10 +290,16 @@ def rp_cholesky(
 
     **Arguments:** ``kernel`` (skgpx kernel), ``X`` ``(n, d)``, ``s`` ``(n,)`` the diagonal
     added to ``K`` (noise plus ``White``), ``max_rank``, ``trace_tol``, ``key`` a JAX PRNG
-    key, ``block_size`` the candidates per round (static; capped at ``max_rank``). Compiled
-    once per shapes, ``max_rank``, ``trace_tol`` and ``block_size``.
+    key, ``block_size`` the candidates per round (static; capped at ``max_rank`` rounded up to
+    a multiple of 8). Compiled once per shapes, ``max_rank``, ``trace_tol`` and ``block_size``.
+    ``mask`` (``None`` or boolean ``(n,)``): real rows of a padded ``X``; padded rows are never
+    pivots, have zero rows in ``L`` and unit ``s`` (the preconditioner of the identity block),
+    and the stopping rule sums the real rows only. ``rank_cap`` (``None`` or a traced int):
+    a further cap on the rank below ``max_rank`` (the buffer).
 
     **Returns:** a :class:`PivotedCholeskyPreconditioner`.
     """
-    L, rank, d, _ = _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size)
+    L, rank, d, _ = _rp_cholesky(kernel, X, s, max_rank, trace_tol, key, block_size, mask, rank_cap)
+    if mask is not None:
+        s = jnp.where(mask, s, 1.0)
     return PivotedCholeskyPreconditioner(L, s, rank, jnp.sum(d))

@@ -103,16 +103,22 @@ def woodbury_quad_logdet(operator: LowRankPlusDiagonal, Y, prior_diag=None):
     return -0.5 * quad - 0.5 * Y.shape[1] * logdet, aux
 
 
-def _quad_and_logdet(operator, Y, prior_diag):
-    G, B, d = capacitance_pass(operator.features, operator.X, operator.diagonal, Y, operator.batch_size, prior_diag)
+def _quad_and_logdet(operator, Y, prior_diag, mask=None):
+    G, B, d = capacitance_pass(operator.features, operator.X, operator.diagonal, Y, operator.batch_size, prior_diag,
+                               mask)
     L = capacitance_cholesky(G)
     return woodbury_inv_quad(L, d, Y, B), lemma_logdet(L, d), (L, B, d)
 
 
-def gaussian_lml(operator: LowRankPlusDiagonal, Y, prior_diag=None):
-    """``log N(Y | 0, C)`` summed over the columns of ``Y`` (see :func:`woodbury_quad_logdet`)."""
-    quad, logdet, aux = _quad_and_logdet(operator, Y, prior_diag)
-    n, t = Y.shape
+def gaussian_lml(operator: LowRankPlusDiagonal, Y, prior_diag=None, mask=None):
+    """``log N(Y | 0, C)`` summed over the columns of ``Y`` (see :func:`woodbury_quad_logdet`).
+
+    ``mask`` (``None`` or boolean ``(n,)``): real rows of a padded set (zero ``Y`` elsewhere);
+    padded rows are an identity block (:func:`~skgpx.operators.capacitance_pass`), not counted
+    in ``n``, and have ``d = 1`` in the returned diagonal."""
+    quad, logdet, aux = _quad_and_logdet(operator, Y, prior_diag, mask)
+    t = Y.shape[1]
+    n = Y.shape[0] if mask is None else jnp.sum(mask)
     return gaussian_log_likelihood(quad, logdet, n, t), aux
 
 
