@@ -31,7 +31,7 @@ import numpy as np
 __all__ = ["check_toolchain", "TESTED_JAX"]
 
 # The JAX releases the test suite passed on (docs/faq.md); pyproject.toml pins the same.
-TESTED_JAX = ">=0.7, !=0.10.0, <0.13"
+TESTED_JAX = ">=0.9.2, !=0.10.0, <0.13"
 
 _DEADLOCKING_JAXLIB = ("0.10.0",)
 
