@@ -30,11 +30,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import warnings
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from ..kernels import length_scales
 from ..operators import (
@@ -46,7 +48,9 @@ from ..operators import (
     lattice_of,
     noise_diagonal,
 )
-from ..solvers import gaussian_log_likelihood, love_cache, pcg, slq_quadratures
+from ..solvers import gaussian_log_likelihood, lanczos_checked, pcg, slq_quadratures, tridiagonal_solve
+from ..solvers._matmul import t_matmul
+from ..operators import dense_memory_budget
 from ._abstract import AbstractInference
 from ._registry import register_solver
 from ._cg import _stop, _warn_lml
@@ -74,9 +78,10 @@ class SKI(AbstractInference):
     lanczos_order: int = eqx.field(static=True, default=100)
     variance_method: str = eqx.field(static=True, default="auto")
     love_rank: int = eqx.field(static=True, default=128)
+    love_max_rank: int = eqx.field(static=True, default=2048)
     love_max_error: float = eqx.field(static=True, default=0.02)
     n_variance_samples: int = eqx.field(static=True, default=256)
-    n_check: int = eqx.field(static=True, default=16)
+    n_check: int = eqx.field(static=True, default=32)
     n_interp_check: int = eqx.field(static=True, default=256)
     exact_var_max: int = eqx.field(static=True, default=256)
     var_chunk: int = eqx.field(static=True, default=16)
@@ -93,6 +98,15 @@ class SKI(AbstractInference):
                              f"{self.points_per_length_scale!r}.")
         if int(self.love_rank) < 1 or int(self.n_probes) < 1 or int(self.max_iter) < 1:
             raise ValueError("`love_rank`, `n_probes` and `max_iter` must be >= 1.")
+        if int(self.love_max_rank) < int(self.love_rank):
+            raise ValueError(f"`love_max_rank` ({self.love_max_rank}) must be >= `love_rank` ({self.love_rank}): "
+                             "LOVE starts at love_rank Lanczos steps and adds love_rank at a time up to love_max_rank.")
+
+    def love_rank_cap(self, n: int) -> int:
+        """Largest LOVE rank: ``love_max_rank``, at most ``n``, and the cache (``V`` ``(n, r)``
+        and ``R`` ``(M, r)`` in float64) within :func:`skgpx.operators.dense_memory_budget`."""
+        fit = dense_memory_budget() // (8 * (int(n) + self.grid.size))
+        return int(max(1, min(self.love_max_rank, n, max(self.love_rank, fit))))
 
     @property
     def var_solve_tol(self) -> float:
@@ -194,32 +208,92 @@ class SKI(AbstractInference):
         jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter, what="fit"),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         off = t + self.n_probes
+        # Exact SKI standard deviations of the check points (from the block solve).
+        white_c = _white(kernel, Xc)
+        prior_c = prior_variance(gop, Wc) + white_c
+        sd_exact = jnp.sqrt(jnp.maximum(prior_c - jnp.sum(Kc * res.x[:, off:off + nc], axis=0), 0.0))
+        floor = jnp.sqrt(jnp.finfo(X.dtype).eps) * jnp.sqrt(jnp.mean(prior_c))
+
+        # The rank is chosen on the first half of the check points (all when there is one) and
+        # the reported error measured on the other half, which played no part in choosing it.
+        half = (nc + 1) // 2
+        chosen = jnp.arange(nc) < half
+
+        def errors(sd):
+            return jnp.abs(sd - sd_exact) / jnp.maximum(sd_exact, floor)
+
         if self.variance_method == "samples":
             # var(x*) ~ mean_s (w*^T F_s)^2 with F_s = F_U,s - K W^T A^{-1}(W F_U,s + e_s).
             R = (F_U - gop.mm(op.interp.scatter(res.x[:, off + nc:]))) / math.sqrt(S)
+            steps = jnp.asarray(S)
+        elif self.variance_method == "exact":  # no cache: every variance is a CG solve
+            R = jnp.zeros((self.grid.size, 0), X.dtype)
+            steps = jnp.asarray(0)
         else:
-            # LOVE on the grid: A^{-1} ~ V T^{-1} V^T from the mean cross-covariance, R = K W^T V chol(T^{-1}).
+            # LOVE on the grid: A^{-1} ~ V T^{-1} V^T (Lanczos from the mean cross-covariance),
+            # R = K W^T V L^{-T} with T = L L^T. The rank grows, love_rank steps at a time, until
+            # the check points' standard deviations are within love_max_error of the exact ones.
             start = op.interp.gather(gop.mm(op.interp.scatter(jnp.full((n, 1), 1.0 / n, X.dtype))))[:, 0]
-            ident = lambda V: V  # noqa: E731
-            cache = love_cache(op.mm, ident, ident, start, self.love_rank)
-            r = cache.M.shape[0]
-            Tinv = cache.M + jnp.eye(r, dtype=X.dtype)
-            L = jnp.linalg.cholesky(0.5 * (Tinv + Tinv.T))
-            R = gop.mm(op.interp.scatter(cache.V @ L))
+
+            def sd_love(V, d, e):
+                P = t_matmul(V, Kc)
+                return jnp.sqrt(jnp.maximum(prior_c - jnp.sum(P * tridiagonal_solve(d, e, P), axis=0), 0.0))
+
+            def check(V, d, e):
+                return jnp.max(jnp.where(chosen, errors(sd_love(V, d, e)), 0.0)) - self.love_max_error
+
+            V, d, e, steps, _ = lanczos_checked(op.mm, start, self.love_rank_cap(n), check, self.love_rank)
+            T = jnp.diag(d) + jnp.diag(e, 1) + jnp.diag(e, -1)
+            Lt = jnp.linalg.cholesky(T)
+            VL = jax.scipy.linalg.solve_triangular(Lt, V.T, lower=True).T  # V L^{-T}
+            R = _grid_columns(gop, op.interp, VL, 64)
         post = SKIPosterior(kernel, op, alpha, gop.mm(op.interp.scatter(alpha)), R, lml, {}, self)
-        # LOVE against the exact SKI variances of the check points (from the block solve).
-        white_c = post._white(Xc)
-        prior_c = prior_variance(gop, Wc) + white_c
-        v_exact = prior_c - jnp.sum(Kc * res.x[:, off:off + nc], axis=0)
-        sd_exact = jnp.sqrt(jnp.maximum(v_exact, 0.0))
-        sd_love = jnp.sqrt(post.var_cached(Xc))
-        floor = jnp.sqrt(jnp.finfo(X.dtype).eps) * jnp.sqrt(jnp.mean(prior_c))
-        err = jnp.abs(sd_love - sd_exact) / jnp.maximum(sd_exact, floor)
+        err_all = errors(jnp.sqrt(post.var_cached(Xc)))
+        err = err_all[half:] if nc > 1 else err_all
+        if self.variance_method == "exact":
+            err = jnp.full_like(err, jnp.nan)
+        if self.variance_method in ("auto", "love"):
+            jax.debug.callback(functools.partial(_warn_love, tol=self.love_max_error, method=self.variance_method,
+                                                 cap=self.love_rank_cap(n), exact_max=self.exact_var_max),
+                               jnp.max(err), steps)
         ie = _interpolation_error(kernel, gop, X, self, k_interp)
         stats = dict(iterations=res.iterations, relative_residual=jnp.max(res.relative_residual),
-                     converged=res.converged, logdet_stderr=stderr, love_err_median=jnp.median(err),
+                     converged=res.converged, logdet_stderr=stderr, love_steps=steps, love_err_median=jnp.median(err),
                      love_err_max=jnp.max(err), interp_err_max=ie[0], interp_err_rms=ie[1])
         return eqx.tree_at(lambda p: p.stats, post, stats)
+
+
+def _white(kernel, Xs):
+    from ..operators import cross_diagonal
+
+    return kernel.diag(Xs) - cross_diagonal(kernel, Xs)
+
+
+def _grid_columns(gop, interp, V, chunk):
+    """``K_UU W^T V`` ``(M, k)`` for ``V`` ``(n, k)``, ``chunk`` columns per FFT product (the
+    circulant embedding of a whole block would hold ``embed_size x k`` complex numbers)."""
+    n, k = V.shape
+    c = int(min(chunk, k))
+    nb = -(-k // c)
+    Vp = jnp.pad(V, ((0, 0), (0, nb * c - k))).reshape(n, nb, c).transpose(1, 0, 2)
+    out = jax.lax.map(lambda B: gop.mm(interp.scatter(B)), Vp)  # (nb, M, c)
+    return out.transpose(1, 0, 2).reshape(out.shape[1], nb * c)[:, :k]
+
+
+def _warn_love(err, steps, tol, method, cap, exact_max):
+    """Host side: ``ConvergenceWarning`` when LOVE missed ``love_max_error`` at its largest rank."""
+    err, steps = float(err), int(steps)
+    if err <= tol:
+        return
+    then = ("predict(return_std=True) on more than exact_var_max={} points solves one CG system per "
+            "point".format(exact_max) if method == "auto" else "the LOVE standard deviations are this far off")
+    warnings.warn(
+        f"solver='ski': LOVE standard deviations are off by up to {err:.3g} (relative) on the check points "
+        f"after {steps} Lanczos steps (love_max_error={tol}, rank cap {cap}); {then}. Raise `love_max_rank`, or "
+        "use variance_method='samples' (error ~ 1/sqrt(2 n_variance_samples)). solver_info_ has the figures.",
+        ConvergenceWarning,
+        stacklevel=2,
+    )
 
 
 def _interpolation_error(kernel, gop, X, inference, key):

@@ -170,7 +170,8 @@ class SKIPosterior(AbstractPosterior):
             "n_probes": inf.n_probes,
             "logdet_stderr": float(s["logdet_stderr"]),
             "variance_method": inf.variance_method,
-            "love_rank": int(self.love_R.shape[1]),  # or the number of variance samples
+            "love_rank": int(s["love_steps"]),  # Lanczos steps taken, or the number of variance samples
+            "love_max_rank": int(self.love_R.shape[1]),
             "love_std_rel_error_median": float(s["love_err_median"]),
             "love_std_rel_error_max": float(s["love_err_max"]),
             "love_accepted": bool(s["love_err_max"] <= inf.love_max_error),
