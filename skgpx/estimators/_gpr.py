@@ -90,8 +90,10 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
       validate their options when built, and are searched like nested parameters:
       ``GridSearchCV(est, {"solver__tol": [1e-3, 1e-6]})`` with ``solver=CG()``.
       ``"auto"`` picks ``"cholesky"`` for n <= 5000 (n <= 15000 when no hyperparameter is
-      optimised) when three n x n matrices fit min(25% of available memory, 8 GiB), then
-      ``"cg-dense"`` while one does, then ``"cg-matrix-free"``.
+      optimised) when three n x n matrices fit min(25% of available memory, 8 GiB); beyond,
+      ``"ski"`` for inputs on a regular lattice with missing cells (gridded data: the exact
+      GP by FFT products) and a stationary or ``ActiveDims``-product kernel; else ``"cg-dense"``
+      while one n x n matrix fits, then ``"cg-matrix-free"``.
     - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
       ``jax.Device``; arrays are placed and computations run there. Several devices (a list of
       ``jax.Device``, a ``jax.sharding.Mesh``, or ``"all"``): the CG solvers' kernel operator
@@ -223,7 +225,8 @@ class ScalableGPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         n, d = X.shape
         optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
         auto = isinstance(self.solver, str) and self.solver == "auto"
-        inference = make_inference(select_solver(n, d, dtype.itemsize, optimize=optimize) if auto else self.solver)
+        inference = make_inference(select_solver(n, d, dtype.itemsize, optimize=optimize, kernel=kernel_skgpx, X=X)
+                                   if auto else self.solver)
         inference = inference.for_data(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
         self.inference_, self.solver_ = inference, inference.name
         self.device_ = describe_placement(device)

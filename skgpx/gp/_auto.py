@@ -1,6 +1,6 @@
 """``solver="auto"``: choose a back-end from the problem size and available memory.
 
-Three outcomes, reported in the estimator's ``solver_`` (each is a registered solver name):
+Four outcomes, reported in the estimator's ``solver_`` (each is a registered solver name):
 
 * ``"cholesky"`` while three ``n x n`` matrices (Gram, factor, workspace) fit the memory
   budget and ``n <= CHOLESKY_MAX_N`` (5 000) when the hyperparameters are optimised, or
@@ -8,6 +8,14 @@ Three outcomes, reported in the estimator's ``solver_`` (each is a registered so
   free to learn). One factorisation is cheap well past 5 000 points, but an optimiser
   repeats it, with the inverse for the gradient, at every step, where a CG evaluation
   costs a fraction of that (figures: docs/performance.md, "Choosing a solver");
+* ``"ski"`` beyond that range when the inputs are a regular lattice with missing cells (a
+  gridded product: :func:`skgpx.operators.lattice_of`) of at most ``SKI_MAX_FILL`` times as many
+  cells as observations, and the kernel has grid structure (stationary: Toeplitz; or a
+  product over ``ActiveDims`` groups: Kronecker). On a lattice the masked-grid operator *is* the
+  exact GP's matrix (no interpolation), a product costs one FFT instead of ``n^2`` kernel
+  evaluations, and CG runs with the circulant preconditioner (figures: docs/performance.md,
+  "Structured grids"). Scattered inputs never get ``"ski"`` from ``"auto"``: there it is an
+  approximation (its interpolation error is reported), so it is asked for by name;
 * ``"cg-dense"`` beyond, while one ``n x n`` Gram matrix fits the budget: preconditioned CG on
   a materialised Gram matrix (a cached dense product is an order of magnitude cheaper than
   re-evaluating the kernel on a CPU);
@@ -19,31 +27,59 @@ The budget is ``skgpx.operators.dense_memory_budget()``: ``min(25% of available 
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..operators import dense_fits, dense_memory_budget
 
-__all__ = ["select_solver", "CHOLESKY_MAX_N", "CHOLESKY_MAX_N_FIXED"]
+__all__ = ["select_solver", "masked_grid_fits", "CHOLESKY_MAX_N", "CHOLESKY_MAX_N_FIXED", "SKI_MAX_FILL"]
 
 CHOLESKY_MAX_N = 5000
 CHOLESKY_MAX_N_FIXED = 15_000
+# "auto" uses the masked grid while the lattice has at most this many cells per observation
+# (each CG product costs an FFT over the whole lattice).
+SKI_MAX_FILL = 8
+SKI_MAX_GRID = 2**22
+
+
+def masked_grid_fits(kernel, X) -> bool:
+    """Host side: whether ``X`` ``(n, d)`` lies on a regular lattice of at most
+    ``SKI_MAX_FILL * n`` (and ``2**22``) cells, one observation per cell, and ``kernel`` (an
+    skgpx kernel with concrete hyperparameters) has a structured operator on it."""
+    from ..operators import grid_operator, lattice_of
+
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    lattice = lattice_of(X, min(SKI_MAX_GRID, SKI_MAX_FILL * n))
+    if lattice is None or np.unique(X, axis=0).shape[0] != n:
+        return False
+    try:
+        grid_operator(kernel, lattice)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def select_solver(
-    n_samples: int, n_features: int, itemsize: int = 8, memory_budget: int | None = None, optimize: bool = True
+    n_samples: int, n_features: int, itemsize: int = 8, memory_budget: int | None = None, optimize: bool = True,
+    kernel=None, X=None,
 ) -> str:
     """Name of the solver ``"auto"`` resolves to for a training set of ``n_samples`` rows.
 
     **Arguments:** ``n_samples``, ``n_features`` (unused today: kernel cost is linear in it for
     every back-end), ``itemsize`` (bytes per float), ``memory_budget`` (bytes; ``None``:
     :func:`skgpx.operators.dense_memory_budget`), ``optimize`` (whether the
-    hyperparameters will be optimised: many factorisations instead of one).
+    hyperparameters will be optimised: many factorisations instead of one), ``kernel`` and
+    ``X`` (the skgpx kernel and the training inputs; both needed for ``"ski"``).
 
-    **Returns:** ``"cholesky"``, ``"cg-dense"`` or ``"cg-matrix-free"``.
+    **Returns:** ``"cholesky"``, ``"ski"``, ``"cg-dense"`` or ``"cg-matrix-free"``.
     """
     budget = dense_memory_budget() if memory_budget is None else int(memory_budget)
     n = int(n_samples)
     max_n = CHOLESKY_MAX_N if optimize else CHOLESKY_MAX_N_FIXED
     if n <= max_n and 3 * n * n * itemsize <= budget:
         return "cholesky"
+    if kernel is not None and X is not None and masked_grid_fits(kernel, X):
+        return "ski"
     if dense_fits(n, itemsize, budget):
         return "cg-dense"
     return "cg-matrix-free"

@@ -68,7 +68,7 @@ class SKI(AbstractInference):
 
     grid: Grid | None = None
     interpolation_order: int | None = eqx.field(static=True, default=None)  # None: 0 on a lattice, else 3
-    points_per_length_scale: float = eqx.field(static=True, default=4.0)
+    points_per_length_scale: float | tuple = eqx.field(static=True, default=4.0)  # or one per input column
     max_grid_size: int = eqx.field(static=True, default=2**22)
     tol: float = eqx.field(static=True, default=1e-6)
     train_tol: float | None = eqx.field(static=True, default=1e-2)
@@ -77,6 +77,7 @@ class SKI(AbstractInference):
     n_probes: int = eqx.field(static=True, default=16)
     lanczos_order: int = eqx.field(static=True, default=100)
     variance_method: str = eqx.field(static=True, default="auto")
+    preconditioner: str = eqx.field(static=True, default="auto")
     love_rank: int = eqx.field(static=True, default=128)
     love_max_rank: int = eqx.field(static=True, default=2048)
     love_max_error: float = eqx.field(static=True, default=0.02)
@@ -90,10 +91,15 @@ class SKI(AbstractInference):
     def __check_init__(self):
         if self.interpolation_order not in (None, 0, 1, 3):
             raise ValueError(f"`interpolation_order` must be None, 0, 1 or 3, got {self.interpolation_order!r}.")
+        if not isinstance(self.points_per_length_scale, (int, float, tuple)):
+            raise ValueError(f"`points_per_length_scale` must be a number or a tuple (one per input column), got "
+                             f"{self.points_per_length_scale!r}.")
+        if self.preconditioner not in ("auto", "circulant", "none"):
+            raise ValueError(f"`preconditioner` must be 'auto', 'circulant' or 'none', got {self.preconditioner!r}.")
         if self.variance_method not in ("auto", "love", "exact", "samples"):
             raise ValueError(f"`variance_method` must be 'auto', 'love', 'exact' or 'samples', got "
                              f"{self.variance_method!r}.")
-        if not (self.tol > 0) or not (self.points_per_length_scale > 0):
+        if not (self.tol > 0) or not np.all(np.asarray(self.points_per_length_scale) > 0):
             raise ValueError(f"`tol` and `points_per_length_scale` must be > 0, got {self.tol!r}, "
                              f"{self.points_per_length_scale!r}.")
         if int(self.love_rank) < 1 or int(self.n_probes) < 1 or int(self.max_iter) < 1:
@@ -120,12 +126,15 @@ class SKI(AbstractInference):
     def for_data(self, kernel, X) -> "SKIInference":
         """This inference with its grid and interpolation order fixed for data ``X`` (host)."""
         if self.grid is not None:
-            return self if self.interpolation_order is not None else dataclasses.replace(self, interpolation_order=3)
+            order = 3 if self.interpolation_order is None else self.interpolation_order
+            return dataclasses.replace(self, interpolation_order=order,
+                                       preconditioner=self._resolve_preconditioner(kernel, X, self.grid, order))
         X = np.asarray(X, dtype=np.float64)
         if self.interpolation_order in (None, 0):
             lattice = lattice_of(X, self.max_grid_size)
             if lattice is not None:
-                return dataclasses.replace(self, grid=lattice, interpolation_order=0)
+                return dataclasses.replace(self, grid=lattice, interpolation_order=0,
+                                           preconditioner=self._resolve_preconditioner(kernel, X, lattice, 0))
             if self.interpolation_order == 0:
                 raise ValueError("interpolation_order=0 needs data on a regular lattice (or an explicit `grid`); "
                                  "these inputs are not. Use interpolation_order=1 or 3.")
@@ -137,7 +146,22 @@ class SKI(AbstractInference):
             )
         order = 3 if self.interpolation_order is None else self.interpolation_order
         g = auto_grid(X, scales, self.points_per_length_scale, self.max_grid_size, pad=2)
-        return dataclasses.replace(self, grid=g, interpolation_order=order)
+        return dataclasses.replace(self, grid=g, interpolation_order=order,
+                                   preconditioner=self._resolve_preconditioner(kernel, X, g, order))
+
+    def _resolve_preconditioner(self, kernel, X, grid, order) -> str:
+        """Host side: ``"circulant"`` (``auto``) on a masked grid (order 0, distinct cells) with a
+        Toeplitz kernel operator, else ``"none"``; an explicit ``"circulant"`` where it cannot
+        apply is an error."""
+        from ..operators import ToeplitzOperator
+
+        distinct = order == 0 and np.unique(np.asarray(X), axis=0).shape[0] == np.asarray(X).shape[0]
+        ok = distinct and isinstance(grid_operator(kernel, grid), ToeplitzOperator)
+        if self.preconditioner == "circulant" and not ok:
+            raise ValueError("preconditioner='circulant' needs data on a regular lattice (interpolation_order=0, "
+                             "one observation per cell) and a stationary kernel (one Toeplitz operator); use "
+                             "preconditioner='auto' or 'none'.")
+        return "circulant" if (ok and self.preconditioner != "none") else "none"
 
     def _ready(self, X):
         if self.grid is None or self.interpolation_order is None:
@@ -152,26 +176,50 @@ class SKI(AbstractInference):
         interp = interpolation_weights(X, self.grid, self.interpolation_order)
         return SKIOperator(grid_operator(kernel, self.grid, X.dtype), interp, noise_diagonal(kernel, X, noise))
 
+    def precond(self, op):
+        """``P^{-1}`` for PCG on ``op`` (``None``: plain CG). ``"circulant"``: the observed cells'
+        block of ``(C + s I)^{-1}``, ``C`` the kernel's circulant embedding on the grid and ``s``
+        the mean noise (:meth:`skgpx.operators.ToeplitzOperator.circulant_solve`)."""
+        if self.preconditioner != "circulant":
+            return None
+        shift = jnp.mean(op.diag_noise)
+        return lambda R: op.interp.gather(op.grid_op.circulant_solve(op.interp.scatter(R), shift))
+
     # -- solves ---------------------------------------------------------------------------
-    def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None):
+    def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None, precondition=False):
+        """One CG block for ``[Y, probes, extra]``; with ``precondition`` and a preconditioner,
+        ``[Y, extra]`` by PCG and the probes by plain CG for their ``lanczos_order`` Lanczos
+        coefficients only (SLQ needs the unpreconditioned recurrence). Returns ``(op, x, res,
+        alpha, U, Z, lml, logdet stderr)``, ``x`` the solutions in block order."""
         n, t = Y.shape
         k = self.n_probes
         op = self.operator(kernel, X, noise)
         Z = jax.random.normal(key, (n, k), X.dtype)
-        blocks = [Y, Z] + ([] if extra is None else [extra])
-        res = pcg(op.mm, jnp.concatenate(blocks, axis=1), tol=self.tol if tol is None else tol,
-                  max_iter=self.max_iter, record=self.lanczos_order)
-        quad = slq_quadratures(res.alphas[:, t:t + k], res.betas[:, t:t + k], res.n_steps[t:t + k])
+        tol = self.tol if tol is None else tol
+        P = self.precond(op) if precondition else None
+        if P is None:
+            blocks = [Y, Z] + ([] if extra is None else [extra])
+            res = pcg(op.mm, jnp.concatenate(blocks, axis=1), tol=tol, max_iter=self.max_iter,
+                      record=self.lanczos_order)
+            x, coef = res.x, res
+            sl = slice(t, t + k)
+        else:
+            B = Y if extra is None else jnp.concatenate([Y, extra], axis=1)
+            res = pcg(op.mm, B, P, tol=tol, max_iter=self.max_iter)
+            coef = pcg(op.mm, Z, tol=tol, max_iter=self.lanczos_order, record=self.lanczos_order)
+            x = jnp.concatenate([res.x[:, :t], coef.x, res.x[:, t:]], axis=1)
+            sl = slice(0, k)
+        quad = slq_quadratures(coef.alphas[:, sl], coef.betas[:, sl], coef.n_steps[sl])
         samples = jnp.sum(Z * Z, axis=0) * quad
         logdet = jnp.mean(samples)
-        alpha = res.x[:, :t]
+        alpha = x[:, :t]
         lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n, t)
-        return op, res, alpha, res.x[:, t:t + k], Z, lml, jnp.std(samples) / math.sqrt(k)
+        return op, x, res, alpha, x[:, t:t + k], Z, lml, jnp.std(samples) / math.sqrt(k)
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
         t = Y.shape[1]
         tol = self.lml_tol
-        _, res, alpha, U, Z, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol)
+        _, _, res, alpha, U, Z, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol)
         jax.debug.callback(functools.partial(_warn_lml, tol=tol, max_iter=self.max_iter),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         V = jnp.concatenate([alpha, U], axis=1)
@@ -204,14 +252,14 @@ class SKI(AbstractInference):
             F_U = gop.sqrt_mm(jax.random.normal(kf, (gop.embed_size, S), X.dtype))
             E = jnp.sqrt(noise_diagonal(kernel, X, noise))[:, None] * jax.random.normal(ke, (n, S), X.dtype)
             extra = jnp.concatenate([Kc, W.gather(F_U) + E], axis=1)
-        op, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, extra)
+        op, x, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, extra, precondition=True)
         jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter, what="fit"),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         off = t + self.n_probes
         # Exact SKI standard deviations of the check points (from the block solve).
         white_c = _white(kernel, Xc)
         prior_c = prior_variance(gop, Wc) + white_c
-        sd_exact = jnp.sqrt(jnp.maximum(prior_c - jnp.sum(Kc * res.x[:, off:off + nc], axis=0), 0.0))
+        sd_exact = jnp.sqrt(jnp.maximum(prior_c - jnp.sum(Kc * x[:, off:off + nc], axis=0), 0.0))
         floor = jnp.sqrt(jnp.finfo(X.dtype).eps) * jnp.sqrt(jnp.mean(prior_c))
 
         # The rank is chosen on the first half of the check points (all when there is one) and
@@ -224,7 +272,7 @@ class SKI(AbstractInference):
 
         if self.variance_method == "samples":
             # var(x*) ~ mean_s (w*^T F_s)^2 with F_s = F_U,s - K W^T A^{-1}(W F_U,s + e_s).
-            R = (F_U - gop.mm(op.interp.scatter(res.x[:, off + nc:]))) / math.sqrt(S)
+            R = (F_U - gop.mm(op.interp.scatter(x[:, off + nc:]))) / math.sqrt(S)
             steps = jnp.asarray(S)
         elif self.variance_method == "exact":  # no cache: every variance is a CG solve
             R = jnp.zeros((self.grid.size, 0), X.dtype)
