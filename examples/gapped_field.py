@@ -118,7 +118,7 @@ def main(quick: bool = False, side: int | None = None) -> dict:
                  f"({info['iterations']} iterations, fit {t_fit:.0f} s). RMSE vs truth {rmse_gap:.3f} in the gaps, "
                  f"{rmse_obs:.3f} on observed cells")
     path = OUTPUT / "gapped_field.png"
-    fig.savefig(path, dpi=60 if not quick else 50)
+    fig.savefig(path, dpi=50 if quick else 80)
     plt.close(fig)
 
     print(f"{side} x {side} grid, {X.shape[0]:,} observed cells ({gap.mean():.0%} missing), noise std {NOISE_STD}")

@@ -13,7 +13,14 @@ plus the kernel's ``White`` part). A product with ``A`` costs ``O(n q^d + M log 
   from the kernel at the start of the fit, at most ``max_grid_size`` points). Fixed by
   :meth:`SKI.for_data` on the host before anything is compiled.
 * Solves: CG (``skgpx.solvers.pcg``, ``||r||/||b|| <= tol`` per column), one block for the
-  targets, the SLQ probes and the LOVE check points.
+  targets, the SLQ probes and the LOVE check points. On a masked grid (order 0, one
+  observation per cell, Toeplitz kernel operator) ``preconditioner="auto"`` runs PCG with the
+  observed cells' block of ``(C + s I)^{-1}`` (``C`` the circulant embedding, ``s`` the mean
+  noise) for the targets and check points, and the SLQ probes separately by plain CG for their
+  ``lanczos_order`` Lanczos coefficients (SLQ needs the unpreconditioned recurrence).
+* LOVE: the Lanczos rank grows ``love_rank`` steps at a time until the standard deviations at
+  half of the ``n_check`` check points are within ``love_max_error`` of exact solves, up to
+  ``love_max_rank`` (and the memory budget); the error reported is the other half's.
 * Log marginal likelihood: ``-1/2 y^T a - 1/2 log|A| - n/2 log 2 pi`` with ``log|A|`` by
   stochastic Lanczos quadrature from the same CG run (``skgpx.solvers.slq_quadratures``), and
   its gradient through the surrogate ``1/2 a^T A(theta) a - 1/2 mean_j u_j^T A(theta) z_j``
