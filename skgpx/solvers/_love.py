@@ -30,6 +30,9 @@ from ._matmul import t_matmul
 
 __all__ = ["LoveCache", "love_cache", "lanczos_checked", "tridiagonal_solve"]
 
+# beta_i <= _BREAKDOWN * |alpha_i| ends the Lanczos recurrence (an invariant Krylov space).
+_BREAKDOWN = 1e-12
+
 
 class LoveCache(eqx.Module):
     """``A^{-1} ~ P^{-1} + V M V^T`` with ``M = T^{-1} - I``."""
@@ -85,8 +88,11 @@ def _lanczos(matmul, precond_solve, precond_mm, start, rank, check=None, check_e
         Pw = pmm(w[:, None])[:, 0]
         beta = jnp.sqrt(jnp.maximum(w @ Pw, 0.0))
         nxt = jnp.minimum(i + 1, k - 1)
-        ok = (i + 1 < k) & (beta > 0)
-        scale = jnp.where(beta > 0, beta, 1.0)
+        # A beta at rounding level relative to alpha is a breakdown (the Krylov space is
+        # invariant): continuing would normalise noise, and T would stop being V^T A V.
+        live = beta > _BREAKDOWN * jnp.abs(alpha)
+        ok = (i + 1 < k) & live
+        scale = jnp.where(live, beta, 1.0)
         V = jnp.where(ok, V.at[:, nxt].set(w / scale), V)
         if not plain:
             PV = jnp.where(ok, PV.at[:, nxt].set(Pw / scale), PV)
@@ -97,8 +103,9 @@ def _lanczos(matmul, precond_solve, precond_mm, start, rank, check=None, check_e
             return step(i, *c)
 
         V, PV, alphas, betas = jax.lax.fori_loop(0, k, body, (V, PV, alphas, betas))
-        d, e = _tridiagonal(alphas, betas, k)
-        return V, d, e, jnp.asarray(k), jnp.asarray(jnp.nan, dt)
+        steps = jnp.sum(jnp.any(V != 0, axis=0))  # fewer than k after a breakdown
+        d, e = _tridiagonal(alphas, betas, steps)
+        return V, d, e, steps, jnp.asarray(jnp.nan, dt)
 
     every = int(max(1, min(check_every, k)))
 
