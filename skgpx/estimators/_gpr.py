@@ -99,8 +99,10 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
       ``"auto"`` runs a scikit-learn kernel below 512 rows on the CPU in float64 on the
       NumPy host path (``"host-numpy"``: scikit-learn's own computation, nothing to compile),
       and otherwise picks ``"cholesky"`` for n <= 5000 (n <= 15000 when no hyperparameter is
-      optimised) when three n x n matrices fit min(25% of available memory, 8 GiB), then
-      ``"cg-dense"`` while one does, then ``"cg-matrix-free"``.
+      optimised) when three n x n matrices fit min(25% of available memory, 8 GiB); beyond,
+      ``"ski"`` for inputs on a regular lattice with missing cells (gridded data: the exact
+      GP by FFT products) and a stationary or ``ActiveDims``-product kernel; else ``"cg-dense"``
+      while one n x n matrix fits, then ``"cg-matrix-free"``.
     - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
       ``jax.Device``; arrays are placed and computations run there. Several devices (a list of
       ``jax.Device``, a ``jax.sharding.Mesh``, or ``"all"``): the CG solvers' kernel operator
@@ -231,7 +233,8 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
             # NumPy can run it: a scikit-learn kernel, float64, no device asked for and JAX's on the CPU.
             host = (self._sklearn_kernel and dtype == np.float64 and self.device is None
                     and isinstance(device, jax.Device) and device.platform == "cpu")
-            solver = select_solver(n, X.shape[1], dtype.itemsize, optimize=optimize, host=host)
+            solver = select_solver(n, X.shape[1], dtype.itemsize, optimize=optimize, kernel=kernel_skgpx, X=X,
+                                   host=host)
         else:
             solver = self.solver
         if kernel_skgpx is None or solver == HOST_SOLVER:

@@ -1,19 +1,26 @@
 """``solver="auto"``: choose a back-end from the problem size and available memory.
 
-Four outcomes, reported in the estimator's ``solver_``:
+Five outcomes, reported in the estimator's ``solver_``:
 
 * ``"host-numpy"`` for a scikit-learn kernel, in float64 on the CPU, below
   ``HOST_MAX_N`` (512) rows: exact Cholesky in NumPy/SciPy through the kernel's own
   ``__call__``, which is scikit-learn's own computation. There is nothing to compile, and at
   this size XLA's compile (seconds, once per kernel structure) and dispatch cost more than
   the maths (figures: docs/performance.md, "Latency");
-
 * ``"cholesky"`` (compiled) while three ``n x n`` matrices (Gram, factor, workspace) fit the memory
   budget and ``n <= CHOLESKY_MAX_N`` (5 000) when the hyperparameters are optimised, or
   ``n <= CHOLESKY_MAX_N_FIXED`` (15 000) when they are not (``optimizer=None`` or nothing
   free to learn). One factorisation is cheap well past 5 000 points, but an optimiser
   repeats it, with the inverse for the gradient, at every step, where a CG evaluation
   costs a fraction of that (figures: docs/performance.md, "Choosing a solver");
+* ``"ski"`` beyond that range when the inputs are a regular lattice with missing cells (a
+  gridded product: :func:`skgpx.operators.lattice_of`) of at most ``SKI_MAX_FILL`` times as many
+  cells as observations, and the kernel has grid structure (stationary: Toeplitz; or a
+  product over ``ActiveDims`` groups: Kronecker). On a lattice the masked-grid operator *is* the
+  exact GP's matrix (no interpolation), a product costs one FFT instead of ``n^2`` kernel
+  evaluations, and CG runs with the circulant preconditioner (figures: docs/performance.md,
+  "Structured grids"). Scattered inputs never get ``"ski"`` from ``"auto"``: there it is an
+  approximation (its interpolation error is reported), so it is asked for by name;
 * ``"cg-dense"`` beyond, while one ``n x n`` Gram matrix fits the budget: preconditioned CG on
   a materialised Gram matrix (a cached dense product is an order of magnitude cheaper than
   re-evaluating the kernel on a CPU);
@@ -25,35 +32,57 @@ The budget is ``skgpx.operators.dense_memory_budget()``: ``min(25% of available 
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..operators import dense_fits, dense_memory_budget
 from ._host import HOST_SOLVER
 
-__all__ = ["select_solver", "CHOLESKY_MAX_N", "CHOLESKY_MAX_N_FIXED", "HOST_MAX_N"]
+__all__ = ["select_solver", "masked_grid_fits", "CHOLESKY_MAX_N", "CHOLESKY_MAX_N_FIXED", "HOST_MAX_N",
+           "SKI_MAX_FILL"]
 
 CHOLESKY_MAX_N = 5000
 CHOLESKY_MAX_N_FIXED = 15_000
 # Below this, an optimised fit's arithmetic in NumPy costs less than compiling the exact
 # path's programs (seconds, once per kernel structure); above, the compiled path wins.
 HOST_MAX_N = 512
+# "auto" uses the masked grid while the lattice has at most this many cells per observation
+# (each CG product costs an FFT over the whole lattice).
+SKI_MAX_FILL = 8
+SKI_MAX_GRID = 2**22
+
+
+def masked_grid_fits(kernel, X) -> bool:
+    """Host side: whether ``X`` ``(n, d)`` lies on a regular lattice of at most
+    ``SKI_MAX_FILL * n`` (and ``2**22``) cells, one observation per cell, and ``kernel`` (an
+    skgpx kernel with concrete hyperparameters) has a structured operator on it."""
+    from ..operators import grid_operator, lattice_of
+
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    lattice = lattice_of(X, min(SKI_MAX_GRID, SKI_MAX_FILL * n))
+    if lattice is None or np.unique(X, axis=0).shape[0] != n:
+        return False
+    try:
+        grid_operator(kernel, lattice)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def select_solver(
-    n_samples: int,
-    n_features: int,
-    itemsize: int = 8,
-    memory_budget: int | None = None,
-    optimize: bool = True,
-    host: bool = False,
+    n_samples: int, n_features: int, itemsize: int = 8, memory_budget: int | None = None, optimize: bool = True,
+    kernel=None, X=None, host: bool = False,
 ) -> str:
     """Name of the solver ``"auto"`` resolves to for a training set of ``n_samples`` rows.
 
     **Arguments:** ``n_samples``, ``n_features`` (unused today: kernel cost is linear in it for
     every back-end), ``itemsize`` (bytes per float), ``memory_budget`` (bytes; ``None``:
     :func:`skgpx.operators.dense_memory_budget`), ``optimize`` (whether the
-    hyperparameters will be optimised: many factorisations instead of one), ``host``
+    hyperparameters will be optimised: many factorisations instead of one), ``kernel`` and
+    ``X`` (the skgpx kernel and the training inputs; both needed for ``"ski"``), ``host``
     (whether the NumPy host path can run the problem: a scikit-learn kernel, float64, the CPU).
 
-    **Returns:** ``"host-numpy"``, ``"cholesky"``, ``"cg-dense"`` or ``"cg-matrix-free"``.
+    **Returns:** ``"host-numpy"``, ``"cholesky"``, ``"ski"``, ``"cg-dense"`` or ``"cg-matrix-free"``.
     """
     budget = dense_memory_budget() if memory_budget is None else int(memory_budget)
     n = int(n_samples)
@@ -62,6 +91,8 @@ def select_solver(
     max_n = CHOLESKY_MAX_N if optimize else CHOLESKY_MAX_N_FIXED
     if n <= max_n and 3 * n * n * itemsize <= budget:
         return "cholesky"
+    if kernel is not None and X is not None and masked_grid_fits(kernel, X):
+        return "ski"
     if dense_fits(n, itemsize, budget):
         return "cg-dense"
     return "cg-matrix-free"

@@ -13,7 +13,14 @@ plus the kernel's ``White`` part). A product with ``A`` costs ``O(n q^d + M log 
   from the kernel at the start of the fit, at most ``max_grid_size`` points). Fixed by
   :meth:`SKI.for_data` on the host before anything is compiled.
 * Solves: CG (``skgpx.solvers.pcg``, ``||r||/||b|| <= tol`` per column), one block for the
-  targets, the SLQ probes and the LOVE check points.
+  targets, the SLQ probes and the LOVE check points. On a masked grid (order 0, one
+  observation per cell, Toeplitz kernel operator) ``preconditioner="auto"`` runs PCG with the
+  observed cells' block of ``(C + s I)^{-1}`` (``C`` the circulant embedding, ``s`` the mean
+  noise) for the targets and check points, and the SLQ probes separately by plain CG for their
+  ``lanczos_order`` Lanczos coefficients (SLQ needs the unpreconditioned recurrence).
+* LOVE: the Lanczos rank grows ``love_rank`` steps at a time until the standard deviations at
+  half of the ``n_check`` check points are within ``love_max_error`` of exact solves, up to
+  ``love_max_rank`` (and the memory budget); the error reported is the other half's.
 * Log marginal likelihood: ``-1/2 y^T a - 1/2 log|A| - n/2 log 2 pi`` with ``log|A|`` by
   stochastic Lanczos quadrature from the same CG run (``skgpx.solvers.slq_quadratures``), and
   its gradient through the surrogate ``1/2 a^T A(theta) a - 1/2 mean_j u_j^T A(theta) z_j``
@@ -30,11 +37,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import warnings
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from ..kernels import length_scales
 from ..operators import (
@@ -46,7 +55,9 @@ from ..operators import (
     lattice_of,
     noise_diagonal,
 )
-from ..solvers import gaussian_log_likelihood, love_cache, pcg, slq_quadratures
+from ..solvers import gaussian_log_likelihood, lanczos_checked, pcg, slq_quadratures, tridiagonal_solve
+from ..solvers._matmul import t_matmul
+from ..operators import dense_memory_budget
 from ._abstract import AbstractInference
 from ._registry import register_solver
 from ._cg import _stop, _warn_lml
@@ -64,7 +75,7 @@ class SKI(AbstractInference):
 
     grid: Grid | None = None
     interpolation_order: int | None = eqx.field(static=True, default=None)  # None: 0 on a lattice, else 3
-    points_per_length_scale: float = eqx.field(static=True, default=4.0)
+    points_per_length_scale: float | tuple = eqx.field(static=True, default=4.0)  # or one per input column
     max_grid_size: int = eqx.field(static=True, default=2**22)
     tol: float = eqx.field(static=True, default=1e-6)
     train_tol: float | None = eqx.field(static=True, default=1e-2)
@@ -73,10 +84,12 @@ class SKI(AbstractInference):
     n_probes: int = eqx.field(static=True, default=16)
     lanczos_order: int = eqx.field(static=True, default=100)
     variance_method: str = eqx.field(static=True, default="auto")
+    preconditioner: str = eqx.field(static=True, default="auto")
     love_rank: int = eqx.field(static=True, default=128)
+    love_max_rank: int = eqx.field(static=True, default=2048)
     love_max_error: float = eqx.field(static=True, default=0.02)
     n_variance_samples: int = eqx.field(static=True, default=256)
-    n_check: int = eqx.field(static=True, default=16)
+    n_check: int = eqx.field(static=True, default=32)
     n_interp_check: int = eqx.field(static=True, default=256)
     exact_var_max: int = eqx.field(static=True, default=256)
     var_chunk: int = eqx.field(static=True, default=16)
@@ -85,14 +98,28 @@ class SKI(AbstractInference):
     def __check_init__(self):
         if self.interpolation_order not in (None, 0, 1, 3):
             raise ValueError(f"`interpolation_order` must be None, 0, 1 or 3, got {self.interpolation_order!r}.")
+        if not isinstance(self.points_per_length_scale, (int, float, tuple)):
+            raise ValueError(f"`points_per_length_scale` must be a number or a tuple (one per input column), got "
+                             f"{self.points_per_length_scale!r}.")
+        if self.preconditioner not in ("auto", "circulant", "none"):
+            raise ValueError(f"`preconditioner` must be 'auto', 'circulant' or 'none', got {self.preconditioner!r}.")
         if self.variance_method not in ("auto", "love", "exact", "samples"):
             raise ValueError(f"`variance_method` must be 'auto', 'love', 'exact' or 'samples', got "
                              f"{self.variance_method!r}.")
-        if not (self.tol > 0) or not (self.points_per_length_scale > 0):
+        if not (self.tol > 0) or not np.all(np.asarray(self.points_per_length_scale) > 0):
             raise ValueError(f"`tol` and `points_per_length_scale` must be > 0, got {self.tol!r}, "
                              f"{self.points_per_length_scale!r}.")
         if int(self.love_rank) < 1 or int(self.n_probes) < 1 or int(self.max_iter) < 1:
             raise ValueError("`love_rank`, `n_probes` and `max_iter` must be >= 1.")
+        if int(self.love_max_rank) < int(self.love_rank):
+            raise ValueError(f"`love_max_rank` ({self.love_max_rank}) must be >= `love_rank` ({self.love_rank}): "
+                             "LOVE starts at love_rank Lanczos steps and adds love_rank at a time up to love_max_rank.")
+
+    def love_rank_cap(self, n: int) -> int:
+        """Largest LOVE rank: ``love_max_rank``, at most ``n``, and the cache (``V`` ``(n, r)``
+        and ``R`` ``(M, r)`` in float64) within :func:`skgpx.operators.dense_memory_budget`."""
+        fit = dense_memory_budget() // (8 * (int(n) + self.grid.size))
+        return int(max(1, min(self.love_max_rank, n, max(self.love_rank, fit))))
 
     @property
     def var_solve_tol(self) -> float:
@@ -106,12 +133,15 @@ class SKI(AbstractInference):
     def for_data(self, kernel, X) -> "SKIInference":
         """This inference with its grid and interpolation order fixed for data ``X`` (host)."""
         if self.grid is not None:
-            return self if self.interpolation_order is not None else dataclasses.replace(self, interpolation_order=3)
+            order = 3 if self.interpolation_order is None else self.interpolation_order
+            return dataclasses.replace(self, interpolation_order=order,
+                                       preconditioner=self._resolve_preconditioner(kernel, X, self.grid, order))
         X = np.asarray(X, dtype=np.float64)
         if self.interpolation_order in (None, 0):
             lattice = lattice_of(X, self.max_grid_size)
             if lattice is not None:
-                return dataclasses.replace(self, grid=lattice, interpolation_order=0)
+                return dataclasses.replace(self, grid=lattice, interpolation_order=0,
+                                           preconditioner=self._resolve_preconditioner(kernel, X, lattice, 0))
             if self.interpolation_order == 0:
                 raise ValueError("interpolation_order=0 needs data on a regular lattice (or an explicit `grid`); "
                                  "these inputs are not. Use interpolation_order=1 or 3.")
@@ -123,7 +153,22 @@ class SKI(AbstractInference):
             )
         order = 3 if self.interpolation_order is None else self.interpolation_order
         g = auto_grid(X, scales, self.points_per_length_scale, self.max_grid_size, pad=2)
-        return dataclasses.replace(self, grid=g, interpolation_order=order)
+        return dataclasses.replace(self, grid=g, interpolation_order=order,
+                                   preconditioner=self._resolve_preconditioner(kernel, X, g, order))
+
+    def _resolve_preconditioner(self, kernel, X, grid, order) -> str:
+        """Host side: ``"circulant"`` (``auto``) on a masked grid (order 0, distinct cells) with a
+        Toeplitz kernel operator, else ``"none"``; an explicit ``"circulant"`` where it cannot
+        apply is an error."""
+        from ..operators import ToeplitzOperator
+
+        distinct = order == 0 and np.unique(np.asarray(X), axis=0).shape[0] == np.asarray(X).shape[0]
+        ok = distinct and isinstance(grid_operator(kernel, grid), ToeplitzOperator)
+        if self.preconditioner == "circulant" and not ok:
+            raise ValueError("preconditioner='circulant' needs data on a regular lattice (interpolation_order=0, "
+                             "one observation per cell) and a stationary kernel (one Toeplitz operator); use "
+                             "preconditioner='auto' or 'none'.")
+        return "circulant" if (ok and self.preconditioner != "none") else "none"
 
     def _ready(self, X):
         if self.grid is None or self.interpolation_order is None:
@@ -138,26 +183,50 @@ class SKI(AbstractInference):
         interp = interpolation_weights(X, self.grid, self.interpolation_order)
         return SKIOperator(grid_operator(kernel, self.grid, X.dtype), interp, noise_diagonal(kernel, X, noise))
 
+    def precond(self, op):
+        """``P^{-1}`` for PCG on ``op`` (``None``: plain CG). ``"circulant"``: the observed cells'
+        block of ``(C + s I)^{-1}``, ``C`` the kernel's circulant embedding on the grid and ``s``
+        the mean noise (:meth:`skgpx.operators.ToeplitzOperator.circulant_solve`)."""
+        if self.preconditioner != "circulant":
+            return None
+        shift = jnp.mean(op.diag_noise)
+        return lambda R: op.interp.gather(op.grid_op.circulant_solve(op.interp.scatter(R), shift))
+
     # -- solves ---------------------------------------------------------------------------
-    def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None):
+    def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None, precondition=False):
+        """One CG block for ``[Y, probes, extra]``; with ``precondition`` and a preconditioner,
+        ``[Y, extra]`` by PCG and the probes by plain CG for their ``lanczos_order`` Lanczos
+        coefficients only (SLQ needs the unpreconditioned recurrence). Returns ``(op, x, res,
+        alpha, U, Z, lml, logdet stderr)``, ``x`` the solutions in block order."""
         n, t = Y.shape
         k = self.n_probes
         op = self.operator(kernel, X, noise)
         Z = jax.random.normal(key, (n, k), X.dtype)
-        blocks = [Y, Z] + ([] if extra is None else [extra])
-        res = pcg(op.mm, jnp.concatenate(blocks, axis=1), tol=self.tol if tol is None else tol,
-                  max_iter=self.max_iter, record=self.lanczos_order)
-        quad = slq_quadratures(res.alphas[:, t:t + k], res.betas[:, t:t + k], res.n_steps[t:t + k])
+        tol = self.tol if tol is None else tol
+        P = self.precond(op) if precondition else None
+        if P is None:
+            blocks = [Y, Z] + ([] if extra is None else [extra])
+            res = pcg(op.mm, jnp.concatenate(blocks, axis=1), tol=tol, max_iter=self.max_iter,
+                      record=self.lanczos_order)
+            x, coef = res.x, res
+            sl = slice(t, t + k)
+        else:
+            B = Y if extra is None else jnp.concatenate([Y, extra], axis=1)
+            res = pcg(op.mm, B, P, tol=tol, max_iter=self.max_iter)
+            coef = pcg(op.mm, Z, tol=tol, max_iter=self.lanczos_order, record=self.lanczos_order)
+            x = jnp.concatenate([res.x[:, :t], coef.x, res.x[:, t:]], axis=1)
+            sl = slice(0, k)
+        quad = slq_quadratures(coef.alphas[:, sl], coef.betas[:, sl], coef.n_steps[sl])
         samples = jnp.sum(Z * Z, axis=0) * quad
         logdet = jnp.mean(samples)
-        alpha = res.x[:, :t]
+        alpha = x[:, :t]
         lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n, t)
-        return op, res, alpha, res.x[:, t:t + k], Z, lml, jnp.std(samples) / math.sqrt(k)
+        return op, x, res, alpha, x[:, t:t + k], Z, lml, jnp.std(samples) / math.sqrt(k)
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
         t = Y.shape[1]
         tol = self.lml_tol
-        _, res, alpha, U, Z, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol)
+        _, _, res, alpha, U, Z, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol)
         jax.debug.callback(functools.partial(_warn_lml, tol=tol, max_iter=self.max_iter),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         V = jnp.concatenate([alpha, U], axis=1)
@@ -190,36 +259,96 @@ class SKI(AbstractInference):
             F_U = gop.sqrt_mm(jax.random.normal(kf, (gop.embed_size, S), X.dtype))
             E = jnp.sqrt(noise_diagonal(kernel, X, noise))[:, None] * jax.random.normal(ke, (n, S), X.dtype)
             extra = jnp.concatenate([Kc, W.gather(F_U) + E], axis=1)
-        op, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, extra)
+        op, x, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, extra, precondition=True)
         jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter, what="fit"),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         off = t + self.n_probes
+        # Exact SKI standard deviations of the check points (from the block solve).
+        white_c = _white(kernel, Xc)
+        prior_c = prior_variance(gop, Wc) + white_c
+        sd_exact = jnp.sqrt(jnp.maximum(prior_c - jnp.sum(Kc * x[:, off:off + nc], axis=0), 0.0))
+        floor = jnp.sqrt(jnp.finfo(X.dtype).eps) * jnp.sqrt(jnp.mean(prior_c))
+
+        # The rank is chosen on the first half of the check points (all when there is one) and
+        # the reported error measured on the other half, which played no part in choosing it.
+        half = (nc + 1) // 2
+        chosen = jnp.arange(nc) < half
+
+        def errors(sd):
+            return jnp.abs(sd - sd_exact) / jnp.maximum(sd_exact, floor)
+
         if self.variance_method == "samples":
             # var(x*) ~ mean_s (w*^T F_s)^2 with F_s = F_U,s - K W^T A^{-1}(W F_U,s + e_s).
-            R = (F_U - gop.mm(op.interp.scatter(res.x[:, off + nc:]))) / math.sqrt(S)
+            R = (F_U - gop.mm(op.interp.scatter(x[:, off + nc:]))) / math.sqrt(S)
+            steps = jnp.asarray(S)
+        elif self.variance_method == "exact":  # no cache: every variance is a CG solve
+            R = jnp.zeros((self.grid.size, 0), X.dtype)
+            steps = jnp.asarray(0)
         else:
-            # LOVE on the grid: A^{-1} ~ V T^{-1} V^T from the mean cross-covariance, R = K W^T V chol(T^{-1}).
+            # LOVE on the grid: A^{-1} ~ V T^{-1} V^T (Lanczos from the mean cross-covariance),
+            # R = K W^T V L^{-T} with T = L L^T. The rank grows, love_rank steps at a time, until
+            # the check points' standard deviations are within love_max_error of the exact ones.
             start = op.interp.gather(gop.mm(op.interp.scatter(jnp.full((n, 1), 1.0 / n, X.dtype))))[:, 0]
-            ident = lambda V: V  # noqa: E731
-            cache = love_cache(op.mm, ident, ident, start, self.love_rank)
-            r = cache.M.shape[0]
-            Tinv = cache.M + jnp.eye(r, dtype=X.dtype)
-            L = jnp.linalg.cholesky(0.5 * (Tinv + Tinv.T))
-            R = gop.mm(op.interp.scatter(cache.V @ L))
+
+            def sd_love(V, d, e):
+                P = t_matmul(V, Kc)
+                return jnp.sqrt(jnp.maximum(prior_c - jnp.sum(P * tridiagonal_solve(d, e, P), axis=0), 0.0))
+
+            def check(V, d, e):
+                return jnp.max(jnp.where(chosen, errors(sd_love(V, d, e)), 0.0)) - self.love_max_error
+
+            V, d, e, steps, _ = lanczos_checked(op.mm, start, self.love_rank_cap(n), check, self.love_rank)
+            T = jnp.diag(d) + jnp.diag(e, 1) + jnp.diag(e, -1)
+            Lt = jnp.linalg.cholesky(T)
+            VL = jax.scipy.linalg.solve_triangular(Lt, V.T, lower=True).T  # V L^{-T}
+            R = _grid_columns(gop, op.interp, VL, 64)
         post = SKIPosterior(kernel, op, alpha, gop.mm(op.interp.scatter(alpha)), R, lml, {}, self)
-        # LOVE against the exact SKI variances of the check points (from the block solve).
-        white_c = post._white(Xc)
-        prior_c = prior_variance(gop, Wc) + white_c
-        v_exact = prior_c - jnp.sum(Kc * res.x[:, off:off + nc], axis=0)
-        sd_exact = jnp.sqrt(jnp.maximum(v_exact, 0.0))
-        sd_love = jnp.sqrt(post.var_cached(Xc))
-        floor = jnp.sqrt(jnp.finfo(X.dtype).eps) * jnp.sqrt(jnp.mean(prior_c))
-        err = jnp.abs(sd_love - sd_exact) / jnp.maximum(sd_exact, floor)
+        err_all = errors(jnp.sqrt(post.var_cached(Xc)))
+        err = err_all[half:] if nc > 1 else err_all
+        if self.variance_method == "exact":
+            err = jnp.full_like(err, jnp.nan)
+        if self.variance_method in ("auto", "love"):
+            jax.debug.callback(functools.partial(_warn_love, tol=self.love_max_error, method=self.variance_method,
+                                                 cap=self.love_rank_cap(n), exact_max=self.exact_var_max),
+                               jnp.max(err), steps)
         ie = _interpolation_error(kernel, gop, X, self, k_interp)
         stats = dict(iterations=res.iterations, relative_residual=jnp.max(res.relative_residual),
-                     converged=res.converged, logdet_stderr=stderr, love_err_median=jnp.median(err),
+                     converged=res.converged, logdet_stderr=stderr, love_steps=steps, love_err_median=jnp.median(err),
                      love_err_max=jnp.max(err), interp_err_max=ie[0], interp_err_rms=ie[1])
         return eqx.tree_at(lambda p: p.stats, post, stats)
+
+
+def _white(kernel, Xs):
+    from ..operators import cross_diagonal
+
+    return kernel.diag(Xs) - cross_diagonal(kernel, Xs)
+
+
+def _grid_columns(gop, interp, V, chunk):
+    """``K_UU W^T V`` ``(M, k)`` for ``V`` ``(n, k)``, ``chunk`` columns per FFT product (the
+    circulant embedding of a whole block would hold ``embed_size x k`` complex numbers)."""
+    n, k = V.shape
+    c = int(min(chunk, k))
+    nb = -(-k // c)
+    Vp = jnp.pad(V, ((0, 0), (0, nb * c - k))).reshape(n, nb, c).transpose(1, 0, 2)
+    out = jax.lax.map(lambda B: gop.mm(interp.scatter(B)), Vp)  # (nb, M, c)
+    return out.transpose(1, 0, 2).reshape(out.shape[1], nb * c)[:, :k]
+
+
+def _warn_love(err, steps, tol, method, cap, exact_max):
+    """Host side: ``ConvergenceWarning`` when LOVE missed ``love_max_error`` at its largest rank."""
+    err, steps = float(err), int(steps)
+    if err <= tol:
+        return
+    then = ("predict(return_std=True) on more than exact_var_max={} points solves one CG system per "
+            "point".format(exact_max) if method == "auto" else "the LOVE standard deviations are this far off")
+    warnings.warn(
+        f"solver='ski': LOVE standard deviations are off by up to {err:.3g} (relative) on the check points "
+        f"after {steps} Lanczos steps (love_max_error={tol}, rank cap {cap}); {then}. Raise `love_max_rank`, or "
+        "use variance_method='samples' (error ~ 1/sqrt(2 n_variance_samples)). solver_info_ has the figures.",
+        ConvergenceWarning,
+        stacklevel=2,
+    )
 
 
 def _interpolation_error(kernel, gop, X, inference, key):

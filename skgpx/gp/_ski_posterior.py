@@ -68,7 +68,8 @@ class SKIPosterior(AbstractPosterior):
 
     def _solve(self, R, tol=None):
         inf = self.inference
-        res = pcg(self.operator.mm, R, tol=inf.tol if tol is None else tol, max_iter=inf.max_iter)
+        res = pcg(self.operator.mm, R, inf.precond(self.operator), tol=inf.tol if tol is None else tol,
+                  max_iter=inf.max_iter)
         return res.x
 
     def _chunks(self, Xs, fn, size):
@@ -170,7 +171,9 @@ class SKIPosterior(AbstractPosterior):
             "n_probes": inf.n_probes,
             "logdet_stderr": float(s["logdet_stderr"]),
             "variance_method": inf.variance_method,
-            "love_rank": int(self.love_R.shape[1]),  # or the number of variance samples
+            "preconditioner": inf.preconditioner,
+            "love_rank": int(s["love_steps"]),  # Lanczos steps taken, or the number of variance samples
+            "love_max_rank": int(self.love_R.shape[1]),
             "love_std_rel_error_median": float(s["love_err_median"]),
             "love_std_rel_error_max": float(s["love_err_max"]),
             "love_accepted": bool(s["love_err_max"] <= inf.love_max_error),

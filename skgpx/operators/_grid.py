@@ -79,7 +79,9 @@ class Grid(eqx.Module):
 
 
 def auto_grid(X, scales, points_per_scale: float = 4.0, max_size: int = 2**22, pad: int = 2) -> Grid:
-    """A grid covering ``X`` ``(n, d)`` with spacing ``scales / points_per_scale``.
+    """A grid covering ``X`` ``(n, d)`` with spacing ``scales / points_per_scale``
+    (``points_per_scale``: a number, or one per column: a rough axis, e.g. a Matérn-1/2
+    factor, needs more points than a smooth one for the same interpolation error).
 
     ``scales`` (``(d,)``, e.g. :func:`skgpx.kernels.length_scales`) sets the spacing per
     axis; an infinite scale (the kernel is constant along that column) gives one point.
@@ -96,7 +98,8 @@ def auto_grid(X, scales, points_per_scale: float = 4.0, max_size: int = 2**22, p
         raise ValueError(f"auto_grid needs positive length scales, got {scales}.")
     lo, hi = X.min(axis=0), X.max(axis=0)
     finite = np.isfinite(scales)
-    h = np.where(finite, scales / float(points_per_scale), 1.0)
+    pps = np.broadcast_to(np.asarray(points_per_scale, dtype=np.float64), scales.shape)
+    h = np.where(finite, scales / pps, 1.0)
 
     def shape_for(h):
         inner = np.where(finite, np.ceil((hi - lo) / h).astype(np.int64) + 1, 1)

@@ -103,6 +103,19 @@ class ToeplitzOperator(AbstractGridOperator):
         out = out[(slice(None),) + tuple(slice(0, m) for m in self.grid.shape)]
         return out.reshape(k, -1).T
 
+    def circulant_solve(self, V, shift):
+        """``R (C_+ + shift I)^{-1} R^T V``: the grid block of the inverse of the circulant
+        embedding (its spectrum clipped at 0) plus ``shift``, for ``V`` ``(M, k)``. An SPD
+        approximation of ``(K + shift I)^{-1}`` (Chan-type circulant preconditioner), exact up
+        to the embedding's wrap-around; one FFT pair per column."""
+        k = V.shape[1]
+        N = self.padded_shape
+        axes = tuple(range(1, self.grid.ndim + 1))
+        F = jnp.fft.rfftn(V.T.reshape((k,) + self.grid.shape), s=N, axes=axes)
+        out = jnp.fft.irfftn(F / (jnp.maximum(self.spectrum, 0.0) + shift)[None], s=N, axes=axes)
+        out = out[(slice(None),) + tuple(slice(0, m) for m in self.grid.shape)]
+        return out.reshape(k, -1).T
+
     def _sqrt_spectrum(self):
         if self.sqrt_shape == self.padded_shape:
             return self.spectrum

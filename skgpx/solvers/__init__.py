@@ -11,7 +11,12 @@ from ._cholesky import (
     jittered_cholesky as jittered_cholesky,
     solve_lower as solve_lower,
 )
-from ._love import LoveCache as LoveCache, love_cache as love_cache
+from ._love import (
+    LoveCache as LoveCache,
+    lanczos_checked as lanczos_checked,
+    love_cache as love_cache,
+    tridiagonal_solve as tridiagonal_solve,
+)
 from ._pcg import PCGResult as PCGResult, pcg as pcg
 from ._pivoted_cholesky import (
     PivotedCholeskyPreconditioner as PivotedCholeskyPreconditioner,

@@ -37,3 +37,33 @@ def test_ski_solver_object():
     assert gpr.solver_info_["interpolation_order"] == 1
     exact = ScalableGPRegressor(1.0 * Matern(0.2, nu=1.5), alpha=0.01, optimizer=None, solver="cholesky").fit(X, y)
     np.testing.assert_allclose(gpr.predict(X[:20]), exact.predict(X[:20]), atol=2e-2)
+
+
+def test_auto_picks_the_masked_grid_for_gridded_data_only(monkeypatch):
+    import skgpx.gp._auto as auto
+    from skgpx.gp._auto import select_solver
+    from skgpx.kernels import DotProduct
+
+    rng = np.random.default_rng(2)
+    ii, jj = np.meshgrid(np.arange(200.0), np.arange(150.0), indexing="ij")
+    cells = np.column_stack([ii.ravel(), jj.ravel()])
+    X = cells[rng.random(len(cells)) > 0.4]  # 18 000 cells of a 200 x 150 lattice
+    n = len(X)
+    k = 1.0 * Matern(10.0, nu=1.5)
+    assert select_solver(n, 2, optimize=False, kernel=k, X=X) == "ski"
+    assert select_solver(n, 2, optimize=False) != "ski"  # no kernel, no inputs: no grid decision
+    assert select_solver(n, 2, optimize=False, kernel=DotProduct(1.0), X=X) != "ski"  # no grid structure
+    jittered = X + rng.uniform(-0.1, 0.1, X.shape)
+    assert select_solver(n, 2, optimize=False, kernel=k, X=jittered) != "ski"  # scattered: SKI is by name only
+    assert select_solver(n, 2, optimize=False, kernel=k, X=np.concatenate([X[:-1], X[:1]])) != "ski"  # repeats
+    # The estimator reports which solver ran; below the Cholesky range it stays exact by Cholesky.
+    monkeypatch.setattr(auto, "CHOLESKY_MAX_N_FIXED", 100)
+    small = cells[(cells[:, 0] < 20) & (cells[:, 1] < 20)]
+    Xs = small[rng.random(len(small)) > 0.3]
+    y = np.sin(Xs[:, 0] / 4) + np.cos(Xs[:, 1] / 5) + 0.1 * rng.standard_normal(len(Xs))
+    kern = 1.0 * Matern(5.0, nu=1.5)
+    gpr = ScalableGPRegressor(kern, alpha=0.01, optimizer=None, random_state=0).fit(Xs, y)
+    assert gpr.solver_ == "ski" and gpr.solver_info_["interpolation_order"] == 0
+    assert gpr.solver_info_["preconditioner"] == "circulant"
+    exact = ScalableGPRegressor(kern, alpha=0.01, optimizer=None, solver="cholesky").fit(Xs, y)
+    np.testing.assert_allclose(gpr.predict(small), exact.predict(small), atol=1e-5)

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from skgpx.gp._ski import SKIInference
 from skgpx.kernels import RBF, ActiveDims, DotProduct, Matern
@@ -148,3 +149,56 @@ def test_sample_variances_on_grid_are_unbiased():
     rel = np.abs(sd - sd_ski) / sd_ski
     assert np.median(rel) < 2.0 / np.sqrt(2 * S) and np.max(rel) < 4.5 / np.sqrt(2 * S)
     assert np.median(np.abs(sd - np.sqrt(var)) / np.sqrt(var)) < 0.05
+
+
+def test_love_rank_grows_until_held_out_check_points_meet_tolerance():
+    # A rough, data-rich problem: a rank-8 LOVE cache is far off, so the rank must grow.
+    rng = np.random.default_rng(6)
+    n = 300
+    X = rng.uniform(0, 1, (n, 2))
+    kernel = 1.0 * Matern(0.2, nu=1.5)
+    noise = np.full(n, 0.05)
+    Y = (np.sin(9 * X[:, 0]) * np.cos(7 * X[:, 1]) + 0.1 * rng.standard_normal(n))[:, None]
+    Xs = jnp.asarray(rng.uniform(0.05, 0.95, (40, 2)))
+    args = (kernel, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jax.random.key(6))
+    opts = dict(points_per_length_scale=4.0, variance_method="love", love_rank=8, n_probes=2, n_interp_check=16)
+    with pytest.warns(ConvergenceWarning, match="LOVE standard deviations are off"):
+        capped = SKIInference(love_max_rank=8, **opts).for_data(kernel, X).condition(*args)
+    info = capped.diagnostics()
+    assert info["love_rank"] == 8 and not info["love_accepted"] and info["love_std_rel_error_max"] > 0.02
+    post = SKIInference(love_max_rank=512, **opts).for_data(kernel, X).condition(*args)
+    info = post.diagnostics()
+    assert 8 < info["love_rank"] < n and info["love_rank"] % 8 == 0
+    assert info["love_accepted"] and info["love_std_rel_error_max"] <= 0.02  # held-out check points
+    sd_exact = np.sqrt(np.asarray(post.var_exact(Xs)))  # the same model solved by CG at every point
+    rel = np.abs(np.sqrt(np.asarray(post.var_cached(Xs))) - sd_exact) / sd_exact
+    assert np.median(rel) < 0.02 and np.max(rel) < 0.05
+    rel_capped = np.abs(np.sqrt(np.asarray(capped.var_cached(Xs))) - sd_exact) / sd_exact
+    assert np.median(rel_capped) > 0.05  # rank 8 is visibly wrong here
+
+
+def test_circulant_preconditioner_on_a_masked_grid_cuts_iterations_not_accuracy():
+    rng = np.random.default_rng(7)
+    grid = Grid([0.0, 0.0], [1.0, 1.0], [40, 40])
+    P = np.asarray(grid.points())
+    X = P[rng.random(P.shape[0]) > 0.4]
+    kernel = 1.0 * Matern(6.0, nu=1.5)
+    noise = jnp.full(X.shape[0], 0.01)
+    inf = SKIInference(**LIGHT).for_data(kernel, X)
+    assert inf.preconditioner == "circulant" and inf.interpolation_order == 0
+    assert SKIInference(preconditioner="none", **LIGHT).for_data(kernel, X).preconditioner == "none"
+    with pytest.raises(ValueError, match="regular lattice"):
+        SKIInference(preconditioner="circulant").for_data(kernel, X + 0.1 * rng.random(X.shape))
+    B = jnp.asarray(rng.standard_normal((X.shape[0], 2)))
+
+    @jax.jit
+    def solve(X, B):
+        op = inf.operator(kernel, X, noise)
+        plain = pcg(op.mm, B, tol=1e-10, max_iter=3000)
+        pre = pcg(op.mm, B, inf.precond(op), tol=1e-10, max_iter=3000)
+        return plain.x, plain.iterations, pre.x, pre.iterations
+
+    x0, it0, x1, it1 = solve(jnp.asarray(X), B)
+    K = np.asarray(kernel.gram(jnp.asarray(X))) + 0.01 * np.eye(X.shape[0])
+    np.testing.assert_allclose(x1, np.linalg.solve(K, np.asarray(B)), rtol=1e-7, atol=1e-7)
+    assert int(it1) < 0.6 * int(it0), (int(it0), int(it1))  # 498 -> 263 when written

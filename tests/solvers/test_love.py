@@ -26,8 +26,11 @@ def test_full_krylov_space_is_exact():
     X, op, P, Ks, exact = _setup(n, k, 10)
     cache = love_cache(op.mm, P.solve, P.mm, jnp.ones(n), n)
     np.testing.assert_allclose(cache.quad(Ks, P.solve), exact, rtol=1e-6)
-    # The basis is P-orthonormal.
-    np.testing.assert_allclose(cache.V.T @ P.mm(cache.V), jnp.eye(n), atol=1e-8)
+    # The basis is P-orthonormal; the recurrence stops at a numerical breakdown (beta at
+    # rounding level: the Krylov space is invariant), leaving the remaining columns zero.
+    built = np.asarray(jnp.any(cache.V != 0, axis=0))
+    assert built.sum() >= n // 2 and np.all(built[: built.sum()])
+    np.testing.assert_allclose(cache.V.T @ P.mm(cache.V), np.diag(built.astype(float)), atol=1e-8)
 
 
 def test_accurate_variances_when_preconditioner_is_good():
