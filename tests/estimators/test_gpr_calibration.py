@@ -19,7 +19,7 @@ import pytest
 from scipy.stats import norm
 
 from skgpx import ScalableGPRegressor, precision_scope
-from skgpx.gp import RFF, Nystrom
+from skgpx.gp import RFF, SKI, Nystrom
 from skgpx.estimators._calibration import CalibrationWarning, coverage_band, heldout_calibration
 from skgpx.kernels import RBF, Matern
 
@@ -44,6 +44,7 @@ SOLVERS = {
     "cg-matrix-free": {"solver": "cg-matrix-free"},
     "nystrom": {"solver": Nystrom(n_components=20)},  # r = n / 4: the FITC residual is in play
     "rff": {"solver": RFF(n_components=2048)},
+    "ski": {"solver": SKI()},  # cubic interpolation on the automatic grid
 }
 
 
