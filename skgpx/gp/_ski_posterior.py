@@ -197,9 +197,13 @@ def _pathwise(post, Y, Xs, n_samples, key, include_white):
     Yrep = jnp.broadcast_to(Y[:, None, :], (n, n_samples, t)).reshape(n, P)
     beta = post._solve(Yrep - op.interp.gather(f_U) - eps)
     field = f_U + gop.mm(op.interp.scatter(beta))  # posterior sample on the grid
-    samples = post._interp(Xs).gather(field)
-    if include_white:
-        white = post._white(Xs)
-        samples = samples + jnp.sqrt(white)[:, None] * jax.random.normal(k_white, samples.shape, Y.dtype)
+    Ws = post._interp(Xs)
+    samples = Ws.gather(field)
+    # Independent per point, as in `var`: the prior variance interpolation lost (FITC's
+    # diagonal correction), plus the White part when asked.
+    extra = post.kernel.diag(Xs) - prior_variance(gop, Ws)
+    if not include_white:
+        extra = extra - post._white(Xs)
+    samples = samples + jnp.sqrt(jnp.maximum(extra, 0.0))[:, None] * jax.random.normal(k_white, samples.shape, Y.dtype)
     m = Xs.shape[0]
     return jnp.transpose(samples.reshape(m, n_samples, t), (1, 0, 2))
