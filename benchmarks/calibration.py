@@ -29,15 +29,23 @@ Cases:
   shared and distinct task hyperparameters: new tasks (the second half of each
   held-out task predicted from its first half) and training tasks (25% of each
   training task's points held out before fitting).
+* MagmaClust, data from its model (``skgpx.datasets.make_magmaclust_data``, 3 clusters),
+  fitted with ``n_clusters=3``: new and training tasks as for Magma.
 * Magma, swimmers (``../shared/data/swimmers.csv``, skipped when absent), women and men
-  separately, shared and distinct hyperparameters: new swimmers' second half (by age)
-  from their first half, and 20% of each training swimmer's results.
+  separately, shared and distinct hyperparameters and MagmaClust (K = 3, shared): new
+  swimmers' second half (by age) from their first half, and 20% of each training
+  swimmer's results.
+
+SKI (``solver="ski"``) predicts on its grid only (NaN outside, which covers the training
+inputs): for the CO2 forecast it gets a grid covering the held-out years too; the SSH
+kernel (chordal distance on the sphere) has no length scale in the input coordinates,
+so SKI has no row there.
 
 Adding a solver is one line in ``SOLVERS``.
 
 Run (about an hour on 2 busy CPU cores, most of it compiling; ``--quick`` a third of that):
 
-    .venv/bin/python benchmarks/calibration.py [--quick] [--only gpr|magma] [--figure docs/img/calibration_pit.png]
+    .venv/bin/python benchmarks/calibration.py [--quick] [--only gpr|magma] [--methods ski,...] [--figure docs/img/calibration_pit.png]
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ from scipy.stats import norm
 
 import skgpx.gp
 from skgpx import MultiTaskMagmaRegressor, ScalableGPRegressor, precision_scope
-from skgpx.datasets import make_magma_data
+from skgpx.datasets import make_magma_data, make_magmaclust_data
 from skgpx.estimators._calibration import CalibrationWarning, coverage_band
 from skgpx.kernels import RBF, Matern
 
@@ -69,7 +77,7 @@ def _solver(name, **options):
     :mod:`skgpx.gp` has the class, else the name and flat options)."""
     if not options:
         return {"solver": name}
-    cls = getattr(skgpx.gp, {"nystrom": "Nystrom", "rff": "RFF"}.get(name, ""), None)
+    cls = getattr(skgpx.gp, {"nystrom": "Nystrom", "rff": "RFF", "ski": "SKI"}.get(name, ""), None)
     return {"solver": cls(**options)} if cls is not None else {"solver": name, **options}
 
 
@@ -81,6 +89,7 @@ SOLVERS = {
     "nystrom": _solver("nystrom", n_components=1024),
     "nystrom r=256": _solver("nystrom", n_components=256),
     "rff": _solver("rff", n_components=1024),
+    "ski": _solver("ski"),
 }
 
 
@@ -99,6 +108,7 @@ def scores(y, mean, std):
 
 
 ROWS: list[dict] = []
+METHODS: set | None = None  # --methods: run only these labels (solvers and Magma configurations)
 
 
 def record(group, case, method, target, y, mean, std, warned=False, seconds=float("nan")):
@@ -179,6 +189,11 @@ def gpr_co2(quick):
           f"exact solver in {time.perf_counter() - t0:.0f} s: {exact.kernel_}")
     for label, kwargs in SOLVERS.items():
         t1 = time.perf_counter()
+        if label == "ski":  # SKI predicts on its grid only (NaN outside): a forecast needs one covering the test years
+            from skgpx.kernels import length_scales
+            from skgpx.operators import auto_grid
+
+            kwargs = {"solver": skgpx.gp.SKI(grid=auto_grid(t[:, None], length_scales(exact.kernel_, 1)))}
         try:
             est, warned = _fit_gpr(kwargs, t[train, None], y[train] - offset, kernel=exact.kernel_,
                                    normalize_y=False, optimizer=None)
@@ -239,6 +254,8 @@ def _magma_case(case, X, y, groups, train_tasks, new_tasks, held_fraction, confi
     obs, tgt = _halves(X, groups, new_tasks)
     offset = np.max(groups) + 1  # labels unseen in fit
     for label, params in configs.items():
+        if METHODS is not None and label not in METHODS:
+            continue
         t0 = time.perf_counter()
         est = MultiTaskMagmaRegressor(**magma_kwargs, **params)
         with warnings.catch_warnings():
@@ -271,6 +288,19 @@ def magma_model(quick, rng):
                     dict(_magma_kernels(), max_iter=5 if quick else 10))
 
 
+def magmaclust_model(quick, _rng):
+    """MagmaClust on data from its model (3 clusters, shared hyperparameters), fitted with K = 3
+    (held-out rows from a generator of its own: the other cases' rows do not depend on it)."""
+    rng = np.random.default_rng(1)
+    n_train, n_new = (24, 15) if quick else (45, 30)
+    X, y, g = make_magmaclust_data(n_train + n_new, 20, 3, shared_inputs=False, random_state=7)
+    print(f"magmaclust model data (3 clusters): {n_train} training tasks, {n_new} new, 20 points each")
+    kernels = _magma_kernels()
+    kernels.pop("prior_mean")
+    _magma_case("magmaclust model (K=3)", X, y, g, np.arange(n_train), np.arange(n_train, n_train + n_new), 0.25,
+                {"clust K=3": dict(n_clusters=3)}, rng, dict(kernels, max_iter=5 if quick else 10))
+
+
 def magma_swimmers(quick, rng):
     if not SWIMMERS.exists():
         print(f"swimmers: {SWIMMERS} not present; case skipped")
@@ -287,7 +317,8 @@ def magma_swimmers(quick, rng):
         keep = np.isin(key[:, 0], perm[: n_train + n_new])
         X, y, g = key[keep, 1:2], perf[keep], key[keep, 0].astype(int)
         print(f"swimmers ({name}): {n_train} training swimmers, {n_new} new")
-        configs = {"shared": dict(shared_hyperparameters=True), "distinct": dict(shared_hyperparameters=False)}
+        configs = {"shared": dict(shared_hyperparameters=True), "distinct": dict(shared_hyperparameters=False),
+                   "clust K=3": dict(shared_hyperparameters=True, n_clusters=3)}
         _magma_case(f"swimmers {name}", X, y, g, perm[:n_train], perm[n_train : n_train + n_new], 0.2, configs, rng,
                     dict(_magma_kernels(), max_iter=4 if quick else 10))
 
@@ -337,7 +368,15 @@ def main():
     p.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     p.add_argument("--only", choices=("gpr", "magma"), default=None)
     p.add_argument("--figure", type=Path, default=None, help="PNG of the PIT histograms")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated labels to run, e.g. 'ski,clust K=3' (default: all; see SOLVERS)")
     args = p.parse_args()
+    global METHODS
+    if args.methods is not None:
+        METHODS = {m.strip() for m in args.methods.split(",")}
+        for label in list(SOLVERS):
+            if label not in METHODS:
+                del SOLVERS[label]
     rng = np.random.default_rng(0)
     n, draws = (600, 25) if args.quick else (1500, 50)
     if args.only in (None, "gpr"):
@@ -348,6 +387,7 @@ def main():
         gpr_ssh(args.quick)
     if args.only in (None, "magma"):
         magma_model(args.quick, rng)
+        magmaclust_model(args.quick, rng)
         magma_swimmers(args.quick, rng)
     print()
     print(table(ROWS))

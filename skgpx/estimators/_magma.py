@@ -69,6 +69,11 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
       ``ConstantKernel(1.0) * RBF(1.0) + WhiteKernel(0.1)``.
     - `shared_hyperparameters`: one set of task hyperparameters for all tasks (True)
       or one per task (False; new tasks then learn theirs from their observations).
+      Distinct ones are fitted with a Gaussian prior on the log-hyperparameters, the
+      population of the tasks' values at the previous EM iteration
+      (``skgpx.magma.population_prior``): a task's maximum-likelihood values from its few
+      points often put its noise near zero and its intervals far too narrow (see the
+      calibration guide).
     - `n_clusters`: number of mean processes. 1 (default): Magma. ``K >= 2``:
       MagmaClust (Leroy et al., JMLR 2023), tasks drawn from a mixture of ``K`` mean
       processes, fitted by variational EM; predictions are mixtures over clusters

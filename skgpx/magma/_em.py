@@ -7,14 +7,22 @@ Each iteration:
    hyperparameters, L-BFGS-B on ``-sum_i Ji`` when they are shared; when distinct, the
    objective is a sum of independent per-task terms solved side by side
    (:mod:`._separable`; the first iteration starts them from the shared-hyperparameter
-   optimum).
+   optimum), each term plus the log of a Gaussian prior on the task's
+   log-hyperparameters: the population of the tasks' values before this M-step
+   (:func:`~._predict.population_prior`; none at the shared start). Per-task maximum
+   likelihood from a task's few points over-fits (noise near zero, intervals far too
+   narrow); the prior is the hierarchical model's remedy, re-estimated at every
+   iteration (empirical Bayes). Where the tasks' spread is not identifiable from their
+   points it shrinks them toward common values.
 2. E-step: ``q(mu0)`` on the union grid for the new ``Theta``, and with it the ELBO at
    that ``q``, which is ``L = log p(y | Theta)`` (:mod:`._estep`, from the E-step's own
    factors); stop when ``|(L_new - L_old) / L_new| < tol``.
 
 ``L`` can only increase: ``log p(y | Theta_new) >= ELBO(Theta_new, q_old) >=
 ELBO(Theta_old, q_old) = log p(y | Theta_old)``, the M-step accepting only updates that
-do not decrease its terms; a decrease beyond round-off is reported as a warning. Every
+do not decrease its terms; a decrease beyond round-off is reported as a warning. With
+the prior of distinct task hyperparameters it is ``L + log p(theta)`` under that
+iteration's prior that can only increase, and that is what is checked. Every
 numerical function is compiled once (data are arguments, shapes are fixed) and reused
 by all iterations. The last E-step is at the final ``Theta``: its posterior is the
 stored hyper-posterior, its ``L`` the fitted ``log p(y | Theta)``.
@@ -49,6 +57,7 @@ from ._objectives import (
 )
 from ._optimize import minimize_lbfgsb
 from ._progress import reporting
+from ._predict import population_prior
 from ._separable import separable_m_step
 from ._shard import task_shards
 from ._taskcov import rank_cap, task_needs, uniform_rank
@@ -109,7 +118,15 @@ class TaskMStep:
         self.cap = rank_cap(data)
         self.rank = 0
         self.curvature = None
+        self.prior = None  # (mean, precision) of the last M-step's task-hyperparameter prior
         self._needs = {}
+
+    def log_prior(self, params) -> float:
+        """``sum_i log p(theta_i)`` under the last M-step's prior, up to its constant (0 without one)."""
+        if self.prior is None:
+            return 0.0
+        delta = np.asarray(params.theta_task, np.float64)[: self.data.n_tasks] - self.prior[0]
+        return float(-0.5 * np.sum((delta @ self.prior[1]) * delta))
 
     def structured(self, params) -> bool:
         """Shared inputs and hyperparameters: one factorisation serves every task already."""
@@ -147,9 +164,14 @@ class TaskMStep:
             params = _shared_start(params, self.data, mean, cov, lowrank, self.jitter, self.rank, o.m_step_max_iter,
                                    o.m_step_tol, full)
             self.curvature = None
+        # Distinct hyperparameters: the population of the tasks' current values is their prior
+        # in this M-step (None while they are all equal, i.e. at the shared start).
+        self.prior = None
+        if not params.shared_hyperparameters:
+            self.prior = population_prior(np.asarray(params.theta_task)[: self.data.n_tasks])
         params, rt, rank, next_rank, self.curvature, per_task = _task_m_step(
             params, self.data, mean, cov, lowrank, self.jitter, self.scale, self.rank, self.needs_at, self.curvature,
-            o.m_step_max_iter, o.m_step_tol,
+            o.m_step_max_iter, o.m_step_tol, self.prior,
         )
         self.rank = next_rank
         return params, rt, rank, per_task
@@ -253,6 +275,7 @@ def iterate(model, params):
     it = 0
     for it in range(1, o.max_iter + 1):
         t0 = time.perf_counter()
+        before = params
         with reporting(o.verbose):  # a line every few seconds of a long M-step (._progress)
             params, report = model.m_step(params, post)
         post = model.e_step(params)
@@ -260,6 +283,9 @@ def iterate(model, params):
         times.append(time.perf_counter() - t0)
         prev = history[-1]
         history.append(value)
+        # With a prior on the task hyperparameters the M-step raises L + log p(theta) under
+        # that prior, which may lower L itself: the check compares both sides under it.
+        gain = model.tasks.log_prior(params) - model.tasks.log_prior(before)
         if o.verbose:
             print(f"[{name}] iter {it:3d}  ELBO {value:.6g}  ({report}, {times[-1]:.2f} s)")
         if not np.isfinite(value):
@@ -267,7 +293,7 @@ def iterate(model, params):
                 f"The {name} ELBO became non-finite at EM iteration {it}. Increase `jitter`, "
                 "tighten the kernels' hyperparameter bounds, or keep normalize_y=True."
             )
-        if value < prev - 1e-7 * max(1.0, abs(prev)):
+        if value + gain < prev - 1e-7 * max(1.0, abs(prev)):
             warnings.warn(
                 f"The {name} ELBO decreased at EM iteration {it} ({prev:.8g} -> {value:.8g}) by more "
                 "than round-off; the M-step optimiser may have stopped early on a badly scaled "
@@ -317,7 +343,9 @@ def run_em(
     )
 
 
-def _task_m_step(params, data, mean, cov_m, lowrank, jitter, scale, rank, needs_at, curvature, max_iter, tol):
+def _task_m_step(
+    params, data, mean, cov_m, lowrank, jitter, scale, rank, needs_at, curvature, max_iter, tol, prior=None
+):
     """The task M-step: ``(params, result, rank used, rank for the next E-step, curvature,
     per-task ranks)`` (the last ``None`` with shared hyperparameters).
 
@@ -334,7 +362,7 @@ def _task_m_step(params, data, mean, cov_m, lowrank, jitter, scale, rank, needs_
     cap = rank_cap(data)
     if not params.shared_hyperparameters:
         x, res, ranks, needs, curvature = separable_m_step(
-            params, data, mean, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol
+            params, data, mean, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol, prior
         )
         new = with_values(params, theta_task=jnp.asarray(x))
         real = ranks[: data.n_tasks]

@@ -14,6 +14,9 @@ of that.
 A task whose rank no longer suffices at its new hyperparameters (a residual above the
 jitter) continues from there at the rank it now needs, and keeps the result only if
 it beats its M-step start under that rank (generalised EM, per task).
+
+With ``prior = (mean, precision)`` (a Gaussian on the log-hyperparameters, see
+:mod:`._em`) each task's problem adds ``-scale * log p(theta_i)``: separable still.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ def task_ranks(needs, cap: int):
     return None if needs is None else ladder_ranks(needs[0], cap)
 
 
-def _grouped(params, data, mean, cov_m, lowrank, jitter, scale):
-    """``f(theta, needed, ranks) -> (values, grads)`` evaluating rows ``needed`` rank by rank."""
+def _grouped(params, data, mean, cov_m, lowrank, jitter, scale, prior=None):
+    """``f(theta, needed, ranks) -> (values, grads)`` evaluating rows ``needed`` rank by rank;
+    with ``prior = (mean, precision)`` each row adds ``-scale * log p(theta_i)`` (up to a constant)."""
     n_pad = data.X.shape[0]
     shards = task_shards(n_pad, data.chunk)  # each device lists the tasks of its own share
 
@@ -57,6 +61,11 @@ def _grouped(params, data, mean, cov_m, lowrank, jitter, scale):
         for sel, (fr, Gr) in pending:
             f[sel] = np.asarray(fr)[sel]
             G[sel] = np.asarray(Gr)[sel]
+        if prior is not None:
+            delta = np.asarray(theta, np.float64) - prior[0]
+            step = delta @ prior[1]
+            f = f + float(scale) * 0.5 * np.sum(step * delta, axis=1)
+            G = G + float(scale) * step
         return f, G
 
     return evaluate
@@ -77,7 +86,9 @@ def shard_rows(sel, n_pad: int, shards: int):
     return rows, n_rows
 
 
-def separable_m_step(params, data, mean, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol):
+def separable_m_step(
+    params, data, mean, cov_m, lowrank, jitter, scale, bounds, needs_at, curvature, max_iter, tol, prior=None
+):
     """Distinct-hyperparameter task M-step: ``(theta_task, result, ranks, needs, curvature)``.
 
     ``mean``, ``cov_m``, ``lowrank``: the mean-process moments the tasks see (see
@@ -89,7 +100,7 @@ def separable_m_step(params, data, mean, cov_m, lowrank, jitter, scale, bounds, 
     """
     needs = needs_at(params)
     n_pad = data.X.shape[0]
-    evaluate = _grouped(params, data, mean, cov_m, lowrank, jitter, scale)
+    evaluate = _grouped(params, data, mean, cov_m, lowrank, jitter, scale, prior)
     cap = rank_cap(data)
     plan = task_ranks(needs, cap)
     ranks = np.zeros(n_pad, int) if plan is None else plan.copy()

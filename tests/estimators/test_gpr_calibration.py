@@ -19,7 +19,7 @@ import pytest
 from scipy.stats import norm
 
 from skgpx import ScalableGPRegressor, precision_scope
-from skgpx.gp import RFF, Nystrom
+from skgpx.gp import RFF, SKI, Nystrom
 from skgpx.estimators._calibration import CalibrationWarning, coverage_band, heldout_calibration
 from skgpx.kernels import RBF, Matern
 
@@ -44,6 +44,8 @@ SOLVERS = {
     "cg-matrix-free": {"solver": "cg-matrix-free"},
     "nystrom": {"solver": Nystrom(n_components=20)},  # r = n / 4: the FITC residual is in play
     "rff": {"solver": RFF(n_components=2048)},
+    # cubic interpolation on the automatic grid; few probes and check points (no LML is needed)
+    "ski": {"solver": SKI(n_probes=2, love_rank=8, n_check=2, n_interp_check=8)},
 }
 
 
