@@ -26,7 +26,7 @@ from ._device import describe_device, resolve_device
 
 __all__ = [
     "ROW_AXIS", "resolve_placement", "describe_placement", "placement_scope", "put", "row_spec", "context_row_mesh",
-    "varying", "first_device",
+    "varying", "varying_axes", "first_device",
 ]
 
 # Axis name of the 1-D mesh built from a sequence of devices.
@@ -114,13 +114,20 @@ def context_row_mesh():
     return mesh
 
 
+def varying_axes(aval) -> set:
+    # The mesh axes a value inside shard_map differs over: ``aval.vma`` up to jax 0.11,
+    # ``aval.manual_axis_type.varying`` from 0.12.
+    manual = getattr(aval, "manual_axis_type", None)
+    return set(getattr(aval, "vma", None) or getattr(manual, "varying", None) or ())
+
+
 def varying(tree, axes):
     """Mark a replicated value (a scan carry's start) as differing between the devices of
     ``axes`` inside ``jax.shard_map`` (its type check); a no-op on what already does."""
     axes = (axes,) if isinstance(axes, str) else tuple(axes)
 
     def cast(x):
-        if set(axes) <= set(getattr(jax.typeof(x), "vma", ())):
+        if set(axes) <= varying_axes(jax.typeof(x)):
             return x
         return jax.lax.pcast(x, axes, to="varying")
 

@@ -61,7 +61,7 @@ from ..operators import dense_memory_budget
 from ._abstract import AbstractInference
 from ._registry import register_solver
 from ._cg import _stop, _warn_lml
-from ._ski_posterior import SKIPosterior
+from ._ski_posterior import SKIPosterior, prior_variance
 
 __all__ = ["SKI", "SKIInference"]
 
@@ -264,7 +264,8 @@ class SKI(AbstractInference):
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         off = t + self.n_probes
         # Exact SKI standard deviations of the check points (from the block solve).
-        prior_c = kernel.diag(Xc)  # as the posterior's variances (the exact prior variance)
+        white_c = _white(kernel, Xc)
+        prior_c = prior_variance(gop, Wc) + white_c
         sd_exact = jnp.sqrt(jnp.maximum(prior_c - jnp.sum(Kc * x[:, off:off + nc], axis=0), 0.0))
         floor = jnp.sqrt(jnp.finfo(X.dtype).eps) * jnp.sqrt(jnp.mean(prior_c))
 
@@ -315,6 +316,12 @@ class SKI(AbstractInference):
                      converged=res.converged, logdet_stderr=stderr, love_steps=steps, love_err_median=jnp.median(err),
                      love_err_max=jnp.max(err), interp_err_max=ie[0], interp_err_rms=ie[1])
         return eqx.tree_at(lambda p: p.stats, post, stats)
+
+
+def _white(kernel, Xs):
+    from ..operators import cross_diagonal
+
+    return kernel.diag(Xs) - cross_diagonal(kernel, Xs)
 
 
 def _grid_columns(gop, interp, V, chunk):

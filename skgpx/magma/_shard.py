@@ -23,7 +23,7 @@ import equinox as eqx
 import jax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from .._mesh import context_row_mesh, put, row_spec, varying
+from .._mesh import context_row_mesh, put, row_spec, varying, varying_axes
 
 __all__ = ["task_shards", "over_tasks", "like_tasks", "place_task_data"]
 
@@ -77,7 +77,7 @@ def over_tasks(fn, tasks, whole=(), *, unit: int = 1, out: str = "sum"):
 def like_tasks(tree, ref):
     """``tree`` (e.g. a scan's zero start) typed as varying over the devices ``ref`` (a local
     task array) varies over, inside :func:`over_tasks`; unchanged outside of it."""
-    axes = tuple(getattr(jax.typeof(ref), "vma", ()))
+    axes = tuple(sorted(varying_axes(jax.typeof(ref))))
     return varying(tree, axes) if axes else tree
 
 

@@ -248,8 +248,9 @@ def test_gallery_discrete_structures_regression():
     sk = GaussianProcessRegressor(LetterConvolution()).fit(X[train], y[train])
     gx = ScalableGPRegressor(LetterConvolution()).fit(X[train], y[train])
     assert_allclose(gx.predict(X), sk.predict(X), rtol=1e-9)
-    # K is ill-conditioned (cond ~3e11) and the likelihood flat: the optimum agrees to 1e-6.
-    assert_allclose(gx.log_marginal_likelihood_value_, sk.log_marginal_likelihood_value_, rtol=1e-6)
+    # K is ill-conditioned (cond ~3e11) and the likelihood flat: the optimum agrees to 1e-6
+    # with NumPy/SciPy of Python 3.11, 1.5e-6 with those of Python 3.12.
+    assert_allclose(gx.log_marginal_likelihood_value_, sk.log_marginal_likelihood_value_, rtol=1e-5)
 
 
 def test_summary_and_errors_name_the_untranslated_part():
