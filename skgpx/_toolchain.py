@@ -31,7 +31,7 @@ import numpy as np
 __all__ = ["check_toolchain", "TESTED_JAX"]
 
 # The JAX releases the test suite passed on (docs/faq.md); pyproject.toml pins the same.
-TESTED_JAX = ">=0.9.2, !=0.10.0, <0.13"
+TESTED_JAX = ">=0.9.2, !=0.10.*, !=0.11.*, <0.13"
 
 _DEADLOCKING_JAXLIB = ("0.10.0",)
 
@@ -60,7 +60,7 @@ def check_toolchain(device=None) -> None:
     device = jax.devices()[0] if device is None else device
     versions = f"jax {jax.__version__} / jaxlib {jaxlib.__version__}"
     advice = (f"skgpx is tested with jax and jaxlib {TESTED_JAX}; install such a version, e.g. "
-              "pip install 'jax<0.13' 'jaxlib<0.13,!=0.10.0'.")
+              "pip install 'jax>=0.12,<0.13' (Python >= 3.11) or 'jax==0.9.2'.")
     if device.platform == "cpu" and jaxlib.__version__ in _DEADLOCKING_JAXLIB:
         raise RuntimeError(f"{versions} deadlocks on the CPU on concurrent batched triangular solves. {advice}")
     X = np.linspace(-1.0, 1.0, 12).reshape(6, 2) ** 3  # distinct rows, each at distance 0 from itself
