@@ -28,7 +28,9 @@ Cases:
 * Magma, data from the model (``skgpx.datasets.make_magma_data``, constant prior mean),
   shared and distinct task hyperparameters: new tasks (the second half of each
   held-out task predicted from its first half) and training tasks (25% of each
-  training task's points held out before fitting).
+  training task's points held out before fitting), pooled over 4 independent draws
+  (2 with ``--quick``); beside each, the exact joint GP of all tasks with the true
+  hyperparameters on the same rows ("true model": how well a single draw can cover).
 * MagmaClust, data from its model (``skgpx.datasets.make_magmaclust_data``, 3 clusters),
   fitted with ``n_clusters=3``: new and training tasks as for Magma.
 * Magma, swimmers (``../shared/data/swimmers.csv``, skipped when absent), women and men
@@ -246,27 +248,91 @@ def _halves(X, groups, tasks):
     return np.concatenate(obs), np.concatenate(tgt)
 
 
+def _split(X, groups, train_tasks, new_tasks, held_fraction, rng):
+    """Rows ``(fit, held, obs, tgt)``: training rows fitted / held out (`held_fraction` of each
+    training task), new tasks' first halves (observed) and second halves (predicted)."""
+    is_train = np.isin(groups, train_tasks)
+    held = is_train & (rng.uniform(size=len(groups)) < held_fraction)
+    obs, tgt = (np.isin(np.arange(len(groups)), rows) for rows in _halves(X, groups, new_tasks))
+    return is_train & ~held, held, obs, tgt
+
+
+def _magma_fit_predict(X, y, groups, rows, params, magma_kwargs):
+    """Fit one configuration on ``rows[0]``; ``({kind: (y, mean, std)}, seconds)`` for the new
+    and the training tasks."""
+    fit_rows, held, obs, tgt = rows
+    offset = np.max(groups) + 1  # labels unseen in fit
+    t0 = time.perf_counter()
+    est = MultiTaskMagmaRegressor(**magma_kwargs, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X[fit_rows], y[fit_rows], groups[fit_rows])
+    seconds = time.perf_counter() - t0
+    out = {"new tasks": (y[tgt], *est.predict(X[tgt], groups[tgt] + offset, return_std=True, X_obs=X[obs],
+                                              y_obs=y[obs], groups_obs=groups[obs] + offset))}
+    out["training tasks"] = (y[held], *est.predict(X[held], groups[held], return_std=True))
+    return out, seconds
+
+
 def _magma_case(case, X, y, groups, train_tasks, new_tasks, held_fraction, configs, rng, magma_kwargs):
     """Fit each config on the training tasks minus `held_fraction` of their rows; score both kinds."""
-    is_train = np.isin(groups, train_tasks)
-    held = is_train & (rng.uniform(size=len(y)) < held_fraction)
-    fit_rows = is_train & ~held
-    obs, tgt = _halves(X, groups, new_tasks)
-    offset = np.max(groups) + 1  # labels unseen in fit
+    rows = _split(X, groups, train_tasks, new_tasks, held_fraction, rng)
     for label, params in configs.items():
         if METHODS is not None and label not in METHODS:
             continue
-        t0 = time.perf_counter()
-        est = MultiTaskMagmaRegressor(**magma_kwargs, **params)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit(X[fit_rows], y[fit_rows], groups[fit_rows])
-        seconds = time.perf_counter() - t0
-        mean, std = est.predict(X[tgt], groups[tgt] + offset, return_std=True,
-                                X_obs=X[obs], y_obs=y[obs], groups_obs=groups[obs] + offset)
-        record("magma", case + ", new tasks", label, "y", y[tgt], mean, std, seconds=seconds)
-        mean, std = est.predict(X[held], groups[held], return_std=True)
-        record("magma", case + ", training tasks", label, "y", y[held], mean, std, seconds=seconds)
+        out, seconds = _magma_fit_predict(X, y, groups, rows, params, magma_kwargs)
+        for kind, (yk, mean, std) in out.items():
+            record("magma", f"{case}, {kind}", label, "y", yk, mean, std, seconds=seconds)
+
+
+def _magma_oracle(X, y, groups, rows, mean, cluster, v0, l0, vi, li, si):
+    """The exact joint GP of all tasks with the true hyperparameters (what calibration on
+    this draw can be at best): ``{kind: (y, mean, std)}`` as :func:`_magma_fit_predict`.
+
+    Task ``t`` is in cluster ``cluster[t]``, whose mean process has prior mean
+    ``mean[cluster[t]]`` and kernel ``v0 SE(l0)`` (one cluster: Magma; the clusters known,
+    for MagmaClust); its own part ``vi[t] SE(li[t])`` plus noise ``si[t]``.
+    """
+    fit_rows, held, obs, tgt = rows
+    x, c = X[:, 0], cluster[groups]
+    vi, li, si = (np.broadcast_to(np.asarray(v, np.float64), (groups.max() + 1,)) for v in (vi, li, si))
+
+    def cov(a, b):
+        d2 = (x[a][:, None] - x[b][None, :]) ** 2
+        same_task = groups[a][:, None] == groups[b][None, :]
+        same_cluster = c[a][:, None] == c[b][None, :]
+        ta = groups[a][:, None]
+        return (np.where(same_cluster, v0 * np.exp(-0.5 * d2 / l0**2), 0.0)
+                + np.where(same_task, vi[ta] * np.exp(-0.5 * d2 / li[ta] ** 2), 0.0))
+
+    out = {}
+    for kind, cond, pred in (("new tasks", fit_rows | obs, tgt), ("training tasks", fit_rows, held)):
+        K = cov(cond, cond) + np.diag(si[groups[cond]])
+        Ks = cov(pred, cond)
+        L = np.linalg.cholesky(K)
+        m = mean[c[pred]] + Ks @ np.linalg.solve(K, y[cond] - mean[c[cond]])
+        V = np.linalg.solve(L, Ks.T)
+        var = v0 + vi[groups[pred]] + si[groups[pred]] - np.sum(V * V, axis=0)
+        out[kind] = (y[pred], m, np.sqrt(var))
+    return out
+
+
+def _pooled_case(case, label, draw, n_draws, n_train, n_new, params, magma_kwargs, rng):
+    """Fit `params` on `n_draws` independent draws ``draw(d) -> (X, y, g, oracle(rows))`` and
+    record the pooled rows of Magma and of the true model."""
+    pooled, seconds = {}, 0.0
+    for d in range(n_draws):
+        X, y, g, oracle = draw(d)
+        rows = _split(X, g, np.arange(n_train), np.arange(n_train, n_train + n_new), 0.25, rng)
+        out, sec = _magma_fit_predict(X, y, g, rows, params, magma_kwargs)
+        seconds += sec
+        for method, res in ((label, out), ("true model", oracle(rows))):
+            for kind, arrays in res.items():
+                pooled.setdefault((kind, method), []).append(arrays)
+    for (kind, method), parts in pooled.items():
+        yk, mean, std = (np.concatenate(a) for a in zip(*parts))
+        record("magma", f"{case}, {kind}", method, "y", yk, mean, std,
+               seconds=seconds if method == label else float("nan"))
 
 
 def _magma_kernels():
@@ -277,28 +343,50 @@ def _magma_kernels():
 
 
 def magma_model(quick, rng):
-    n_train, n_new = (20, 20) if quick else (40, 30)
+    """Independent draws of the Magma model, pooled (one draw's coverage varies by about
+    +-0.02 even for the true model: its tasks share one mean process); next to Magma,
+    the exact joint GP with the true hyperparameters on the same rows ("true model")."""
+    n_train, n_new, n_draws = (20, 20, 2) if quick else (40, 30, 4)
     for shared in (True, False):
-        X, y, g = make_magma_data(n_train + n_new, 20, shared_inputs=False, shared_hyperparameters=shared,
-                                  mean_slope=0.0, random_state=5 + shared)
         label = "shared" if shared else "distinct"
-        print(f"magma model data ({label} task hyperparameters): {n_train} training tasks, {n_new} new, 20 points each")
-        _magma_case(f"magma model ({label} HP)", X, y, g, np.arange(n_train), np.arange(n_train, n_train + n_new),
-                    0.25, {label: dict(shared_hyperparameters=shared)}, rng,
-                    dict(_magma_kernels(), max_iter=5 if quick else 10))
+        print(f"magma model data ({label} task hyperparameters): {n_draws} draws of {n_train} training tasks, "
+              f"{n_new} new, 20 points each")
+        if METHODS is not None and label not in METHODS:
+            continue
+
+        def draw(d, shared=shared):
+            X, y, g, t = make_magma_data(n_train + n_new, 20, shared_inputs=False, shared_hyperparameters=shared,
+                                         mean_slope=0.0, random_state=5 + shared + 10 * d, return_truth=True)
+            mean, one = np.asarray([t.prior_mean[0]]), np.zeros(n_train + n_new, int)
+            return X, y, g, lambda rows: _magma_oracle(X, y, g, rows, mean, one, float(t.mean_variance),
+                                                       float(t.mean_length_scale), t.task_variance,
+                                                       t.task_length_scale, t.noise)
+
+        _pooled_case(f"magma model ({label} HP)", label, draw, n_draws, n_train, n_new,
+                     dict(shared_hyperparameters=shared), dict(_magma_kernels(), max_iter=5 if quick else 10), rng)
 
 
-def magmaclust_model(quick, _rng):
-    """MagmaClust on data from its model (3 clusters, shared hyperparameters), fitted with K = 3
-    (held-out rows from a generator of its own: the other cases' rows do not depend on it)."""
-    rng = np.random.default_rng(1)
-    n_train, n_new = (24, 15) if quick else (45, 30)
-    X, y, g = make_magmaclust_data(n_train + n_new, 20, 3, shared_inputs=False, random_state=7)
-    print(f"magmaclust model data (3 clusters): {n_train} training tasks, {n_new} new, 20 points each")
+def magmaclust_model(quick, rng):
+    """MagmaClust on independent draws of its model (3 clusters, shared hyperparameters: the
+    generator's defaults), fitted with K = 3, pooled; beside it the exact GP with the true
+    hyperparameters and the clusters known."""
+    n_train, n_new, n_draws = (24, 15, 1) if quick else (45, 30, 3)
+    print(f"magmaclust model data (3 clusters): {n_draws} draws of {n_train} training tasks, {n_new} new, "
+          "20 points each")
+    if METHODS is not None and "clust K=3" not in METHODS:
+        return
     kernels = _magma_kernels()
     kernels.pop("prior_mean")
-    _magma_case("magmaclust model (K=3)", X, y, g, np.arange(n_train), np.arange(n_train, n_train + n_new), 0.25,
-                {"clust K=3": dict(n_clusters=3)}, rng, dict(kernels, max_iter=5 if quick else 10))
+
+    def draw(d):
+        X, y, g, t = make_magmaclust_data(n_train + n_new, 20, 3, shared_inputs=False, random_state=7 + 10 * d,
+                                          return_truth=True)
+        # the generator's defaults: cluster prior means spaced 10 apart, 4 SE(1.5), tasks SE(1.0), noise 0.1
+        means = 10.0 * (np.arange(3) - 1.0)
+        return X, y, g, lambda rows: _magma_oracle(X, y, g, rows, means, t.labels, 4.0, 1.5, 1.0, 1.0, 0.1)
+
+    _pooled_case("magmaclust model (K=3)", "clust K=3", draw, n_draws, n_train, n_new, dict(n_clusters=3),
+                 dict(kernels, max_iter=5 if quick else 10), rng)
 
 
 def magma_swimmers(quick, rng):

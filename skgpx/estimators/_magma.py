@@ -70,8 +70,9 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
     - `shared_hyperparameters`: one set of task hyperparameters for all tasks (True)
       or one per task (False; new tasks then learn theirs from their observations).
       Distinct ones are fitted with a Gaussian prior on the log-hyperparameters, the
-      population of the tasks' values at the previous EM iteration
-      (``skgpx.magma.population_prior``): a task's maximum-likelihood values from its few
+      population of the tasks' values at the previous EM iteration plus their average
+      posterior (Laplace) covariance (``skgpx.magma.population_prior``, empirical Bayes):
+      a task's maximum-likelihood values from its few
       points often put its noise near zero and its intervals far too narrow (see the
       calibration guide).
     - `n_clusters`: number of mean processes. 1 (default): Magma. ``K >= 2``:
@@ -87,8 +88,8 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
       `shared_hyperparameters`, else learned from its observations), ``"shared"`` (the
       shared ones, or the average of the training tasks'), ``"learn"`` (maximise its
       likelihood under the mean-process hyper-posterior, eq. (7) of the paper, starting
-      from the shared/average ones; with distinct hyperparameters, times a Gaussian prior
-      fitted to the training tasks' log-hyperparameters, ``skgpx.magma.population_prior``,
+      from the shared/average ones; with distinct hyperparameters, times the population
+      prior of the training tasks' log-hyperparameters that the EM ended with,
       as a few points alone often drive the noise to zero and the intervals far too narrow;
       see the calibration guide). On swimmers "learn" predicted new swimmers better.
     - `prior_mean`: constant prior mean ``m0`` of the mean process in the units of
@@ -333,6 +334,7 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
         theta0 = np.asarray(P.theta0, np.float64)
         tt = np.asarray(P.theta_task, np.float64)
         self.task_theta_ = np.tile(tt, (layout.n_tasks, 1)) if tt.ndim == 1 else tt[: layout.n_tasks]
+        self._task_prior = res.task_prior
         self._mean_kernel_skgpx = mk.with_theta(theta0)
         self._task_kernel_skgpx = tk.with_theta(self.task_theta_.mean(axis=0))
         self._task_template = tk
@@ -556,7 +558,7 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
         dtype, device = self._context()
         tk = self._task_template
         bounds = np.tile(np.asarray(tk.bounds), (thetas.shape[0], 1))
-        prior = population_prior(self.task_theta_)
+        prior = getattr(self, "_task_prior", None) or population_prior(self.task_theta_)
         with precision_scope(dtype), placement_scope(device):
             args = [jnp.asarray(a, dtype) for a in (Xo, yo)] + [jnp.asarray(mo)]
             jit = jnp.asarray(self.jitter_, dtype)

@@ -12,8 +12,13 @@ Each iteration:
    (:func:`~._predict.population_prior`; none at the shared start). Per-task maximum
    likelihood from a task's few points over-fits (noise near zero, intervals far too
    narrow); the prior is the hierarchical model's remedy, re-estimated at every
-   iteration (empirical Bayes). Where the tasks' spread is not identifiable from their
-   points it shrinks them toward common values.
+   iteration (empirical Bayes, Laplace EM): its covariance is the spread of the tasks'
+   posterior modes plus their average posterior covariance (the inverse Hessian of
+   each task's problem at its mode, :func:`~._separable.laplace_covariances`). Without
+   that second term the prior refitted to modes it has shrunk shrinks them further,
+   and the spread collapses geometrically to zero (every task ends with the same
+   values); with it the spread converges to the marginal-likelihood estimate, shrinking
+   tasks only where their points do not identify their values.
 2. E-step: ``q(mu0)`` on the union grid for the new ``Theta``, and with it the ELBO at
    that ``q``, which is ``L = log p(y | Theta)`` (:mod:`._estep`, from the E-step's own
    factors); stop when ``|(L_new - L_old) / L_new| < tol``.
@@ -58,7 +63,7 @@ from ._objectives import (
 from ._optimize import minimize_lbfgsb
 from ._progress import reporting
 from ._predict import population_prior
-from ._separable import separable_m_step
+from ._separable import laplace_covariances, separable_m_step
 from ._shard import task_shards
 from ._taskcov import rank_cap, task_needs, uniform_rank
 
@@ -93,6 +98,8 @@ class EMResult:
     m_step_cov_ranks: np.ndarray
     # Rank of the low-rank task covariances at each iteration (0: dense; see `_taskcov`).
     task_ranks: np.ndarray
+    # Population prior (mean, precision) of distinct task log-hyperparameters at the end (else None).
+    task_prior: object = None
 
 
 def _task_bounds(params: MagmaParams, n_rows: int):
@@ -119,6 +126,9 @@ class TaskMStep:
         self.rank = 0
         self.curvature = None
         self.prior = None  # (mean, precision) of the last M-step's task-hyperparameter prior
+        # Average Laplace covariance of one task's theta_i after the last distinct M-step
+        # (what the next prior adds to the modes' spread: `population_prior`).
+        self.task_cov = None
         self._needs = {}
 
     def log_prior(self, params) -> float:
@@ -166,15 +176,25 @@ class TaskMStep:
             self.curvature = None
         # Distinct hyperparameters: the population of the tasks' current values is their prior
         # in this M-step (None while they are all equal, i.e. at the shared start).
-        self.prior = None
-        if not params.shared_hyperparameters:
-            self.prior = population_prior(np.asarray(params.theta_task)[: self.data.n_tasks])
+        self.prior = self.population(params)
         params, rt, rank, next_rank, self.curvature, per_task = _task_m_step(
             params, self.data, mean, cov, lowrank, self.jitter, self.scale, self.rank, self.needs_at, self.curvature,
             o.m_step_max_iter, o.m_step_tol, self.prior,
         )
+        if not params.shared_hyperparameters:
+            covs = laplace_covariances(params, self.data, mean, cov, lowrank, self.jitter, self.scale,
+                                       params.theta_task, per_task, self.prior)
+            self.task_cov = covs.mean(axis=0)
         self.rank = next_rank
         return params, rt, rank, per_task
+
+    def population(self, params):
+        """The population prior ``(mean, precision)`` of distinct task hyperparameters at
+        ``params`` (``None`` with shared ones or while they are all equal): the tasks'
+        spread plus their average Laplace covariance from the last M-step."""
+        if params.shared_hyperparameters:
+            return None
+        return population_prior(np.asarray(params.theta_task)[: self.data.n_tasks], task_covariance=self.task_cov)
 
 
 class MagmaEM:
@@ -339,7 +359,7 @@ def run_em(
     params, post, history, it, converged, times = iterate(model, params)
     return EMResult(
         params, post, history, history[-1], it, converged, times, np.asarray(model.m_step_cov_ranks, int),
-        np.asarray(model.task_ranks, int),
+        np.asarray(model.task_ranks, int), model.tasks.population(params),
     )
 
 

@@ -133,13 +133,17 @@ def new_task_objective_and_grad(thetas, post, mean_kernel, task_kernel, Xo, yo, 
     return jax.value_and_grad(total)(thetas)
 
 
-def population_prior(task_thetas, min_tasks_full: int = 2):
+def population_prior(task_thetas, min_tasks_full: int = 2, task_covariance=None):
     """Gaussian ``(mean, precision)`` of the training tasks' log-hyperparameters ``(M, p)``, or ``None``.
 
     ``None`` when they are all equal (shared hyperparameters: no spread to learn from).
-    The covariance is the sample covariance (diagonal when there are fewer than
-    ``min_tasks_full * p`` tasks), with a ridge of 1e-3 of its mean variance so that a
-    parameter every task put on the same bound does not make it singular.
+    The covariance is the sample covariance of ``task_thetas`` plus ``task_covariance``
+    ``(p, p)``, the average posterior covariance of one task's ``theta_i`` when the
+    thetas are posterior modes under a previous prior (the empirical-Bayes EM update;
+    without it, re-fitting a prior to the modes it shrank collapses the spread to zero);
+    diagonal when there are fewer than ``min_tasks_full * p`` tasks, with a ridge of 1e-3
+    of its mean variance so that a parameter every task put on the same bound does not
+    make it singular.
     """
     T = np.asarray(task_thetas, np.float64)
     M, p = T.shape
@@ -147,6 +151,8 @@ def population_prior(task_thetas, min_tasks_full: int = 2):
         return None
     mean = T.mean(axis=0)
     cov = np.cov(T, rowvar=False).reshape(p, p)
+    if task_covariance is not None:
+        cov = cov + np.asarray(task_covariance, np.float64).reshape(p, p)
     if M < min_tasks_full * p:
         cov = np.diag(np.diag(cov))
     ridge = 1e-3 * max(float(np.trace(cov)) / p, 1e-12)

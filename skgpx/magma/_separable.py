@@ -17,6 +17,8 @@ it beats its M-step start under that rank (generalised EM, per task).
 
 With ``prior = (mean, precision)`` (a Gaussian on the log-hyperparameters, see
 :mod:`._em`) each task's problem adds ``-scale * log p(theta_i)``: separable still.
+:func:`laplace_covariances` then gives each task's posterior covariance of ``theta_i``
+(the inverse Hessian at its optimum), which the next prior needs (:mod:`._em`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ._optimize import OptimResult, minimize_separable
 from ._shard import task_shards
 from ._taskcov import ladder_ranks, rank_cap
 
-__all__ = ["task_ranks", "shard_rows", "separable_m_step"]
+__all__ = ["task_ranks", "shard_rows", "separable_m_step", "laplace_covariances"]
 
 
 def task_ranks(needs, cap: int):
@@ -135,3 +137,39 @@ def separable_m_step(
 
 def _at(params, theta_task):
     return eqx.tree_at(lambda p: p.theta_task, params, jnp.asarray(theta_task, params.theta0.dtype))
+
+
+# Central-difference step (log-hyperparameters) of the Hessians in `laplace_covariances`.
+_FD_STEP = 1e-4
+# Largest variance a task's Laplace covariance may give a log-hyperparameter (a flat direction).
+_MAX_LAPLACE_VAR = 1e2
+
+
+def laplace_covariances(params, data, mean, cov_m, lowrank, jitter, scale, x, ranks, prior=None) -> np.ndarray:
+    """Per task, the Laplace covariance ``H_i^{-1}`` of ``theta_i`` at ``x`` ``(n_tasks, p, p)``.
+
+    ``H_i``: the Hessian at ``x`` of the task's negative log posterior in the M-step of
+    :func:`separable_m_step` (same arguments; ``ranks`` its returned ranks), by central
+    differences of its gradients (``2 p`` evaluations of all tasks).
+    The data part ``H_i - P`` (``P`` the prior precision) is projected on the positive
+    semidefinite cone (an optimum on a bound can have a negative curvature), and every
+    variance is capped at ``_MAX_LAPLACE_VAR`` (a direction the data do not see).
+    """
+    evaluate = _grouped(params, data, mean, cov_m, lowrank, jitter, scale, prior)
+    n_tasks = data.n_tasks
+    x = np.asarray(x, np.float64)
+    p = x.shape[1]
+    needed = np.arange(x.shape[0]) < n_tasks
+    H = np.zeros((x.shape[0], p, p))
+    for j in range(p):
+        e = np.zeros(p)
+        e[j] = _FD_STEP
+        g_plus = evaluate(x + e, needed, ranks)[1]
+        g_minus = evaluate(x - e, needed, ranks)[1]
+        H[:, :, j] = (g_plus - g_minus) / (2 * _FD_STEP)
+    H = 0.5 * (H + np.swapaxes(H, 1, 2))[:n_tasks] / float(scale)
+    P = np.zeros((p, p)) if prior is None else np.asarray(prior[1], np.float64)
+    w, V = np.linalg.eigh(H - P)
+    H_post = np.einsum("tij,tj,tkj->tik", V, np.maximum(w, 0.0), V) + P
+    w, V = np.linalg.eigh(H_post)
+    return np.einsum("tij,tj,tkj->tik", V, 1.0 / np.maximum(w, 1.0 / _MAX_LAPLACE_VAR), V)
