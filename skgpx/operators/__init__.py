@@ -1,4 +1,5 @@
-"""Linear operators (lineax) for GP covariance matrices: dense, matrix-free tiled, low-rank, grid-structured."""
+"""Linear operators (lineax) for GP covariance matrices: dense, matrix-free tiled, low-rank, grid-structured,
+time groups."""
 
 from ._common import (
     auto_block_size as auto_block_size,
@@ -47,4 +48,13 @@ from ._interpolation import (
     GridInterpolation as GridInterpolation,
     SKIOperator as SKIOperator,
     interpolation_weights as interpolation_weights,
+)
+from ._time_groups import (
+    TimeGroupLayout as TimeGroupLayout,
+    TimeGroupOperator as TimeGroupOperator,
+    find_time_groups as find_time_groups,
+    split_space_time as split_space_time,
+    time_group_layout as time_group_layout,
+    time_group_operator as time_group_operator,
+    time_group_surrogate_grad as time_group_surrogate_grad,
 )
