@@ -262,8 +262,9 @@ class TimeGroupOperator(lx.AbstractLinearOperator):
         T = auto_tile_size(q, G * m) if tile_size is None else int(min(tile_size, q))
 
         def block(Xt, Wt):
-            Ks = spatial.cross(Xt, Xg).reshape(Xt.shape[0], G, m)
-            return jnp.einsum("sg,sgm,gmk->sk", Wt, Ks, Vg)
+            # the weights broadcast over each group's columns (one multiply per entry), then one GEMM
+            Ks = spatial.cross(Xt, Xg).reshape(Xt.shape[0], G, m) * Wt[:, :, None]
+            return Ks.reshape(Xt.shape[0], G * m) @ Vg.reshape(G * m, -1)
 
         if checkpoint:
             block = jax.checkpoint(block)
