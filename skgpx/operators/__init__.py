@@ -39,6 +39,7 @@ from ._grid import (
     lattice_of as lattice_of,
 )
 from ._toeplitz import ToeplitzOperator as ToeplitzOperator
+from ._chordal_grid import ChordalGridOperator as ChordalGridOperator, chordal_structure as chordal_structure
 from ._kronecker import (
     DenseGridOperator as DenseGridOperator,
     KroneckerOperator as KroneckerOperator,
