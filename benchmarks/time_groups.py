@@ -93,16 +93,16 @@ def main():
         if operator == "dense":
             k = kernel()
             inf = CG(time_dim=2).for_data(k, X)
-            dim, G, m = inf.time_groups
+            dim, sizes = inf.time_groups
             Xj, nj = jnp.asarray(X), jnp.asarray(noise)
-            build = jax.jit(lambda kk: time_group_operator(kk, Xj, nj, dim, G, m, "dense"))
-            op = build(k)
+            build = jax.jit(lambda kk, X, s: time_group_operator(kk, X, s, dim, sizes, "dense"))
+            op = build(k, Xj, nj)
             k2 = k.replace(k2__kernel__length_scale=2 * L_TIME)
             v = jnp.ones((args.n, 1))
-            new = jax.jit(lambda kk, v: build(kk).mm(v))
+            new = jax.jit(lambda kk, X, s, v: build(kk, X, s).mm(v))
             reuse = jax.jit(lambda op, kk, v: op.with_kernel(kk).mm(v))
             rows.append(("new temporal weights",
-                         _timed(lambda: jax.block_until_ready(new(k2, v))),
+                         _timed(lambda: jax.block_until_ready(new(k2, Xj, nj, v))),
                          _timed(lambda: jax.block_until_ready(reuse(op, k2, v)))))
         k = kernel()
         inf0, inf1 = CG(operator=operator).for_data(k, X), CG(operator=operator, time_dim=2).for_data(k, X)

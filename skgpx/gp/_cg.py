@@ -218,8 +218,8 @@ class CGPosterior(AbstractPosterior):
         inf = self.inference
         groups = {}
         if inf.time_groups is not None:
-            groups = {"time_dim": inf.time_groups[0], "time_groups": inf.time_groups[1],
-                      "time_group_size": inf.time_groups[2]}
+            groups = {"time_dim": inf.time_groups[0], "time_groups": len(inf.time_groups[1]),
+                      "time_group_max_size": max(inf.time_groups[1])}
         return {
             "solver": "cg",
             "operator": self.operator.kind,
@@ -274,13 +274,13 @@ class CG(AbstractInference):
     time; the gradient reaches the temporal hyperparameters through the ``G x G`` weights and
     skips the spatial kernel pass when the spatial hyperparameters are fixed; predicted means
     evaluate the spatial kernel once per pair. ``"auto"``: the single-column factor's column
-    with the fewest distinct values, when there are 2 to ``max_time_groups`` and the groups are
-    balanced (the largest times ``G`` at most 1.5 ``n``); else the plain operator. It is opt-in
+    with the fewest distinct values, when there are 2 to ``max_time_groups``; else the plain
+    operator. It is opt-in
     because its gain is the temporal kernel's share of each kernel evaluation (figures:
     docs/performance.md, "Time groups"), not an order of magnitude. Fixed on the host by
     :meth:`for_data` (the estimator calls it); ``solver_info_`` then reports ``operator``
     ("time-groups-dense" / "time-groups-matrix-free"), ``time_dim``, ``time_groups`` and
-    ``time_group_size``. Not under a device mesh.
+    ``time_group_max_size``. Not under a device mesh.
 
     ``var_tol`` (default None: ``tol``) is the relative residual of the exact solves behind
     predictive variances (``variance_method="exact"`` or its "auto" fallback) and
@@ -308,7 +308,7 @@ class CG(AbstractInference):
     var_tol: float | None = eqx.field(static=True, default=None)
     time_dim: int | str | None = eqx.field(static=True, default=None)
     max_time_groups: int = eqx.field(static=True, default=64)
-    time_groups: tuple | None = eqx.field(static=True, default=None)  # (time_dim, G, m): set by for_data
+    time_groups: tuple | None = eqx.field(static=True, default=None)  # (time_dim, sizes): set by for_data
 
     def __check_init__(self):
         td = self.time_dim
@@ -366,9 +366,11 @@ class CG(AbstractInference):
 
     def _operator_kind(self, X) -> str:
         """``"dense"`` or ``"matrix-free"``: ``operator``, or by memory when ``"auto"`` (static;
-        with time groups, by the size of the ``(G, G, m, m)`` spatial blocks)."""
-        rows = X.shape[0] if self.time_groups is None else self.time_groups[1] * self.time_groups[2]
-        return operator_kind(self.operator, rows, X.dtype.itemsize)
+        with time groups, by the two ``n x n`` matrices of the dense time-group operator)."""
+        if self.time_groups is None:
+            return operator_kind(self.operator, X.shape[0], X.dtype.itemsize)
+        # the dense time-group operator holds two n x n matrices (spatial and weighted)
+        return operator_kind(self.operator, math.ceil(math.sqrt(2) * sum(self.time_groups[1])), X.dtype.itemsize)
 
     def _operator(self, kernel, X, noise, mask):
         """The Gram operator: :func:`~skgpx.operators.kernel_operator`, or the time-group one."""
@@ -380,8 +382,8 @@ class CG(AbstractInference):
             return kernel_operator(kernel, X, noise, kind, self.tile_size, mask)
         if context_row_mesh() is not None:
             raise ValueError("CG time groups (`time_dim`) do not run under a device mesh; drop `time_dim` there.")
-        dim, G, m = self.time_groups
-        return time_group_operator(kernel, X, noise, dim, G, m, kind, self.tile_size, mask)
+        dim, sizes = self.time_groups
+        return time_group_operator(kernel, X, noise, dim, sizes, kind, self.tile_size, mask)
 
     def _uses_love(self, X) -> bool:
         """Whether ``condition`` builds the LOVE cache: ``variance_method="love"``, or ``"auto"``

@@ -54,6 +54,7 @@ from ._time_groups import (
     TimeGroupLayout as TimeGroupLayout,
     TimeGroupOperator as TimeGroupOperator,
     find_time_groups as find_time_groups,
+    group_block_size as group_block_size,
     split_space_time as split_space_time,
     time_group_layout as time_group_layout,
     time_group_operator as time_group_operator,

@@ -10,16 +10,19 @@ only the time column) and observations whose time column takes ``G`` distinct va
 (the seed's Exploit B). :class:`TimeGroupOperator` holds the spatial blocks apart from the ``G x G``
 scalar temporal weights and combines them at product time:
 
-* ``"dense"``: the ``G^2`` spatial blocks ``(G, G, m, m)`` (``m`` the largest group) evaluated once;
+* ``"dense"``: the spatial kernel ``K_s`` (rows sorted by group, ``n x n``) evaluated once and kept;
+  the products use the weighted matrix ``w_{g(i) g(j)} K_s[i, j]`` formed from it by one elementwise
+  pass (a plain GEMM: weighing per column group inside the product ran 5x slower than one GEMM
+  here). Twice the memory of the plain dense operator;
   a new temporal kernel (:meth:`TimeGroupOperator.with_kernel` with changed temporal
   hyperparameters) reuses them and costs no kernel evaluation at all;
-* ``"matrix-free"``: every group padded to whole square blocks of
+* ``"matrix-free"``: every group padded to whole square blocks (:func:`group_block_size`) of
   :func:`~skgpx.operators.symmetric_tiled_mm`, which evaluates the *spatial* kernel once per pair
   and multiplies each block by its scalar weight: no temporal kernel evaluation per pair.
 
 Rows stay in the caller's order (a gather and a scatter per product, ``O(n k)``). The layout of the
 groups (:func:`time_group_layout`) is computed inside the compiled program from ``X`` with the
-static ``(G, m)`` fixed on the host (:func:`find_time_groups`). Predictions at test points share the
+static group sizes fixed on the host (:func:`find_time_groups`). Predictions at test points share the
 spatial blocks' economy (Exploit A): :meth:`TimeGroupOperator.cross_mm` evaluates ``K_s(X*, X)`` once
 per pair and weighs it by ``k_t(t*, t_g)`` per group. :func:`time_group_surrogate_grad` is the
 CG back-end's gradient pass: temporal hyperparameters through the ``G x G`` weights (from the dense
@@ -43,8 +46,8 @@ from ..kernels import ActiveDims, Constant
 from ._common import auto_block_size, block_pairs, noise_diagonal, register_symmetric_psd, row_tiles, symmetric_tiled_mm
 
 __all__ = [
-    "TimeGroupOperator", "TimeGroupLayout", "split_space_time", "find_time_groups", "time_group_layout",
-    "time_group_operator", "time_group_surrogate_grad",
+    "TimeGroupOperator", "TimeGroupLayout", "split_space_time", "find_time_groups", "group_block_size",
+    "time_group_layout", "time_group_operator", "time_group_surrogate_grad",
 ]
 
 
@@ -88,23 +91,21 @@ def _time_columns(kernel) -> list[int]:
     return sorted({f.dims[0] for f in factors if isinstance(f, ActiveDims) and len(f.dims) == 1})
 
 
-def find_time_groups(kernel, X, time_dim="auto", max_groups: int = 64, max_padding: float = 1.5):
-    """Host side: ``(time_dim, n_groups, group_size)`` for data ``X`` ``(n, d)`` (NumPy), or ``None``.
+def find_time_groups(kernel, X, time_dim="auto", max_groups: int = 64):
+    """Host side: ``(time_dim, sizes)`` for data ``X`` ``(n, d)`` (NumPy), ``sizes`` the number of
+    rows at each distinct time (ascending times), or ``None``.
 
     ``time_dim`` an int: that column, which the kernel must split on (:func:`split_space_time`) and
     which must take at most ``max_groups`` distinct values (``ValueError`` naming the fix
     otherwise). ``"auto"``: among the columns a single-column ``ActiveDims`` factor reads, the one
-    with the fewest distinct values, if the kernel splits on it, it takes 2 to ``max_groups``
-    values and the groups are balanced enough (``n_groups * group_size <= max_padding * n``: the
-    operator pads every group to the largest); ``None`` when no column qualifies.
-    ``group_size`` is the largest group's size.
+    with the fewest distinct values, if the kernel splits on it and it takes 2 to ``max_groups``
+    values; ``None`` when no column qualifies.
     """
     X = np.asarray(X)
-    n = X.shape[0]
 
-    def stats(col):
+    def sizes(col):
         _, counts = np.unique(X[:, col], return_counts=True)
-        return len(counts), int(counts.max())
+        return tuple(int(c) for c in counts)
 
     if time_dim == "auto":
         best = None
@@ -115,49 +116,70 @@ def find_time_groups(kernel, X, time_dim="auto", max_groups: int = 64, max_paddi
                 split_space_time(kernel, col)
             except ValueError:
                 continue
-            G, m = stats(col)
-            if 2 <= G <= max_groups and G * m <= max_padding * n and (best is None or G < best[1]):
-                best = (col, G, m)
+            c = sizes(col)
+            if 2 <= len(c) <= max_groups and (best is None or len(c) < len(best[1])):
+                best = (col, c)
         return best
     if not (isinstance(time_dim, (int, np.integer)) and 0 <= time_dim < X.shape[1]):
         raise ValueError(f"`time_dim` must be 'auto', None or a column index in [0, {X.shape[1]}), got {time_dim!r}.")
     split_space_time(kernel, int(time_dim))
-    G, m = stats(int(time_dim))
-    if G > max_groups:
+    c = sizes(int(time_dim))
+    if len(c) > max_groups:
         raise ValueError(
-            f"Column time_dim={time_dim} takes {G} distinct values, more than max_time_groups={max_groups}: time "
+            f"Column time_dim={time_dim} takes {len(c)} distinct values, more than max_time_groups={max_groups}: time "
             "groups pay off for a few groups (days). Raise `max_time_groups`, or drop `time_dim`."
         )
-    return int(time_dim), G, m
+    return int(time_dim), c
+
+
+def group_block_size(sizes, block_size: int | None = None) -> int:
+    """Rows per square block of the matrix-free product: ``block_size``, or a quarter of the mean
+    group (each group is padded to whole blocks, so at most one block of padding per group),
+    between 128 and 1024 rows."""
+    if block_size is not None:
+        return int(max(1, min(block_size, max(sizes))))
+    mean = sum(sizes) / len(sizes)
+    return int(min(1024, max(128, math.ceil(mean / 4)), max(sizes)))
 
 
 # -- the layout (traced) -------------------------------------------------------------------
 
 
 class TimeGroupLayout(eqx.Module):
-    """Rows of ``X`` by time group: ``index`` ``(G, m)`` row numbers (padded slots: 0), ``valid``
-    ``(G, m)`` (real slots), ``times`` ``(G,)`` the groups' times, ascending."""
+    """Rows of ``X`` in *slots* sorted by time group: group ``g`` holds the slots
+    ``[start_g, start_g + slot_sizes[g])``, its real rows first. ``rows`` ``(S,)`` the row of each
+    slot (padded slots: 0), ``valid`` ``(S,)`` real slots, ``times`` ``(G,)`` ascending."""
 
-    index: jax.Array
+    rows: jax.Array
     valid: jax.Array
     times: jax.Array
+    slot_sizes: tuple = eqx.field(static=True)
 
     @property
     def n_groups(self) -> int:
-        return self.index.shape[0]
+        return len(self.slot_sizes)
 
     @property
-    def group_size(self) -> int:
-        return self.index.shape[1]
+    def n_slots(self) -> int:
+        return sum(self.slot_sizes)
+
+    @property
+    def starts(self) -> tuple:
+        return tuple(int(a) for a in np.cumsum((0,) + self.slot_sizes[:-1]))
+
+    @property
+    def slot_group(self) -> np.ndarray:
+        """Static ``(S,)``: the group of each slot."""
+        return np.repeat(np.arange(self.n_groups), self.slot_sizes)
 
     def gather(self, V):
-        """``V`` ``(n, k)`` -> ``(G, m, k)``, zero at padded slots."""
-        return jnp.where(self.valid[..., None], V[self.index], 0.0)
+        """``V`` ``(n, k)`` -> ``(S, k)``, zero at padded slots."""
+        return jnp.where(self.valid[:, None], V[self.rows], 0.0)
 
     def scatter(self, R, n: int):
-        """``(G, m, k)`` -> ``(n, k)``: the inverse of :meth:`gather` (rows in no group: zero)."""
-        R = jnp.where(self.valid[..., None], R, 0.0)
-        return jnp.zeros((n, R.shape[-1]), R.dtype).at[self.index.ravel()].add(R.reshape(-1, R.shape[-1]))
+        """``(S, k)`` -> ``(n, k)``: the inverse of :meth:`gather` (rows in no group: zero)."""
+        R = jnp.where(self.valid[:, None], R, 0.0)
+        return jnp.zeros((n, R.shape[-1]), R.dtype).at[self.rows].add(R)
 
     def time_points(self, X, time_dim: int):
         """``(G, d)`` points with the groups' times in column ``time_dim`` (zero elsewhere: only the
@@ -165,24 +187,29 @@ class TimeGroupLayout(eqx.Module):
         return jnp.zeros((self.n_groups, X.shape[1]), X.dtype).at[:, time_dim].set(self.times.astype(X.dtype))
 
 
-def time_group_layout(X, time_dim: int, n_groups: int, group_size: int, mask=None) -> TimeGroupLayout:
-    """The :class:`TimeGroupLayout` of ``X`` ``(n, d)`` (traced) with static ``n_groups`` and
-    ``group_size`` (at least the largest group: :func:`find_time_groups`). Rows with ``mask``
-    False (padding) join no group."""
+def time_group_layout(X, time_dim: int, sizes, block_size: int | None = None, mask=None) -> TimeGroupLayout:
+    """The :class:`TimeGroupLayout` of ``X`` ``(n, d)`` (traced) for the static group ``sizes``
+    (:func:`find_time_groups`); ``block_size`` None: no padding (slots = rows), else every group
+    padded to whole blocks of that many rows. Rows with ``mask`` False (padding) join no group."""
     n = X.shape[0]
+    G = len(sizes)
+    slot_sizes = tuple(int(c) if block_size is None else block_size * math.ceil(c / block_size) for c in sizes)
+    S = sum(slot_sizes)
     t = X[:, time_dim]
     real = jnp.ones(n, bool) if mask is None else mask
     t = jnp.where(real, t, t[jnp.argmax(real)])
-    times = jnp.unique(t, size=n_groups, fill_value=jnp.max(t))
-    gid = jnp.where(real, jnp.searchsorted(times, t), n_groups)
+    times = jnp.unique(t, size=G, fill_value=jnp.max(t))
+    gid = jnp.where(real, jnp.searchsorted(times, t), G)
     order = jnp.argsort(gid, stable=True)
-    counts = jnp.bincount(gid, length=n_groups + 1)
+    counts = jnp.bincount(gid, length=G + 1)
     start = jnp.cumsum(counts) - counts
     sgid = gid[order]
-    pos = jnp.arange(n) - start[sgid]
-    index = jnp.zeros((n_groups, group_size), jnp.int32).at[sgid, pos].set(order.astype(jnp.int32), mode="drop")
-    valid = jnp.zeros((n_groups, group_size), bool).at[sgid, pos].set(True, mode="drop")
-    return TimeGroupLayout(index, valid, times)
+    slot_start = jnp.asarray(np.cumsum((0,) + slot_sizes), jnp.int32)  # group G (padding rows): S, dropped
+    slot = slot_start[sgid] + (jnp.arange(n) - start[sgid])
+    slot = jnp.where(sgid < G, slot, S)
+    rows = jnp.zeros(S, jnp.int32).at[slot].set(order.astype(jnp.int32), mode="drop")
+    valid = jnp.zeros(S, bool).at[slot].set(True, mode="drop")
+    return TimeGroupLayout(rows, valid, times, slot_sizes)
 
 
 # -- the operator -----------------------------------------------------------------------------
@@ -201,7 +228,8 @@ class TimeGroupOperator(lx.AbstractLinearOperator):
     mask: jax.Array | None
     layout: TimeGroupLayout
     weights: jax.Array  # (G, G) temporal kernel between the groups' times
-    blocks: jax.Array | None  # (G, G, m, m) spatial blocks ("dense"), None ("matrix-free")
+    blocks: jax.Array | None  # (S, S) spatial kernel in slot order ("dense"); None ("matrix-free")
+    weighted: jax.Array | None  # (S, S) the blocks times their temporal weights ("dense")
     time_dim: int = eqx.field(static=True)
     block_size: int = eqx.field(static=True)  # rows per square block of the matrix-free product
 
@@ -222,26 +250,24 @@ class TimeGroupOperator(lx.AbstractLinearOperator):
         T = self.layout.time_points(self.X, self.time_dim)
         noise = self.diag_noise - noise_diagonal(self.kernel, self.X, 0.0)
         s = _masked_noise(noise_diagonal(kernel, self.X, noise), self.mask)
-        return TimeGroupOperator(kernel, self.X, s, self.mask, self.layout, temporal.cross(T, T), self.blocks,
-                                 self.time_dim, self.block_size)
+        W = temporal.cross(T, T)
+        return TimeGroupOperator(kernel, self.X, s, self.mask, self.layout, W, self.blocks,
+                                 _weighted(self.blocks, W, self.layout), self.time_dim, self.block_size)
 
-    def _grouped_X(self):
-        G, m = self.layout.index.shape
-        return self.X[self.layout.index].reshape(G * m, -1)
+    def _slot_X(self):
+        return self.X[self.layout.rows]
 
     def mm(self, V):
         lay = self.layout
-        Vg = lay.gather(V)
-        if self.blocks is not None:
-            T = jnp.einsum("ghij,hjk->ghik", self.blocks, Vg)
-            R = jnp.einsum("gh,ghik->gik", self.weights.astype(V.dtype), T)
+        Vs = lay.gather(V)
+        W = self.weights.astype(V.dtype)
+        sg = lay.slot_group
+        if self.weighted is not None:
+            R = self.weighted @ Vs
         else:
-            G, m = lay.index.shape
-            nb_g = m // self.block_size
-            tg = jnp.arange(G * nb_g) // nb_g
+            tg = sg[::self.block_size]  # each block lies in one group
             spatial, _ = self.parts
-            R = symmetric_tiled_mm(spatial, self._grouped_X(), Vg.reshape(G * m, -1), self.block_size,
-                                   block_weights=self.weights[tg][:, tg]).reshape(G, m, -1)
+            R = symmetric_tiled_mm(spatial, self._slot_X(), Vs, self.block_size, block_weights=W[tg][:, tg])
         return lay.scatter(R, V.shape[0]) + self.diag_noise[:, None] * V
 
     def mv(self, vector):
@@ -249,22 +275,20 @@ class TimeGroupOperator(lx.AbstractLinearOperator):
 
     def cross_mm(self, Xs, V, tile_size: int | None = None, checkpoint: bool = False):
         """``K(Xs, X) @ V`` (``Xs`` ``(q, d)`` at any times, ``V`` ``(n, k)``) evaluating the spatial
-        kernel once per pair: per tile of test rows, ``K_s(Xs_tile, X_g) V_g`` for every group
-        ``g`` (one batched GEMM) weighed by ``k_t(t*, t_g)`` (Exploit A). ``(q, k)``."""
+        kernel once per pair: per tile of test rows, ``K_s(Xs_tile, X)`` weighed column group by
+        column group by ``k_t(t*, t_g)``, then one GEMM (Exploit A). ``(q, k)``."""
         from ._common import auto_tile_size
 
         spatial, temporal = self.parts
         lay = self.layout
-        G, m = lay.index.shape
-        Xg, Vg = self._grouped_X(), lay.gather(V)
+        Xl, Vs = self._slot_X(), lay.gather(V)
         Wst = temporal.cross(Xs, lay.time_points(self.X, self.time_dim))  # (q, G)
         q = Xs.shape[0]
-        T = auto_tile_size(q, G * m) if tile_size is None else int(min(tile_size, q))
+        T = auto_tile_size(q, lay.n_slots) if tile_size is None else int(min(tile_size, q))
+        sg = jnp.asarray(lay.slot_group)
 
         def block(Xt, Wt):
-            # the weights broadcast over each group's columns (one multiply per entry), then one GEMM
-            Ks = spatial.cross(Xt, Xg).reshape(Xt.shape[0], G, m) * Wt[:, :, None]
-            return Ks.reshape(Xt.shape[0], G * m) @ Vg.reshape(G * m, -1)
+            return (spatial.cross(Xt, Xl) * Wt[:, sg]) @ Vs
 
         if checkpoint:
             block = jax.checkpoint(block)
@@ -290,38 +314,45 @@ def _masked_noise(s, mask):
     return s if mask is None else jnp.where(mask, s, 1.0)
 
 
-def time_group_operator(kernel, X, noise, time_dim: int, n_groups: int, group_size: int, kind: str = "dense",
-                        block_size: int | None = None, mask=None) -> TimeGroupOperator:
+def _weighted(blocks, W, layout):
+    if blocks is None:
+        return None
+    sg = layout.slot_group
+    return blocks * W.astype(blocks.dtype)[sg][:, sg]
+
+
+def time_group_operator(kernel, X, noise, time_dim: int, sizes, kind: str = "dense", block_size: int | None = None,
+                        mask=None) -> TimeGroupOperator:
     """:class:`TimeGroupOperator` of ``kernel`` on ``X`` ``(n, d)`` with per-row ``noise`` ``(n,)``.
 
-    ``n_groups`` and ``group_size`` (static): from :func:`find_time_groups` on the host.
-    ``kind``: ``"dense"`` (spatial blocks ``(G, G, m, m)`` in memory) or ``"matrix-free"``;
-    ``block_size``: rows per square block of the matrix-free product (``None``:
-    :func:`~skgpx.operators.auto_block_size` of ``group_size``; every group is padded to whole blocks).
+    ``sizes`` (static): rows per time group, from :func:`find_time_groups` on the host. ``kind``:
+    ``"dense"`` (the spatial kernel ``(n, n)`` in group order in memory) or ``"matrix-free"``;
+    ``block_size``: rows per square block of the matrix-free product (:func:`group_block_size`;
+    every group is padded to whole blocks).
     """
     if kind not in ("dense", "matrix-free"):
         raise ValueError(f"`kind` must be 'dense' or 'matrix-free', got {kind!r}.")
     spatial, temporal = split_space_time(kernel, time_dim)
-    Bk = auto_block_size(group_size) if block_size is None else int(min(block_size, group_size))
-    m = group_size if kind == "dense" else Bk * math.ceil(group_size / Bk)
-    layout = time_group_layout(X, time_dim, n_groups, m, mask)
+    sizes = tuple(int(c) for c in sizes)
+    Bk = group_block_size(sizes, block_size)
+    layout = time_group_layout(X, time_dim, sizes, None if kind == "dense" else Bk, mask)
     T = layout.time_points(X, time_dim)
     W = temporal.cross(T, T)
     blocks = None
     if kind == "dense":
-        Xg = X[layout.index]  # (G, m, d)
-        blocks = jax.vmap(lambda A: jax.vmap(lambda B: spatial.cross(A, B))(Xg))(Xg)
-        blocks = jnp.where(layout.valid[:, None, :, None] & layout.valid[None, :, None, :], blocks, 0.0)
+        Xl = X[layout.rows]
+        blocks = spatial.cross(Xl, Xl)
     s = _masked_noise(noise_diagonal(kernel, X, noise), mask)
-    return TimeGroupOperator(kernel, X, s, mask, layout, W, blocks, int(time_dim), Bk)
+    return TimeGroupOperator(kernel, X, s, mask, layout, W, blocks, _weighted(blocks, W, layout), int(time_dim), Bk)
 
 
 def _diagonal(op):
     lay = op.layout
     spatial, _ = op.parts
-    d_s = jax.vmap(lambda x: spatial.cross(x[None], x[None])[0, 0])(op.X[lay.index].reshape(-1, op.X.shape[1]))
-    d = d_s.reshape(lay.index.shape) * jnp.diagonal(op.weights)[:, None]
-    return lay.scatter(d[..., None], op.X.shape[0])[:, 0] + op.diag_noise
+    d_s = jax.vmap(lambda x: spatial.cross(x[None], x[None])[0, 0])(op._slot_X())
+    sg = lay.slot_group
+    d = d_s * jnp.diagonal(op.weights)[sg]
+    return lay.scatter(d[:, None], op.X.shape[0])[:, 0] + op.diag_noise
 
 
 register_symmetric_psd(TimeGroupOperator, _diagonal)
@@ -370,59 +401,69 @@ def time_group_surrogate_grad(kernel, op: TimeGroupOperator, V, Wt):
     lay = op.layout
     T = lay.time_points(op.X, op.time_dim)
     W = temporal.cross(T, T)
-    Vg, Wg = lay.gather(V), lay.gather(Wt)
-    return _surrogate((spatial, W), op.X, lay, Vg, Wg, jax.lax.stop_gradient(op.blocks), op.block_size)
+    return _surrogate((spatial, W), op.X, lay, lay.gather(V), lay.gather(Wt), jax.lax.stop_gradient(op.blocks),
+                      op.block_size)
 
 
 @eqx.filter_custom_vjp
-def _surrogate(vjp_arg, X, lay, Vg, Wg, blocks, block_size):
-    return jnp.zeros((), Vg.dtype)
+def _surrogate(vjp_arg, X, lay, Vs, Ws, blocks, block_size):
+    return jnp.zeros((), Vs.dtype)
 
 
 @_surrogate.def_fwd
-def _surrogate_fwd(perturbed, vjp_arg, X, lay, Vg, Wg, blocks, block_size):
-    return jnp.zeros((), Vg.dtype), None
+def _surrogate_fwd(perturbed, vjp_arg, X, lay, Vs, Ws, blocks, block_size):
+    return jnp.zeros((), Vs.dtype), None
 
 
 @_surrogate.def_bwd
-def _surrogate_bwd(residuals, ct, perturbed, vjp_arg, X, lay, Vg, Wg, blocks, block_size):
+def _surrogate_bwd(residuals, ct, perturbed, vjp_arg, X, lay, Vs, Ws, blocks, block_size):
     spatial, W = vjp_arg
     p_spatial, _ = perturbed
-    Wg = ct * Wg
+    Ws = ct * Ws
     need_spatial = any(jax.tree_util.tree_leaves(p_spatial))
     g_spatial = eqx.filter(spatial, lambda _: False)  # all None: no cotangent
     if blocks is not None and not need_spatial:
-        M = jnp.einsum("gik,ghij,hjk->gh", Wg, blocks, Vg)
-        return g_spatial, M
-    M, g_dyn = _pair_pass(spatial, W, X, lay, Vg, Wg, block_size, need_spatial)
+        # M[g, :] = segment sums over the column groups of (Ws_g^T K_s(X_g, X)) * V
+        sg = jnp.asarray(lay.slot_group)
+        rows = [jax.ops.segment_sum(jnp.sum((Ws[a:a + c].T @ blocks[a:a + c]).T * Vs, axis=1), sg, lay.n_groups)
+                for a, c in zip(lay.starts, lay.slot_sizes)]
+        return g_spatial, jnp.stack(rows)
+    M, g_dyn = _pair_pass(spatial, W, X, lay, Vs, Ws, block_size, need_spatial)
     if need_spatial:
         g_spatial = jax.tree_util.tree_map(lambda p, g: g if p else None, p_spatial, g_dyn,
                                            is_leaf=lambda x: x is None)
     return g_spatial, M
 
 
-def _pair_pass(spatial, W, X, lay, Vg, Wg, block_size, with_vjp):
-    """One ``lax.scan`` over the square block pairs ``I <= J`` of the groups, each group padded to
+def _pair_pass(spatial, W, X, lay, Vs, Ws, block_size, with_vjp):
+    """One ``lax.scan`` over the square block pairs ``I <= J`` of the slots, every group padded to
     whole blocks: ``M`` ``(G, G)`` (upper triangle: ``sum K_s,IJ : C_IJ`` per group pair) and, with
     ``with_vjp``, the spatial kernel's cotangent (``None`` leaves for non-arrays)."""
-    G, m0, k = Vg.shape
-    Bk = int(min(block_size, m0))
-    nb_g = math.ceil(m0 / Bk)
-    pad = nb_g * Bk - m0
-    idx = jnp.pad(lay.index, ((0, 0), (0, pad)))
-    Vp = jnp.pad(Vg, ((0, 0), (0, pad), (0, 0))).reshape(G * nb_g, Bk, k)
-    Wp = jnp.pad(Wg, ((0, 0), (0, pad), (0, 0))).reshape(G * nb_g, Bk, k)
-    Xb = X[idx].reshape(G * nb_g, Bk, -1)
-    _, I, J = block_pairs(G * nb_g * Bk, Bk)
-    tg = jnp.arange(G * nb_g) // nb_g
+    G, k = lay.n_groups, Vs.shape[1]
+    Bk = int(block_size)
+    if any(c % Bk for c in lay.slot_sizes):  # dense layout (unpadded groups): re-slot into whole blocks
+        padded = tuple(Bk * math.ceil(c / Bk) for c in lay.slot_sizes)
+        dst = np.concatenate([np.arange(c) + a for a, c in zip(np.cumsum((0,) + padded[:-1]), lay.slot_sizes)])
+        S = sum(padded)
+        rows = jnp.zeros(S, jnp.int32).at[dst].set(lay.rows)
+        Vs = jnp.zeros((S, k), Vs.dtype).at[dst].set(Vs)
+        Ws = jnp.zeros((S, k), Ws.dtype).at[dst].set(Ws)
+        sizes = padded
+    else:
+        rows, sizes = lay.rows, lay.slot_sizes
+    nb = sum(sizes) // Bk
+    Xb = X[rows].reshape(nb, Bk, -1)
+    Vb, Wb = Vs.reshape(nb, Bk, k), Ws.reshape(nb, Bk, k)
+    _, I, J = block_pairs(nb * Bk, Bk)
+    tg = jnp.asarray(np.repeat(np.arange(G), np.asarray(sizes) // Bk))
     dyn, static = eqx.partition(spatial, eqx.is_inexact_array)
-    dt = Vg.dtype
+    dt = Vs.dtype
 
     def step(acc, ij):
         i, j = ij
         M, g_dyn = acc
         off = jnp.where(i == j, 0.0, 1.0).astype(dt)
-        cot = Wp[i] @ Vp[j].T + off * (Vp[i] @ Wp[j].T)
+        cot = Wb[i] @ Vb[j].T + off * (Vb[i] @ Wb[j].T)
         gi, gj = tg[i], tg[j]
         if with_vjp:
             Kb, vjp = jax.vjp(lambda dy: eqx.combine(dy, static).cross(Xb[i], Xb[j]), dyn)

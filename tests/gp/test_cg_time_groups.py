@@ -37,7 +37,7 @@ def test_fit_and_predict_match_the_exact_gp(problem, operator="matrix-free"):
     """(The dense operator: through the estimator below.)"""
     kernel, X, y, Xs = problem
     groups = CG(time_dim="auto", tol=1e-10, operator=operator, tile_size=32, variance_method="exact").for_data(kernel, X)
-    assert groups.time_groups[:2] == (2, 3)
+    assert groups.time_groups[0] == 2 and len(groups.time_groups[1]) == 3
     Xj, noise, Xsj = jnp.asarray(X), jnp.full(N, 1e-3), jnp.asarray(Xs)
     post = groups.condition(kernel, Xj, jnp.asarray(y[:, None]), noise, jax.random.key(0))
     d = post.diagnostics()

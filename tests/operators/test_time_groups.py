@@ -25,9 +25,9 @@ def _data(n=97, days=(0.0, 1.0, 2.0, 5.0), seed=0):
 def test_matches_dense_gram(kind, block):
     k = _kernel()
     X, noise = _data()
-    dim, G, m = find_time_groups(k, np.asarray(X), "auto")
-    assert (dim, G) == (2, 4)
-    op = time_group_operator(k, X, noise, dim, G, m, kind, block)
+    dim, sizes = find_time_groups(k, np.asarray(X), "auto")
+    assert (dim, len(sizes), sum(sizes)) == (2, 4, X.shape[0])
+    op = time_group_operator(k, X, noise, dim, sizes, kind, block)
     K = k.gram(X) + jnp.diag(noise)
     V = jnp.asarray(np.random.default_rng(1).standard_normal((X.shape[0], 3)))
     np.testing.assert_allclose(op.mm(V), K @ V, rtol=1e-11, atol=1e-11)
@@ -40,7 +40,7 @@ def test_matches_dense_gram(kind, block):
     np.testing.assert_allclose(op.cross_mm(Xs, V, tile_size=4), k.cross(Xs, X) @ V, rtol=1e-11, atol=1e-11)
     # a padded set: padded rows are a unit block
     mask = jnp.arange(X.shape[0]) < 90
-    opm = time_group_operator(k, X, noise, dim, G, m, kind, block, mask)
+    opm = time_group_operator(k, X, noise, dim, find_time_groups(k, np.asarray(X[:90]), 2)[1], kind, block, mask)
     Km = (K[:90, :90] @ V[:90])
     out = opm.mm(V)
     np.testing.assert_allclose(out[:90], Km, rtol=1e-11, atol=1e-11)
@@ -58,8 +58,8 @@ def test_surrogate_gradient(kind, fixed_space):
     if fixed_space:
         k0 = (Constant(1.7, "fixed") * ActiveDims(Matern(0.3, nu=1.5, length_scale_bounds="fixed"), dims=(0, 1))
               * ActiveDims(RBF(3.0), dims=(2,)) + White(0.02))
-    dim, G, m = find_time_groups(k0, np.asarray(X), 2)
-    op = time_group_operator(jax.lax.stop_gradient(k0), X, noise, dim, G, m, kind, 16)
+    dim, sizes = find_time_groups(k0, np.asarray(X), 2)
+    op = time_group_operator(jax.lax.stop_gradient(k0), X, noise, dim, sizes, kind, 16)
 
     def ref(theta):
         k = k0.with_theta(theta)
@@ -70,7 +70,7 @@ def test_surrogate_gradient(kind, fixed_space):
 
     def through_mm(theta):
         k = k0.with_theta(theta)
-        return jnp.sum(Wt * time_group_operator(k, X, jnp.zeros(61), dim, G, m, kind, 16).mm(V))
+        return jnp.sum(Wt * time_group_operator(k, X, jnp.zeros(61), dim, sizes, kind, 16).mm(V))
 
     th = jnp.asarray(k0.theta)
     g_ref = jax.grad(ref)(th)
@@ -87,8 +87,8 @@ def test_surrogate_gradient(kind, fixed_space):
 def test_with_kernel_reuses_blocks_and_errors():
     k = _kernel()
     X, noise = _data()
-    dim, G, m = find_time_groups(k, np.asarray(X), 2)
-    op = time_group_operator(k, X, noise, dim, G, m, "dense")
+    dim, sizes = find_time_groups(k, np.asarray(X), 2)
+    op = time_group_operator(k, X, noise, dim, sizes, "dense")
     k2 = k.replace(k1__k2__kernel__length_scale=0.7)  # temporal length scale
     op2 = op.with_kernel(k2)
     assert op2.blocks is op.blocks
