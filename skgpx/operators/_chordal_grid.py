@@ -10,7 +10,8 @@ Toeplitz in longitude, ``K[(a, b), (a', b')] = C_{a - a'}[b, b']`` with ``n_lat 
 * on a *global* grid (``n_lon h`` = 360 degrees or 2 pi) it is block *circulant*: ``l`` taken
   modulo ``n_lon``, no padding;
 * on a regional one it is embedded in a block circulant of ``N >= 2 n_lon - 1`` longitudes
-  (wrapped lags, as :class:`~skgpx.operators.ToeplitzOperator`).
+  (wrapped lags, as :class:`~skgpx.operators.ToeplitzOperator`), or, for exact prior draws, in the
+  whole circle when the spacing divides it (:meth:`ChordalGridOperator.with_psd_embedding`).
 
 A product is a real FFT along longitude, ``N/2 + 1`` independent ``n_lat x n_lat`` real
 symmetric block products (the blocks' spectrum, ``rfft`` of ``C_l`` along ``l``) and the inverse
@@ -91,7 +92,9 @@ class ChordalGridOperator(AbstractGridOperator):
     lon_axis: int = eqx.field(static=True)
     periodic: bool = eqx.field(static=True)
 
-    def __init__(self, kernel, grid: Grid, dtype=None):
+    def __init__(self, kernel, grid: Grid, dtype=None, n_embed: int | None = None):
+        """``n_embed``: longitudes of the circulant embedding of a regional grid (``None``: the
+        smallest fast FFT length ``>= 2 n_lon - 1``; see :meth:`with_psd_embedding`)."""
         structure = chordal_structure(kernel)
         if structure is None or grid.ndim != 2:
             raise ValueError(
@@ -102,8 +105,11 @@ class ChordalGridOperator(AbstractGridOperator):
         n_lon, n_lat = grid.shape[lon], grid.shape[lat]
         h = grid.spacing[lon]
         turn = 360.0 if degrees else 2 * math.pi
-        periodic = n_lon > 1 and abs(n_lon * h - turn) <= 1e-9 * turn
-        N = n_lon if (periodic or n_lon == 1) else fft_size(2 * n_lon - 1)
+        if n_embed is None:
+            global_grid = n_lon > 1 and abs(n_lon * h - turn) <= 1e-9 * turn
+            n_embed = n_lon if (global_grid or n_lon == 1) else fft_size(2 * n_lon - 1)
+        N = int(n_embed)
+        periodic = N > 1 and abs(N * h - turn) <= 1e-9 * turn  # the embedding is the full circle
         lags = np.arange(N) if periodic else np.where(np.arange(N) <= N // 2, np.arange(N), np.arange(N) - N)
         dtype = jnp.result_type(float) if dtype is None else dtype
         lats = grid.axis(lat)
@@ -163,6 +169,21 @@ class ChordalGridOperator(AbstractGridOperator):
         always 0 up to rounding on a global grid)."""
         lam = jnp.linalg.eigvalsh(self.spectrum)
         return jnp.maximum(-jnp.min(lam), 0.0) / jnp.max(lam)
+
+    def with_psd_embedding(self, tol: float = 1e-10, max_factor: int = 16) -> "ChordalGridOperator":
+        """Host side: on a regional grid whose longitude spacing divides a full turn, and whose
+        Toeplitz embedding is not positive semi-definite to ``tol``, the same operator embedded
+        in the whole circle of longitudes: the regional matrix is then a principal block of the
+        global (block-circulant, positive semi-definite) one, so prior draws are exact. ``self``
+        otherwise (a widened embedding does not help on the sphere: the chord comes back)."""
+        if self.periodic or float(self.embedding_negativity()) <= tol:
+            return self
+        _, degrees = chordal_structure(self.kernel)
+        turns = (360.0 if degrees else 2 * math.pi) / self.grid.spacing[self.lon_axis]
+        n = int(round(turns))
+        if abs(turns - n) > 1e-9 * turns or n < self.grid.shape[self.lon_axis]:
+            return self
+        return ChordalGridOperator(self.kernel, self.grid, self.dtype, n)
 
     def entries(self, I, J):
         i = jnp.unravel_index(I, self.grid.shape)

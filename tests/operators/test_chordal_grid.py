@@ -39,6 +39,9 @@ def test_regional_grid_latitude_first_and_gradient():
     op = grid_operator(kernel, grid)
     assert isinstance(op, ChordalGridOperator) and not op.periodic and op.lon_axis == 1
     _check(op, kernel, grid, sqrt_exact=False)
+    psd = op.with_psd_embedding(tol=1e-12)  # embedded in the whole circle: prior draws exact
+    assert psd.periodic and psd.n_embed == 90
+    _check(psd, kernel, grid, sqrt_exact=True)
     U = grid.points()
     rng = np.random.default_rng(1)
     V, W = (jnp.asarray(rng.standard_normal((grid.size, 2))) for _ in range(2))
