@@ -75,7 +75,9 @@ def main():
     MX, MY = np.meshgrid(gx, gx, indexing="ij")
     Xm = jnp.asarray(np.column_stack([MX.ravel(), MY.ravel(), np.full(MX.size, args.days / 2)]))
     load = os.getloadavg()[0]
-    print(f"# time groups: n={args.n}, G={args.days} days, {os.cpu_count()} CPU cores, load {load:.1f}, "
+    counts = np.unique(X[:, 2], return_counts=True)[1]
+    print(f"# time groups: n={args.n}, {args.days} days, G={len(counts)} groups of {counts.min()}-{counts.max()} points, "
+          f"{os.cpu_count()} CPU cores, load {load:.1f}, "
           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC")
     print(f"{'operator':12s} | {'what':28s} | {'plain s':>9s} | {'groups s':>9s} | {'ratio':>6s}")
     key = jax.random.key(0)
