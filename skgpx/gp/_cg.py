@@ -37,6 +37,7 @@ chosen because it fits the memory budget (``skgpx.operators.kernel_operator``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -48,7 +49,19 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .._mesh import context_row_mesh
-from ..operators import block_pairs, kernel_operator, noise_diagonal, operator_kind, row_tiles, sharded_pair_vjp, tiled_cross_mm
+from ..operators import (
+    TimeGroupOperator,
+    block_pairs,
+    find_time_groups,
+    kernel_operator,
+    noise_diagonal,
+    operator_kind,
+    row_tiles,
+    sharded_pair_vjp,
+    tiled_cross_mm,
+    time_group_operator,
+    time_group_surrogate_grad,
+)
 from ..solvers import LoveCache, gaussian_log_likelihood, love_cache, pcg, rp_cholesky, slq_quadratures
 from ._abstract import AbstractInference, AbstractPosterior
 from ._fit import choose_rows, n_real, padded_training_data
@@ -145,6 +158,8 @@ class CGPosterior(AbstractPosterior):
 
     # -- the seam ------------------------------------------------------------------------
     def mean(self, Xs):
+        if isinstance(self.operator, TimeGroupOperator):  # spatial kernel once per pair (Exploit A)
+            return self.operator.cross_mm(Xs, self.alpha)
         return tiled_cross_mm(self.kernel, Xs, self.X, self.alpha, checkpoint=False)
 
     def var_exact(self, Xs):
@@ -201,9 +216,14 @@ class CGPosterior(AbstractPosterior):
     def diagnostics(self) -> dict:
         s = {k: np.asarray(v) for k, v in self.stats.items()}
         inf = self.inference
+        groups = {}
+        if inf.time_groups is not None:
+            groups = {"time_dim": inf.time_groups[0], "time_groups": len(inf.time_groups[1]),
+                      "time_group_max_size": max(inf.time_groups[1])}
         return {
             "solver": "cg",
             "operator": self.operator.kind,
+            **groups,
             "iterations": int(s["iterations"]),
             "relative_residual": float(np.max(s["relative_residual"])),
             "converged": bool(s["converged"]),
@@ -245,6 +265,23 @@ class CG(AbstractInference):
     emits a ``ConvergenceWarning`` naming that tolerance and the achieved residual; the
     fit's residual is in ``diagnostics()`` as before.
 
+    ``time_dim`` (default None: off): the column holding time, for a space x time product kernel
+    (``ActiveDims`` factors, one over ``(time_dim,)``; a ``White`` term aside) on observations
+    taking a few distinct times (at most ``max_time_groups``, e.g. days). The Gram operator is
+    then a :class:`~skgpx.operators.TimeGroupOperator`: ``G x G`` blocks ``k_t(t_g, t_h)
+    K_s(X_g, X_h)``, the spatial blocks evaluated once (``operator`` "dense") or the spatial
+    kernel alone per pair (matrix-free), combined with the scalar temporal weights at product
+    time; the gradient reaches the temporal hyperparameters through the ``G x G`` weights and
+    skips the spatial kernel pass when the spatial hyperparameters are fixed; predicted means
+    evaluate the spatial kernel once per pair. ``"auto"``: the single-column factor's column
+    with the fewest distinct values, when there are 2 to ``max_time_groups``; else the plain
+    operator. It is opt-in
+    because its gain is the temporal kernel's share of each kernel evaluation (figures:
+    docs/performance.md, "Time groups"), not an order of magnitude. Fixed on the host by
+    :meth:`for_data` (the estimator calls it); ``solver_info_`` then reports ``operator``
+    ("time-groups-dense" / "time-groups-matrix-free"), ``time_dim``, ``time_groups`` and
+    ``time_group_max_size``. Not under a device mesh.
+
     ``var_tol`` (default None: ``tol``) is the relative residual of the exact solves behind
     predictive variances (``variance_method="exact"`` or its "auto" fallback) and
     ``return_cov``. Variances are a difference of near-equal numbers when the noise is small,
@@ -269,8 +306,17 @@ class CG(AbstractInference):
     tile_size: int | None = eqx.field(static=True, default=None)
     train_tol: float | None = eqx.field(static=True, default=1e-2)
     var_tol: float | None = eqx.field(static=True, default=None)
+    time_dim: int | str | None = eqx.field(static=True, default=None)
+    max_time_groups: int = eqx.field(static=True, default=64)
+    time_groups: tuple | None = eqx.field(static=True, default=None)  # (time_dim, sizes): set by for_data
 
     def __check_init__(self):
+        td = self.time_dim
+        if not (td is None or td == "auto" or (isinstance(td, (int, np.integer)) and not isinstance(td, bool)
+                                                and td >= 0)):
+            raise ValueError(f"`time_dim` must be None, 'auto' or a column index >= 0, got {td!r}.")
+        if int(self.max_time_groups) < 1:
+            raise ValueError(f"`max_time_groups` must be >= 1, got {self.max_time_groups!r}.")
         if self.variance_method not in ("auto", "love", "exact"):
             raise ValueError(f"`variance_method` must be 'auto', 'love' or 'exact', got {self.variance_method!r}.")
         if not (self.tol > 0):
@@ -310,9 +356,34 @@ class CG(AbstractInference):
         ``max(tol, train_tol)``, or ``tol`` when ``train_tol`` is None."""
         return self.tol if self.train_tol is None else max(float(self.tol), float(self.train_tol))
 
+    def for_data(self, kernel, X) -> "CG":
+        """Host side: the time groups of ``X`` for ``time_dim`` (``time_groups``; None when
+        ``time_dim`` is None, or "auto" finds none: :func:`skgpx.operators.find_time_groups`)."""
+        if self.time_dim is None:
+            return self if self.time_groups is None else dataclasses.replace(self, time_groups=None)
+        found = find_time_groups(kernel, np.asarray(X), self.time_dim, int(self.max_time_groups))
+        return dataclasses.replace(self, time_groups=found)
+
     def _operator_kind(self, X) -> str:
-        """``"dense"`` or ``"matrix-free"``: ``operator``, or by memory when ``"auto"`` (static)."""
-        return operator_kind(self.operator, X.shape[0], X.dtype.itemsize)
+        """``"dense"`` or ``"matrix-free"``: ``operator``, or by memory when ``"auto"`` (static;
+        with time groups, by the two ``n x n`` matrices of the dense time-group operator)."""
+        if self.time_groups is None:
+            return operator_kind(self.operator, X.shape[0], X.dtype.itemsize)
+        # the dense time-group operator holds two n x n matrices (spatial and weighted)
+        return operator_kind(self.operator, math.ceil(math.sqrt(2) * sum(self.time_groups[1])), X.dtype.itemsize)
+
+    def _operator(self, kernel, X, noise, mask):
+        """The Gram operator: :func:`~skgpx.operators.kernel_operator`, or the time-group one."""
+        kind = self._operator_kind(X)
+        if self.time_groups is None:
+            if self.time_dim is not None and self.time_dim != "auto":
+                raise ValueError(f"CG(time_dim={self.time_dim!r}) has no time groups yet: call "
+                                 "`inference.for_data(kernel, X)` on the host first (the estimator does).")
+            return kernel_operator(kernel, X, noise, kind, self.tile_size, mask)
+        if context_row_mesh() is not None:
+            raise ValueError("CG time groups (`time_dim`) do not run under a device mesh; drop `time_dim` there.")
+        dim, sizes = self.time_groups
+        return time_group_operator(kernel, X, noise, dim, sizes, kind, self.tile_size, mask)
 
     def _uses_love(self, X) -> bool:
         """Whether ``condition`` builds the LOVE cache: ``variance_method="love"``, or ``"auto"``
@@ -355,7 +426,7 @@ class CG(AbstractInference):
         """
         t = Y.shape[1]
         k = self.n_probes
-        op = kernel_operator(kernel, X, noise, self._operator_kind(X), self.tile_size, mask)
+        op = self._operator(kernel, X, noise, mask)
         trace_tol = self.trace_tol if self.preconditioner_rank == "auto" else 0.0
         k_prec, k_probe = jax.random.split(key)
         P = rp_cholesky(kernel, X, op.diag_noise, self._rank(X), trace_tol, key=k_prec, mask=mask,
@@ -382,7 +453,7 @@ class CG(AbstractInference):
         ``Y`` and ``noise``; they change no result)."""
         t = Y.shape[1]
         tol = self.lml_tol
-        _, _, res, alpha, U, W, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol, mask=mask)
+        op, _, res, alpha, U, W, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol, mask=mask)
         jax.debug.callback(functools.partial(_warn_lml, tol=tol, max_iter=self.max_iter),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         # Surrogate whose gradient is the stochastic LML gradient (module docstring).
@@ -391,7 +462,10 @@ class CG(AbstractInference):
         # S = sum(Wt * (K + diag(s)) V): the kernel part by a gradient-only tiled pass (value 0),
         # the O(n) diagonal part by plain autodiff.
         S_diag = jnp.sum(Wt * noise_diagonal(kernel, X, noise)[:, None] * V)
-        S_kernel = _kernel_surrogate_grad(kernel, X, V, Wt, self.tile_size)
+        if isinstance(op, TimeGroupOperator):
+            S_kernel = time_group_surrogate_grad(kernel, op, V, Wt)
+        else:
+            S_kernel = _kernel_surrogate_grad(kernel, X, V, Wt, self.tile_size)
         return jax.lax.stop_gradient(lml) + S_kernel + (S_diag - jax.lax.stop_gradient(S_diag))
 
     def condition(self, kernel, X, Y, noise, key, mask=None) -> CGPosterior:

@@ -1,4 +1,5 @@
-"""Linear operators (lineax) for GP covariance matrices: dense, matrix-free tiled, low-rank, grid-structured."""
+"""Linear operators (lineax) for GP covariance matrices: dense, matrix-free tiled, low-rank, grid-structured,
+time groups."""
 
 from ._common import (
     auto_block_size as auto_block_size,
@@ -38,6 +39,7 @@ from ._grid import (
     lattice_of as lattice_of,
 )
 from ._toeplitz import ToeplitzOperator as ToeplitzOperator
+from ._chordal_grid import ChordalGridOperator as ChordalGridOperator, chordal_structure as chordal_structure
 from ._kronecker import (
     DenseGridOperator as DenseGridOperator,
     KroneckerOperator as KroneckerOperator,
@@ -47,4 +49,14 @@ from ._interpolation import (
     GridInterpolation as GridInterpolation,
     SKIOperator as SKIOperator,
     interpolation_weights as interpolation_weights,
+)
+from ._time_groups import (
+    TimeGroupLayout as TimeGroupLayout,
+    TimeGroupOperator as TimeGroupOperator,
+    find_time_groups as find_time_groups,
+    group_block_size as group_block_size,
+    split_space_time as split_space_time,
+    time_group_layout as time_group_layout,
+    time_group_operator as time_group_operator,
+    time_group_surrogate_grad as time_group_surrogate_grad,
 )

@@ -106,7 +106,7 @@ def tiled_cross_mm(kernel, Xs, X, V, tile_size: int | None = None, checkpoint: b
     return out.reshape(-1, V.shape[1])[:m]
 
 
-def symmetric_tiled_mm(kernel, X, V, block_size: int | None = None, checkpoint: bool = True):
+def symmetric_tiled_mm(kernel, X, V, block_size: int | None = None, checkpoint: bool = True, block_weights=None):
     """``kernel.cross(X, X) @ V`` evaluating each kernel entry once, not twice.
 
     ``X`` is cut into ``nb`` square blocks and ``lax.scan`` runs over the
@@ -120,30 +120,38 @@ def symmetric_tiled_mm(kernel, X, V, block_size: int | None = None, checkpoint: 
     reverse-mode memory stays ``O(block^2 + n k)``. Padded rows (copies of
     ``X[0]``) meet zero rows of ``V`` and their outputs are dropped.
 
+    ``block_weights`` (``None`` or a symmetric ``(nb, nb)`` array, ``nb`` the number of blocks):
+    block ``K_IJ`` is multiplied by ``block_weights[I, J]`` (the temporal weights of
+    :class:`~skgpx.operators.TimeGroupOperator`, whose time groups are whole blocks).
+
     **Arguments:** ``X`` ``(n, d)``, ``V`` ``(n, k)``, ``block_size`` (rows per block;
     ``None``: :func:`auto_block_size`). **Returns:** ``(n, k)``.
     """
     n, k = V.shape
     if k == 1:  # a one-column transposed product lowers to a slow axis-0 reduction; two columns to GEMMs
-        return symmetric_tiled_mm(kernel, X, jnp.pad(V, ((0, 0), (0, 1))), block_size, checkpoint)[:, :1]
+        return symmetric_tiled_mm(kernel, X, jnp.pad(V, ((0, 0), (0, 1))), block_size, checkpoint,
+                                  block_weights)[:, :1]
     Bk, I, J = block_pairs(n, block_size)
     Xb = row_tiles(X, Bk)
     Vb = row_tiles(V, Bk, fill=0.0)
+    wts = None if block_weights is None else block_weights[I, J].astype(V.dtype)
 
-    def pair(kernel, Xi, Xj, Vi, Vj):
+    def pair(kernel, Xi, Xj, Vi, Vj, w):
         Kb = kernel.cross(Xi, Xj)
+        if w is not None:
+            Kb = w * Kb
         return Kb @ Vj, (Vi.T @ Kb).T
 
     if checkpoint:
         pair = jax.checkpoint(pair)
 
-    def step(out, ij):
-        i, j = ij
-        to_i, to_j = pair(kernel, Xb[i], Xb[j], Vb[i], Vb[j])
+    def step(out, ijw):
+        i, j, w = ijw
+        to_i, to_j = pair(kernel, Xb[i], Xb[j], Vb[i], Vb[j], w)
         out = out.at[i].add(to_i)
         return out.at[j].add(jnp.where(i == j, 0.0, 1.0).astype(V.dtype) * to_j), None
 
-    out, _ = jax.lax.scan(step, jnp.zeros_like(Vb), (I, J))
+    out, _ = jax.lax.scan(step, jnp.zeros_like(Vb), (I, J, wts))
     return out.reshape(-1, k)[:n]
 
 

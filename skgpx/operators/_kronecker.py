@@ -5,7 +5,8 @@ grid that is the Cartesian product of its axes, ``K = (x)_g K_g`` up to the orde
 the axes: with ``V`` reshaped to the grid's tensor ``(m_0, ..., m_{d-1}, k)``, each factor
 acts on its own axes (``(A (x) B) vec(V) = vec(A V B^T)``), so a product costs the sum of
 the factors' products, not their Kronecker product's. Each factor is a
-:class:`~skgpx.operators.ToeplitzOperator` (stationary, any number of axes) or a
+:class:`~skgpx.operators.ToeplitzOperator` (stationary, any number of axes), a
+:class:`~skgpx.operators.ChordalGridOperator` (``Chordal`` on a longitude-latitude pair of axes) or a
 :class:`DenseGridOperator` (anything else, on its own small sub-grid).
 
 :func:`grid_operator` picks the structure of a kernel on a grid.
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..kernels import is_stationary, kronecker_groups
 from ._grid import AbstractGridOperator, Grid, register_grid_operator
+from ._chordal_grid import ChordalGridOperator, chordal_structure
 from ._toeplitz import ToeplitzOperator
 
 __all__ = ["DenseGridOperator", "KroneckerOperator", "grid_operator"]
@@ -147,7 +149,8 @@ class KroneckerOperator(AbstractGridOperator):
 def grid_operator(kernel, grid: Grid, dtype=None) -> AbstractGridOperator:
     """The structured covariance of ``kernel`` on ``grid``: Kronecker over the kernel's
     product groups (:func:`skgpx.kernels.kronecker_groups`) when it has several, each
-    factor Toeplitz if stationary else dense; Toeplitz for a stationary kernel; otherwise a
+    factor Toeplitz if stationary, :class:`~skgpx.operators.ChordalGridOperator` for ``Chordal`` on a
+    (longitude, latitude) pair of axes, else dense; the same for a single group; otherwise a
     ``ValueError`` (a general kernel on a large grid has no structure to exploit)."""
     groups = kronecker_groups(kernel, grid.ndim)
     if groups is not None:
@@ -159,6 +162,8 @@ def grid_operator(kernel, grid: Grid, dtype=None) -> AbstractGridOperator:
 def _factor(kernel, grid, dtype):
     if is_stationary(kernel):
         return ToeplitzOperator(kernel, grid, dtype)
+    if grid.ndim == 2 and chordal_structure(kernel) is not None:  # FFT in longitude, dense in latitude
+        return ChordalGridOperator(kernel, grid, dtype)
     if grid.size <= DENSE_FACTOR_MAX:
         return DenseGridOperator(kernel, grid, dtype)
     raise ValueError(
