@@ -10,6 +10,7 @@ used imports the whole ``_api`` (with its side effects, e.g. the solver registra
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 __all__ = ["lazy_package", "loaded_isinstance"]
@@ -21,6 +22,8 @@ def lazy_package(package: str, api: str = "._api"):
     def __getattr__(name):
         if name.startswith("__") and name != "__all__":
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        if name.startswith("_") and importlib.util.find_spec(f"{package}.{name}") is not None:
+            return importlib.import_module(f"{package}.{name}")  # a private submodule: only itself
         module = importlib.import_module(api, package)
         namespace = vars(sys.modules[package])
         if name in namespace:  # a submodule imported by the api module
