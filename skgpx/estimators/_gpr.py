@@ -20,7 +20,7 @@ from .._config import resolve_dtype
 from .._device import default_device_is_cpu
 from .._lazy import loaded_isinstance
 from ..gp import _auto
-from ..gp._host import HostPosterior
+from ..gp._host import HOST_SOLVER, HostPosterior
 from ..kernels._sklearn_spec import untranslated_part
 from ._host import fit_host, host_inference, host_lml
 from ._state import DeviceCloneMixin, kernel_deep_params, split_kernel_params, to_host
@@ -57,7 +57,7 @@ class _OnFirstAccess:
     def __get__(self, est, owner=None):
         if est is None:
             return self
-        if not isinstance(est.__dict__.get("posterior_"), HostPosterior):
+        if est.__dict__.get("solver_") != HOST_SOLVER:
             raise AttributeError(f"{type(est).__name__!r} object has no attribute {self.name!r}")
         value = est.__dict__[self.name] = self.compute(est)
         return value
