@@ -31,6 +31,7 @@ from ._woodbury import (
     WoodburyFactor as WoodburyFactor,
     capacitance_cholesky as capacitance_cholesky,
     gaussian_lml as gaussian_lml,
+    gaussian_lml_value as gaussian_lml_value,
     lemma_logdet as lemma_logdet,
     woodbury_apply as woodbury_apply,
     woodbury_inv_quad as woodbury_inv_quad,
