@@ -102,7 +102,9 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
       validate their options when built, and are searched like nested parameters:
       ``GridSearchCV(est, {"solver__tol": [1e-3, 1e-6]})`` with ``solver=CG()``.
       ``"auto"`` runs a scikit-learn kernel below 512 rows on the CPU in float64 on the
-      NumPy host path (``"host-numpy"``: scikit-learn's own computation, nothing to compile),
+      NumPy host path (``"host-numpy"``: scikit-learn's own computation, nothing to compile, JAX
+      not imported; "the CPU" is decided without JAX unless an accelerator plugin is installed,
+      ``JAX_PLATFORMS`` names another platform or JAX is already imported),
       and otherwise picks ``"cholesky"`` for n <= 5000 (n <= 15000 when no hyperparameter is
       optimised) when three n x n matrices fit min(25% of available memory, 8 GiB); beyond,
       ``"ski"`` for inputs on a regular lattice with missing cells (gridded data: the exact
@@ -119,8 +121,9 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
     scikit-learn kernel when a scikit-learn kernel or None was given, else the skgpx
     kernel), ``L_``, ``alpha_``, ``log_marginal_likelihood_value_``,
     ``n_features_in_``, ``feature_names_in_``; and skgpx's ``kernel_skgpx_`` (the
-    fitted skgpx kernel), ``solver_`` (resolved name), ``posterior_`` (the fitted
-    posterior module), ``jitter_``, ``n_iter_`` (iterations of the best optimiser
+    fitted skgpx kernel; None for a kernel with no translation), ``solver_`` (resolved name),
+    ``inference_`` (the solver object; after a host-path fit these two are built on first
+    access, which imports JAX), ``posterior_`` (the fitted posterior), ``jitter_``, ``n_iter_`` (iterations of the best optimiser
     run), ``optimizer_runs_`` (one dict per run), ``device_`` (a string), ``solver_info_``
     (the back-end's ``diagnostics()`` dict: for the CG solvers the PCG iterations, achieved relative
     residual, converged flag, preconditioner rank and the measured LOVE standard-deviation error;
