@@ -1,7 +1,8 @@
 """skgpx: scalable Gaussian processes for scikit-learn users, on JAX, Equinox and lineax.
 
 Submodules and the estimators load on first use (``import skgpx`` costs next to
-nothing; ``skgpx.ScalableGPRegressor`` imports JAX, Equinox and scikit-learn then).
+nothing; ``skgpx.ScalableGPRegressor`` imports scikit-learn, and JAX, Equinox and lineax
+load when a compiled solver first runs: a small fit on the NumPy host path never imports them).
 """
 
 from __future__ import annotations

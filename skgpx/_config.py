@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 
-import jax
 import numpy as np
 
 __all__ = ["precision_scope", "with_precision", "resolve_dtype"]
@@ -34,6 +33,8 @@ def resolve_dtype(dtype) -> np.dtype:
 def precision_scope(dtype=np.float64):
     """Enable float64 in JAX inside the block when ``dtype`` is float64."""
     if np.dtype(dtype) == np.float64:
+        import jax  # here: modules that only validate a dtype load without JAX
+
         with jax.enable_x64(True):
             yield
     else:

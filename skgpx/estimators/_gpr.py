@@ -7,11 +7,8 @@ pure, compiled functions of :mod:`skgpx.gp` (the back-end chosen by ``solver``),
 
 from __future__ import annotations
 
-import time
 import warnings
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
 from sklearn.gaussian_process.kernels import Kernel as SkKernel
@@ -19,25 +16,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._blas import dense_factorisation_guard
-from .._config import precision_scope, resolve_dtype
-from .._mesh import describe_placement, placement_scope, put, resolve_placement
-from .._random import key_from_random_state
-from .._toolchain import check_toolchain
-from ..gp import (
-    HOST_MAX_N,
-    HOST_SOLVER,
-    AbstractInference,
-    HostPosterior,
-    make_inference,
-    pathwise_sample,
-    select_solver,
-)
-from ..kernels import to_sklearn
-from . import _predict
-from ._calibration import heldout_calibration
-from ._host import fit_host, host_lml, untranslated_part
-from ._optimize import NegativeLML, optimize_hyperparameters, warn_if_near_bounds
-from ._quality import warn_if_poor_approximation
+from .._config import resolve_dtype
+from .._device import default_device_is_cpu
+from .._lazy import loaded_isinstance
+from ..gp import _auto
+from ..gp._host import HOST_SOLVER, HostPosterior
+from ..kernels._sklearn_spec import untranslated_part
+from ._host import fit_host, host_inference, host_lml
 from ._state import DeviceCloneMixin, kernel_deep_params, split_kernel_params, to_host
 from ._summary import format_summary
 from ._validation import (
@@ -45,6 +30,7 @@ from ._validation import (
     check_kernel,
     check_n_samples,
     check_numeric,
+    check_sklearn_kernel,
     fit_kernel,
     noise_vector,
     normalise_targets,
@@ -57,6 +43,25 @@ __all__ = ["ScalableGPRegressor"]
 
 # sample_y(method="auto") draws exactly (a dense m x m covariance) up to this many points.
 EXACT_SAMPLING_MAX_POINTS = 2000
+
+class _OnFirstAccess:
+    """A fitted attribute that a NumPy host-path fit computes on first access (``compute(est)``, which
+    imports JAX) and keeps; a compiled fit sets it as an ordinary attribute, which takes precedence."""
+
+    def __init__(self, compute):
+        self.compute = compute
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, est, owner=None):
+        if est is None:
+            return self
+        if est.__dict__.get("solver_") != HOST_SOLVER:
+            raise AttributeError(f"{type(est).__name__!r} object has no attribute {self.name!r}")
+        value = est.__dict__[self.name] = self.compute(est)
+        return value
+
 
 class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Gaussian process regression, a drop-in for scikit-learn's ``GaussianProcessRegressor``.
@@ -97,7 +102,9 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
       validate their options when built, and are searched like nested parameters:
       ``GridSearchCV(est, {"solver__tol": [1e-3, 1e-6]})`` with ``solver=CG()``.
       ``"auto"`` runs a scikit-learn kernel below 512 rows on the CPU in float64 on the
-      NumPy host path (``"host-numpy"``: scikit-learn's own computation, nothing to compile),
+      NumPy host path (``"host-numpy"``: scikit-learn's own computation, nothing to compile, JAX
+      not imported; "the CPU" is decided without JAX unless an accelerator plugin is installed,
+      ``JAX_PLATFORMS`` names another platform or JAX is already imported),
       and otherwise picks ``"cholesky"`` for n <= 5000 (n <= 15000 when no hyperparameter is
       optimised) when three n x n matrices fit min(25% of available memory, 8 GiB); beyond,
       ``"ski"`` for inputs on a regular lattice with missing cells (gridded data: the exact
@@ -114,8 +121,9 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
     scikit-learn kernel when a scikit-learn kernel or None was given, else the skgpx
     kernel), ``L_``, ``alpha_``, ``log_marginal_likelihood_value_``,
     ``n_features_in_``, ``feature_names_in_``; and skgpx's ``kernel_skgpx_`` (the
-    fitted skgpx kernel), ``solver_`` (resolved name), ``posterior_`` (the fitted
-    posterior module), ``jitter_``, ``n_iter_`` (iterations of the best optimiser
+    fitted skgpx kernel; None for a kernel with no translation), ``solver_`` (resolved name),
+    ``inference_`` (the solver object; after a host-path fit these two are built on first
+    access, which imports JAX), ``posterior_`` (the fitted posterior), ``jitter_``, ``n_iter_`` (iterations of the best optimiser
     run), ``optimizer_runs_`` (one dict per run), ``device_`` (a string), ``solver_info_``
     (the back-end's ``diagnostics()`` dict: for the CG solvers the PCG iterations, achieved relative
     residual, converged flag, preconditioner rank and the measured LOVE standard-deviation error;
@@ -125,6 +133,10 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
     """
 
     _parameter_constraints: dict = GPR_PARAMETER_CONSTRAINTS
+
+    # A NumPy host-path fit computes these on first access (they need JAX); a compiled fit sets them.
+    kernel_skgpx_ = _OnFirstAccess(lambda est: skgpx_kernel_or_none(est.kernel_))
+    inference_ = _OnFirstAccess(host_inference)
 
     def __init__(
         self,
@@ -172,7 +184,7 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
         and ``solver__<option>`` replaces an option of a solver object (``solver.replace``)."""
         solver = params.get("solver", self.solver)
         solver_updates = {k[len("solver__"):]: params.pop(k) for k in list(params) if k.startswith("solver__")}
-        if solver_updates and not isinstance(solver, AbstractInference):
+        if solver_updates and not loaded_isinstance(solver, "skgpx.gp._abstract", "AbstractInference"):
             raise ValueError(
                 f"`solver__{next(iter(solver_updates))}` needs a solver object, but solver={solver!r}. Pass one, "
                 "e.g. set_params(solver=skgpx.gp.CG(), solver__tol=1e-4)."
@@ -190,10 +202,11 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
         # without a device and without depending on the x64 flag at load time.
         return to_host(super().__getstate__())
 
-    def _context(self):
-        dtype = resolve_dtype(self.dtype)
-        device = resolve_placement(self.device)
-        return dtype, device
+    def _host_possible(self, n) -> bool:
+        """Whether ``solver="auto"`` runs a scikit-learn kernel on `n` rows on the NumPy host path:
+        float64, no device asked for, fewer than ``HOST_MAX_N`` rows and JAX's default device a CPU."""
+        return (isinstance(self.solver, str) and self.solver == "auto" and resolve_dtype(self.dtype) == np.float64
+                and self.device is None and n < _auto.HOST_MAX_N and default_device_is_cpu())
 
     # -- fit -------------------------------------------------------------------------
     def fit(self, X, y):
@@ -203,18 +216,27 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
         ``(n_samples, n_targets)``. **Returns:** ``self``.
         """
         self._validate_params()
-        dtype, device = self._context()
+        dtype = resolve_dtype(self.dtype)
         kernel = fit_kernel(self.kernel)
         kernel = clone(kernel) if isinstance(kernel, SkKernel) else kernel
         self._sklearn_kernel = isinstance(kernel, SkKernel)
-        kernel_skgpx = skgpx_kernel_or_none(kernel)  # None: no translation, the NumPy host path
+        # A scikit-learn kernel's part with no skgpx translation (None: it translates): the NumPy host path.
+        untranslated = untranslated_part(kernel) if self._sklearn_kernel else None
         self._rng = check_random_state(self.random_state)
 
         checks = x_checks(kernel)
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **checks)
         if checks["dtype"] == "numeric":
             X = check_numeric(X)
-        if kernel_skgpx is not None:
+        n = y.shape[0]
+        if untranslated is not None:
+            host = f"{type(untranslated).__name__} has no skgpx translation"
+        elif self._sklearn_kernel and self._host_possible(n):
+            host = f"solver='auto' with a scikit-learn kernel and n={n} < {_auto.HOST_MAX_N} on the CPU"
+            check_sklearn_kernel(kernel, X.shape[1])  # what check_kernel checks, without building the kernel
+        else:
+            host = None
+            kernel_skgpx = skgpx_kernel_or_none(kernel)
             check_kernel(kernel_skgpx, X.shape[1])
         n_targets_seen = y.shape[1] if y.ndim > 1 else 1
         if self.n_targets is not None and n_targets_seen != self.n_targets:
@@ -226,78 +248,14 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
         noise = noise_vector(self.alpha, y.shape[0])
         self.X_train_ = np.copy(X) if self.copy_X_train else X
         self.y_train_ = np.copy(y) if self.copy_X_train else y
-        n = y.shape[0]
-        auto = isinstance(self.solver, str) and self.solver == "auto"
-        if auto and kernel_skgpx is not None:
-            optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
-            # NumPy can run it: a scikit-learn kernel, float64, no device asked for and JAX's on the CPU.
-            host = (self._sklearn_kernel and dtype == np.float64 and self.device is None
-                    and isinstance(device, jax.Device) and device.platform == "cpu")
-            solver = select_solver(n, X.shape[1], dtype.itemsize, optimize=optimize, kernel=kernel_skgpx, X=X,
-                                   host=host)
-        else:
-            solver = self.solver
-        if kernel_skgpx is None or solver == HOST_SOLVER:
-            # skgpx.estimators._host: the kernel's own __call__, scikit-learn's computation.
-            reason = (f"{untranslated_part(kernel)} has no skgpx translation" if kernel_skgpx is None else
-                      f"solver='auto' with a scikit-learn kernel and n={n} < {HOST_MAX_N} on the CPU")
-            fit_host(self, kernel, X, y, noise, reason)
+        if host is not None:
+            # skgpx.estimators._host: the kernel's own __call__, scikit-learn's computation; no JAX.
+            fit_host(self, kernel, X, y, noise, host)
             return self
+        from ._gpr_compiled import fit_compiled
 
-        check_toolchain(device if isinstance(device, jax.Device) else jax.local_devices()[0])
-        optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
-        inference = make_inference(solver)
-        inference = inference.for_data(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
-        self.inference_, self.solver_ = inference, inference.name
-        self.device_ = describe_placement(device)
-
-        with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
-            # On the solver's terms (padded to a size bucket where it masks), then onto the
-            # device or replicated over the mesh.
-            data = jax.tree_util.tree_map(lambda a: put(a, device), inference.prepare(X, y.reshape(n, -1), noise, dtype))
-            key = key_from_random_state(self._rng)
-            # Kept (as raw key data) so log_marginal_likelihood(theta) uses the fit's key.
-            self._key_data = np.asarray(jax.random.key_data(key))
-            self.optimizer_runs_, self.n_iter_ = [], 0
-            if optimize:
-                obj = NegativeLML(kernel_skgpx, inference, data, key, self.verbose)
-                bounds = kernel_skgpx.bounds
-                theta, func_min, runs, best = optimize_hyperparameters(
-                    self.optimizer,
-                    obj,
-                    np.asarray(kernel_skgpx.theta, dtype=np.float64),
-                    bounds,
-                    self.n_restarts_optimizer,
-                    self._rng,
-                    self.verbose,
-                )
-                kernel_skgpx = _host_kernel(kernel_skgpx.with_theta(theta))
-                warn_if_near_bounds(kernel_skgpx, theta, bounds)
-                self.optimizer_runs_, self.n_iter_ = runs, runs[best]["n_iter"]
-                lml_value = -func_min
-            else:
-                lml_value = None
-            if self.verbose:
-                print(f"[skgpx] conditioning on n={n} points with solver {self.solver_!r} ...", flush=True)
-            t0 = time.perf_counter()
-            posterior = inference.fit(kernel_skgpx, data, jax.random.fold_in(key, 1))
-            jax.block_until_ready(posterior)  # inside the guard: JAX dispatches asynchronously
-            heldout = heldout_calibration(posterior, data.Y, np.random.default_rng(self._key_data.ravel()),
-                                          self.solver_, n_rows=n)
-            if self.verbose:
-                info = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                 for k, v in posterior.diagnostics().items() if k != "solver")
-                print(f"[skgpx] conditioned in {time.perf_counter() - t0:.2f} s ({info})", flush=True)
-        self.kernel_skgpx_ = kernel_skgpx
-        self.kernel_ = to_sklearn(kernel_skgpx) if self._sklearn_kernel else kernel_skgpx
-        self._check_posterior(posterior)
-        self.posterior_ = posterior
-        self.solver_info_ = dict(posterior.diagnostics(), **heldout)
-        warn_if_poor_approximation(self.solver_info_, getattr(self.inference_, "n_components", None))
-        # NumPy float64 as scikit-learn's (a Python float minus an np.float32 is float32).
-        self.log_marginal_likelihood_value_ = np.float64(
-            posterior.log_marginal_likelihood_value if lml_value is None else lml_value
-        )
+        auto = isinstance(self.solver, str) and self.solver == "auto"
+        fit_compiled(self, kernel_skgpx, X, y, noise, dtype, auto)
         return self
 
     def _factorisation_guard(self, n):
@@ -363,19 +321,16 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
             X = check_numeric(X)
         if not hasattr(self, "posterior_"):
             return self._predict_prior(X, return_std, return_cov)
-        dtype, device = self._context()
+        dtype = resolve_dtype(self.dtype)
         std_y = self._y_train_std
         if isinstance(self.posterior_, HostPosterior):  # NumPy host path: the kernel's own __call__
             mean = self.posterior_.mean(X)
             cov = self.posterior_.cov(X) if return_cov else None
             var = self.posterior_.var(X) if return_std and not return_cov else None
         else:
-            with precision_scope(dtype), placement_scope(device):
-                mean = _predict.posterior_mean(self.posterior_, X, dtype)
-                if return_cov:
-                    cov = _predict.posterior_cov(self.posterior_, X, dtype)
-                elif return_std:
-                    var = _predict.posterior_var(self.posterior_, X, dtype)
+            from ._gpr_compiled import predict_compiled
+
+            mean, var, cov = predict_compiled(self, X, return_std, return_cov, dtype)
         # Undo the normalisation; results keep the estimator's dtype (float64 by default).
         y_mean = (std_y * np.asarray(mean) + self._y_train_mean).astype(dtype, copy=False)
         if y_mean.ndim > 1 and y_mean.shape[1] == 1:
@@ -398,18 +353,18 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
 
     def _predict_prior(self, X, return_std, return_cov):
         kernel = prior_kernel(self.kernel)
-        kernel_skgpx = skgpx_kernel_or_none(kernel)
+        # The NumPy host path's rule: a scikit-learn kernel it may run, or one with no translation.
+        host = isinstance(kernel, SkKernel) and (self._host_possible(len(X)) or untranslated_part(kernel) is not None)
         n_targets = self.n_targets if self.n_targets is not None else 1
         y_mean = np.zeros(shape=(len(X), n_targets)).squeeze()
         if not (return_cov or return_std):
             return y_mean
-        if kernel_skgpx is None:  # NumPy host path: the kernel's own __call__ / diag
+        if host:  # NumPy host path: the kernel's own __call__ / diag
             moment = np.asarray(kernel(X) if return_cov else kernel.diag(X), dtype=np.float64)
         else:
-            dtype, device = self._context()
-            with precision_scope(dtype), placement_scope(device):
-                moment = (_predict.prior_cov(kernel_skgpx, X, dtype) if return_cov
-                          else _predict.prior_var(kernel_skgpx, X, dtype))
+            from ._gpr_compiled import prior_moment
+
+            moment = prior_moment(self, skgpx_kernel_or_none(kernel), X, return_cov, resolve_dtype(self.dtype))
         if return_cov:
             y_cov = moment
             if n_targets > 1:
@@ -449,14 +404,17 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
         n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         fitted = hasattr(self, "posterior_")
-        untranslated = fitted and self.kernel_skgpx_ is None  # a kernel only its own __call__ evaluates
+
+        def untranslated():  # a kernel only its own __call__ evaluates (asked without JAX)
+            return isinstance(self.posterior_, HostPosterior) and untranslated_part(self.kernel_) is not None
+
         if method == "auto":
             m = len(X) if hasattr(X, "__len__") else np.shape(X)[0]
-            method = "exact" if (not fitted or untranslated or m <= EXACT_SAMPLING_MAX_POINTS) else "pathwise"
+            method = "exact" if (not fitted or m <= EXACT_SAMPLING_MAX_POINTS or untranslated()) else "pathwise"
         if method == "pathwise":
             if not fitted:
                 raise ValueError("sample_y(method='pathwise') needs a fitted model; use method='exact' for the prior.")
-            if untranslated:
+            if untranslated():
                 raise ValueError(
                     "sample_y(method='pathwise') needs an skgpx kernel (random features); this model's kernel "
                     "runs on the NumPy host path. Use method='exact'."
@@ -475,28 +433,9 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
         X = check_numeric(validate_data(self, X, ensure_2d=True, dtype="numeric", reset=False))
         if n_samples == 0:  # as the exact method: (m, 0), or (m, n_targets, 0)
             return np.zeros((X.shape[0], *self.y_train_.shape[1:], 0))
-        dtype, device = self._context()
-        n = self.X_train_.shape[0]
-        Y, noise = self.y_train_.reshape(n, -1), noise_vector(self.alpha, n)
-        with precision_scope(dtype), placement_scope(device):
-            key = key_from_random_state(rng, stream=2)
-            rng.randint(0, 2**31 - 1)  # advance a user-supplied RandomState, as exact sampling would
-            posterior = self.posterior_
-            if isinstance(posterior, HostPosterior):  # a small-n host fit: its compiled twin solves the paths
-                posterior = self.inference_.fit(self.kernel_skgpx_, self.inference_.prepare(self.X_train_, Y, noise,
-                                                                                            dtype), key)
-            samples = pathwise_sample(
-                self.inference_,
-                posterior,
-                self.kernel_skgpx_,
-                jnp.asarray(self.X_train_, dtype),
-                jnp.asarray(Y, dtype),
-                jnp.asarray(noise, dtype),
-                jnp.asarray(X, dtype),
-                int(n_samples),
-                key,
-            )
-        s = np.asarray(samples)  # (n_samples, m, t), normalised scale
+        from ._gpr_compiled import sample_pathwise
+
+        s = sample_pathwise(self, X, n_samples, rng, resolve_dtype(self.dtype))  # (n_samples, m, t), normalised
         s = s * np.reshape(self._y_train_std, (1, 1, -1)) + np.reshape(self._y_train_mean, (1, 1, -1))
         if self.y_train_.ndim == 1:
             return s[:, :, 0].T
@@ -517,32 +456,12 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
         check_is_fitted(self, "posterior_")
         if isinstance(self.posterior_, HostPosterior):  # NumPy host path
             return host_lml(self, theta, eval_gradient, clone_kernel)
-        theta = np.asarray(theta, dtype=np.float64)
-        if not clone_kernel:
-            self.kernel_skgpx_ = _host_kernel(self.kernel_skgpx_.with_theta(theta))
-            if isinstance(self.kernel_, SkKernel):
-                self.kernel_.theta = theta
-            else:
-                self.kernel_ = self.kernel_skgpx_
-        dtype, device = self._context()
-        n = self.X_train_.shape[0]
-        with precision_scope(dtype), placement_scope(device), self._factorisation_guard(n):
-            data = self.inference_.prepare(self.X_train_, self.y_train_.reshape(n, -1), noise_vector(self.alpha, n), dtype)
-            data = jax.tree_util.tree_map(lambda a: put(a, device), data)
-            key = jax.random.wrap_key_data(jnp.asarray(self._key_data))
-            obj = NegativeLML(self.kernel_skgpx_, self.inference_, data, key)
-            if eval_gradient:
-                value, grad = obj(theta, eval_gradient=True)
-                return -value, -grad
-            return -obj(theta, eval_gradient=False)
+        from ._gpr_compiled import lml_compiled
+
+        return lml_compiled(self, theta, eval_gradient, clone_kernel, resolve_dtype(self.dtype))
 
     # -- reporting ---------------------------------------------------------------------------
     def summary(self) -> str:
         """A readable multi-line report of the fitted model (kernel, solver, LML, optimiser, jitter)."""
         check_is_fitted(self, "posterior_")
         return format_summary(self)
-
-
-def _host_kernel(kernel):
-    """Kernel hyperparameters as float64 NumPy arrays (as stored before tracing)."""
-    return jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float64) if isinstance(x, jax.Array) else x, kernel)

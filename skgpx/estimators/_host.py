@@ -15,33 +15,35 @@ import numpy as np
 from sklearn.base import clone
 
 from .._blas import dense_factorisation_guard
-from ..gp import HOST_SOLVER, ExactInference, host_condition, host_log_marginal_likelihood
-from ..kernels import UnsupportedKernelError, from_sklearn
+from .._lazy import loaded_isinstance
+from ..gp._host import HOST_SOLVER, host_condition, host_log_marginal_likelihood
+from ..kernels._sklearn_spec import untranslated_part
 from ._optimize import optimize_hyperparameters, warn_if_near_bounds
-from ._validation import skgpx_kernel_or_none
 
-__all__ = ["HOST_SOLVER", "HostNegativeLML", "check_host_solver", "fit_host", "host_lml", "untranslated_part"]
+__all__ = ["HOST_SOLVER", "HostNegativeLML", "check_host_solver", "fit_host", "host_inference", "host_lml",
+           "untranslated_name"]
 
 # The device_ of a host-path fit.
 HOST_DEVICE = "cpu (NumPy/SciPy)"
 
 
-def untranslated_part(kernel) -> str:
+def untranslated_name(kernel) -> str:
     """The class name of the (first) part of a scikit-learn `kernel` skgpx has no translation of."""
-    try:
-        from_sklearn(kernel)
-    except UnsupportedKernelError as e:
-        return type(e.kernel).__name__
-    return type(kernel).__name__
+    part = untranslated_part(kernel)
+    return type(kernel if part is None else part).__name__
+
+
+def _exact(solver) -> bool:
+    return loaded_isinstance(solver, "skgpx.gp._exact", "ExactInference")
 
 
 def check_host_solver(solver, kernel) -> None:
     """Only exact inference runs on the host path; any other `solver` is an error naming the fix."""
-    if isinstance(solver, ExactInference) or (isinstance(solver, str) and solver in ("auto", "cholesky")):
+    if _exact(solver) or (isinstance(solver, str) and solver in ("auto", "cholesky")):
         return
     name = solver if isinstance(solver, str) else type(solver).__name__
     raise ValueError(
-        f"`solver={name!r}` needs an skgpx kernel, but the kernel {untranslated_part(kernel)} has no skgpx "
+        f"`solver={name!r}` needs an skgpx kernel, but the kernel {untranslated_name(kernel)} has no skgpx "
         "translation and runs on the exact NumPy host path (its own __call__). Use solver='auto' or "
         "solver='cholesky', or write the kernel as an skgpx kernel (see 'Writing your own kernel' in "
         "`skgpx.kernels`) to use the scalable solvers."
@@ -50,7 +52,15 @@ def check_host_solver(solver, kernel) -> None:
 
 def host_jitter(est):
     """The jitter policy of the exact solver the estimator asked for (``"auto"``, a number or ``None``)."""
-    return est.solver.jitter if isinstance(est.solver, ExactInference) else "auto"
+    return est.solver.jitter if _exact(est.solver) else "auto"
+
+
+def host_inference(est):
+    """The ``inference_`` of a host-path fit, built on first access (it imports JAX): the exact solver
+    with the jitter policy the fit used."""
+    from ..gp import ExactInference
+
+    return ExactInference(jitter=host_jitter(est))
 
 
 class HostNegativeLML:
@@ -88,7 +98,9 @@ def fit_host(est, kernel, X, Y, noise, reason: str) -> None:
     jitter = host_jitter(est)
     n = noise.shape[0]
     Y = Y.reshape(n, -1)
-    est.solver_, est.inference_, est.device_ = HOST_SOLVER, ExactInference(jitter=jitter), HOST_DEVICE
+    est.solver_, est.device_ = HOST_SOLVER, HOST_DEVICE
+    for stale in ("inference_", "kernel_skgpx_"):  # a previous compiled fit's; computed on access here
+        est.__dict__.pop(stale, None)
     est.optimizer_runs_, est.n_iter_ = [], 0
     lml_value = None
     with dense_factorisation_guard(n):
@@ -105,7 +117,7 @@ def fit_host(est, kernel, X, Y, noise, reason: str) -> None:
             est.optimizer_runs_, est.n_iter_ = runs, runs[best]["n_iter"]
             lml_value = -np.float64(func_min)
         posterior = host_condition(kernel, X, Y, noise, jitter)
-    est.kernel_, est.kernel_skgpx_ = kernel, skgpx_kernel_or_none(kernel)
+    est.kernel_ = kernel
     est._check_posterior(posterior)
     est.posterior_ = posterior
     est.solver_info_ = dict(posterior.diagnostics(), host_reason=reason)

@@ -21,8 +21,6 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process.kernels import Kernel as SkKernel
 
-from ..kernels import hyperparameter_list
-
 __all__ = ["NegativeLML", "run_optimizer", "optimize_hyperparameters", "warn_if_near_bounds"]
 
 
@@ -122,7 +120,12 @@ def warn_if_near_bounds(kernel, theta, bounds):
     close = np.isclose(bounds, np.atleast_2d(theta).T)
     idx = 0
     # A scikit-learn kernel (the NumPy host path) lists its own Hyperparameter tuples, same fields.
-    hyperparameters = kernel.hyperparameters if isinstance(kernel, SkKernel) else hyperparameter_list(kernel)
+    if isinstance(kernel, SkKernel):
+        hyperparameters = kernel.hyperparameters
+    else:
+        from ..kernels import hyperparameter_list
+
+        hyperparameters = hyperparameter_list(kernel)
     for h in hyperparameters:
         if h.fixed:
             continue

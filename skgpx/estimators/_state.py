@@ -3,10 +3,11 @@ with devices in ``device=``."""
 
 from __future__ import annotations
 
-import jax
+import sys
+
 import numpy as np
 
-from ..kernels import AbstractKernel
+from .._lazy import loaded_isinstance
 
 __all__ = ["kernel_deep_params", "split_kernel_params", "to_host", "DeviceCloneMixin"]
 
@@ -17,7 +18,7 @@ def kernel_deep_params(kernel, prefix: str = "kernel") -> dict:
     (scikit-learn kernels have their own ``get_params``, which ``BaseEstimator``
     already expands.)
     """
-    if not isinstance(kernel, AbstractKernel):
+    if not _is_skgpx_kernel(kernel):
         return {}
     return {f"{prefix}__{name}": value for name, value in kernel.parameters().items()}
 
@@ -29,7 +30,7 @@ def split_kernel_params(params: dict, kernel, prefix: str = "kernel"):
     (``BaseEstimator.set_params`` forwards them to ``kernel.set_params``); those of an
     skgpx kernel are returned separately, to be applied with ``kernel.replace(**...)``.
     """
-    if not isinstance(kernel, AbstractKernel):
+    if not _is_skgpx_kernel(kernel):
         return dict(params), {}
     rest, nested = {}, {}
     for key, value in params.items():
@@ -40,8 +41,16 @@ def split_kernel_params(params: dict, kernel, prefix: str = "kernel"):
     return rest, nested
 
 
+def _is_skgpx_kernel(kernel) -> bool:
+    return loaded_isinstance(kernel, "skgpx.kernels._base", "AbstractKernel")
+
+
 def to_host(tree):
     """Replace every JAX array in ``tree`` (dicts, lists, Equinox modules) by a NumPy array."""
+    if "jax" not in sys.modules:
+        return tree  # no JAX array can exist
+    import jax
+
     def host(x):
         if isinstance(x, jax.Array) and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
             return np.asarray(x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._config import resolve_dtype
-from ..gp import HOST_SOLVER
+from ..gp._host import HOST_SOLVER
 
 __all__ = ["format_summary", "format_magma_summary"]
 

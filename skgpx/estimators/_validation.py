@@ -6,11 +6,10 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.gaussian_process.kernels import RBF as SkRBF, ConstantKernel as SkC, Kernel as SkKernel
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
-from ..gp import AbstractInference
-from ..kernels import AbstractKernel, AbstractStationaryKernel, ActiveDims, Batched, Chordal, UnsupportedKernelError
-from ..kernels import from_sklearn, hyperparameter_list
+from .._lazy import loaded_isinstance
+from ..kernels._sklearn_spec import UnsupportedKernelError
 
 __all__ = [
     "GPR_PARAMETER_CONSTRAINTS",
@@ -22,13 +21,32 @@ __all__ = [
     "normalise_targets",
     "noise_vector",
     "check_kernel",
+    "check_sklearn_kernel",
+    "is_skgpx_kernel",
     "check_numeric",
     "check_n_samples",
 ]
 
+
+class _InstanceOf(HasMethods):
+    """scikit-learn's type constraint for a class of skgpx's named by module, so that validating
+    parameters does not import JAX (an instance exists only once its module is imported). A
+    ``HasMethods`` subclass because scikit-learn accepts only its own constraint classes."""
+
+    def __init__(self, module, name):
+        super().__init__([])
+        self.module, self.name = module, name
+
+    def is_satisfied_by(self, val):
+        return loaded_isinstance(val, self.module, self.name)
+
+    def __str__(self):
+        return f"an instance of '{self.module}.{self.name}'"  # as scikit-learn names a type
+
+
 # scikit-learn's own constraints for its parameters, then skgpx's.
 GPR_PARAMETER_CONSTRAINTS: dict = {
-    "kernel": [None, SkKernel, AbstractKernel],
+    "kernel": [None, SkKernel, _InstanceOf("skgpx.kernels._base", "AbstractKernel")],
     "alpha": [Interval(Real, 0, None, closed="left"), np.ndarray],
     "optimizer": [StrOptions({"fmin_l_bfgs_b"}), callable, None],
     "n_restarts_optimizer": [Interval(Integral, 0, None, closed="left")],
@@ -36,7 +54,7 @@ GPR_PARAMETER_CONSTRAINTS: dict = {
     "copy_X_train": ["boolean"],
     "n_targets": [Interval(Integral, 1, None, closed="left"), None],
     "random_state": ["random_state"],
-    "solver": [str, AbstractInference],  # names are checked by skgpx.gp.make_inference
+    "solver": [str, _InstanceOf("skgpx.gp._abstract", "AbstractInference")],  # names are checked by skgpx.gp.make_inference
     "device": "no_validation",  # checked by skgpx._device.resolve_device with a helpful message
     "dtype": "no_validation",  # checked by skgpx._config.resolve_dtype
     "verbose": ["verbose"],
@@ -55,11 +73,18 @@ def prior_kernel(kernel):
     return kernel
 
 
-def to_skgpx(kernel) -> AbstractKernel:
+def is_skgpx_kernel(kernel) -> bool:
+    """Whether `kernel` is an skgpx kernel (without importing them)."""
+    return loaded_isinstance(kernel, "skgpx.kernels._base", "AbstractKernel")
+
+
+def to_skgpx(kernel):
     """An skgpx kernel as is, a scikit-learn kernel converted with ``from_sklearn``."""
-    if isinstance(kernel, AbstractKernel):
+    if is_skgpx_kernel(kernel):
         return kernel
     if isinstance(kernel, SkKernel):
+        from ..kernels import from_sklearn
+
         return from_sklearn(kernel)
     raise TypeError(
         f"`kernel` must be an skgpx kernel (e.g. skgpx.kernels.RBF()), a scikit-learn kernel or None, "
@@ -67,7 +92,7 @@ def to_skgpx(kernel) -> AbstractKernel:
     )
 
 
-def skgpx_kernel_or_none(kernel) -> AbstractKernel | None:
+def skgpx_kernel_or_none(kernel):
     """:func:`to_skgpx`, or None for a scikit-learn kernel without a translation (the NumPy host path)."""
     try:
         return to_skgpx(kernel)
@@ -138,7 +163,7 @@ def _get(kernel, path):
     return kernel
 
 
-def check_kernel(kernel: AbstractKernel, n_features: int, name: str = "kernel") -> None:
+def check_kernel(kernel, n_features: int, name: str = "kernel") -> None:
     """Refuse, before JAX sees them, hyperparameters a kernel cannot use on ``n_features`` inputs.
 
     Every hyperparameter must be finite and positive (free ones live on a log scale; fixed ones
@@ -146,20 +171,50 @@ def check_kernel(kernel: AbstractKernel, n_features: int, name: str = "kernel") 
     length-scale vector must have one entry per feature the kernel sees (``ActiveDims`` and
     ``Chordal`` change that number), as scikit-learn requires.
     """
+    from ..kernels import hyperparameter_list
+
     for h in hyperparameter_list(kernel):
-        value = np.asarray(_get(kernel, h.path), dtype=np.float64)
-        # free ones are optimised on a log scale; a fixed amplitude may be 0 (a switched-off White term)
-        zero_ok = h.fixed and h.path[-1] not in ("length_scale", "periodicity", "alpha")
-        if not np.all(np.isfinite(value)) or np.any(value < 0) or (not zero_ok and np.any(value == 0)):
-            shown = value.tolist() if value.ndim else float(value)
-            raise ValueError(
-                f"`{name}` hyperparameter {h.name}={shown!r} must be finite and positive; pass a "
-                f"positive initial value (e.g. {h.path[-1]}=1.0) and bounds around it."
-            )
+        _check_value(name, h.name, h.path[-1], _get(kernel, h.path), h.fixed)
     _check_ard(kernel, n_features, name, "")
 
 
+def check_sklearn_kernel(kernel, n_features: int, name: str = "kernel") -> None:
+    """:func:`check_kernel` for a scikit-learn kernel that has an skgpx translation, without building
+    it (the NumPy host path runs without JAX): the same hyperparameter names, rules and messages."""
+    params = kernel.get_params(deep=True)
+    for h in kernel.hyperparameters:
+        _check_value(name, h.name, h.name.rsplit("__", 1)[-1], params[h.name], h.fixed)
+    for key, value in params.items():
+        if key.rsplit("__", 1)[-1] == "length_scale":
+            where = key.rsplit("__", 1)[0] if "__" in key else ""
+            _check_length_scales(params[where] if where else kernel, value, n_features, name, where)
+
+
+def _check_value(name, hname, last, value, fixed):
+    value = np.asarray(value, dtype=np.float64)
+    # free ones are optimised on a log scale; a fixed amplitude may be 0 (a switched-off White term)
+    zero_ok = fixed and last not in ("length_scale", "periodicity", "alpha")
+    if not np.all(np.isfinite(value)) or np.any(value < 0) or (not zero_ok and np.any(value == 0)):
+        shown = value.tolist() if value.ndim else float(value)
+        raise ValueError(
+            f"`{name}` hyperparameter {hname}={shown!r} must be finite and positive; pass a "
+            f"positive initial value (e.g. {last}=1.0) and bounds around it."
+        )
+
+
+def _check_length_scales(kernel, length_scale, n_features, name, where):
+    ls = np.asarray(length_scale)
+    if ls.ndim >= 1 and ls.shape[-1] not in (1, n_features):
+        raise ValueError(
+            f"`{name}`: anisotropic kernel {kernel!r}{' at ' + where if where else ''} has "
+            f"{ls.shape[-1]} length scales but the data it sees have {n_features} features; give one "
+            "length scale per feature, or a scalar for an isotropic kernel."
+        )
+
+
 def _check_ard(kernel, n_features, name, where):
+    from ..kernels import AbstractKernel, AbstractStationaryKernel, ActiveDims, Batched, Chordal
+
     if isinstance(kernel, Batched):
         return  # leading batch axes; the batch's own inputs decide
     if isinstance(kernel, ActiveDims):
@@ -172,13 +227,7 @@ def _check_ard(kernel, n_features, name, where):
     elif isinstance(kernel, Chordal):
         n_features = n_features + 1  # (lon, lat) -> (x, y, z)
     if isinstance(kernel, AbstractStationaryKernel):
-        ls = np.asarray(kernel.length_scale)
-        if ls.ndim >= 1 and ls.shape[-1] not in (1, n_features):
-            raise ValueError(
-                f"`{name}`: anisotropic kernel {kernel!r}{' at ' + where if where else ''} has "
-                f"{ls.shape[-1]} length scales but the data it sees have {n_features} features; give one "
-                "length scale per feature, or a scalar for an isotropic kernel."
-            )
+        _check_length_scales(kernel, kernel.length_scale, n_features, name, where)
     for field_name in getattr(type(kernel), "__dataclass_fields__", {}):
         child = getattr(kernel, field_name, None)
         if isinstance(child, AbstractKernel):

@@ -3,36 +3,15 @@
 The inference classes are the *solver objects* the estimator's ``solver=`` takes:
 ``Cholesky(jitter=...)``, ``CG(tol=..., preconditioner_rank=...)``, ``RFF(n_components=...)``,
 ``Nystrom(n_components=...)``. A solver name (``"cg-dense"``) stands for a default object.
+
+The names load on first use (``import skgpx.gp`` imports nothing; see :mod:`skgpx._lazy`).
 """
 
-from ._abstract import AbstractInference as AbstractInference, AbstractPosterior as AbstractPosterior
-from ._registry import (
-    available_solvers as available_solvers,
-    make_inference as make_inference,
-    register_solver as register_solver,
-)
-from ._fit import PAD_MAX_ROWS as PAD_MAX_ROWS, TrainingData as TrainingData, bucket as bucket
-from ._exact import Cholesky as Cholesky, ExactInference as ExactInference, ExactPosterior as ExactPosterior
-from ._cg import (
-    CG as CG,
-    CGInference as CGInference,
-    CGPosterior as CGPosterior,
-    warn_if_not_converged as warn_if_not_converged,
-)
-from ._host import (
-    HOST_SOLVER as HOST_SOLVER,
-    HostPosterior as HostPosterior,
-    host_condition as host_condition,
-    host_log_marginal_likelihood as host_log_marginal_likelihood,
-)
-from ._lowrank import (
-    LowRankPosterior as LowRankPosterior,
-    Nystrom as Nystrom,
-    NystromInference as NystromInference,
-    RFF as RFF,
-    RFFInference as RFFInference,
-)
-from ._auto import HOST_MAX_N as HOST_MAX_N, select_solver as select_solver
-from ._pathwise import pathwise_sample as pathwise_sample
-from ._ski import SKI as SKI, SKIInference as SKIInference
-from ._ski_posterior import SKIPosterior as SKIPosterior
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_package
+
+__getattr__, __dir__ = lazy_package(__name__)
+
+if TYPE_CHECKING:  # the public names, for type checkers and documentation tools
+    from ._api import *  # noqa: F403

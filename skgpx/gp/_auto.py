@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..operators import dense_fits, dense_memory_budget
+from ..operators._budget import dense_fits, dense_memory_budget
 from ._host import HOST_SOLVER
 
 __all__ = ["select_solver", "masked_grid_fits", "CHOLESKY_MAX_N", "CHOLESKY_MAX_N_FIXED", "HOST_MAX_N",

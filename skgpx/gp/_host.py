@@ -16,11 +16,12 @@ is and only when that fails retries with the schedule of
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import scipy.linalg
 
-from ..solvers import gaussian_log_likelihood, jitter_schedule
-from ._abstract import AbstractPosterior
+from ..solvers._formulas import gaussian_log_likelihood, jitter_schedule
 
 __all__ = ["HostPosterior", "host_cholesky", "host_condition", "host_log_marginal_likelihood", "HOST_SOLVER"]
 
@@ -106,11 +107,14 @@ def host_log_marginal_likelihood(kernel, X, Y, noise, jitter="auto", eval_gradie
     return value, grad
 
 
-class HostPosterior(AbstractPosterior):
+@dataclasses.dataclass(frozen=True, eq=False)
+class HostPosterior:
     """Posterior of the NumPy host path: the kernel, the training inputs, ``L`` and ``alpha``.
 
     The training inputs are kept as given (a string array, a list of graphs...); every
-    method calls the scikit-learn kernel itself and returns NumPy ``float64`` arrays.
+    method calls the scikit-learn kernel itself and returns NumPy ``float64`` arrays. It has
+    :class:`~skgpx.gp.AbstractPosterior`'s methods but is a plain frozen dataclass, not an
+    Equinox module: the host path runs without importing JAX or Equinox.
     """
 
     kernel: object  # a scikit-learn kernel

@@ -61,7 +61,8 @@ from jax.scipy.linalg import solve_triangular
 from ..kernels import RandomFourierFeatures, draw_random_fourier_features
 from ..operators import LowRankPlusDiagonal, auto_batch_size, map_feature_rows
 from ..solvers import (
-    WoodburyFactor, check_jitter_policy, gaussian_lml, jittered_cholesky, pivot_column, sample_pivots, woodbury_solve,
+    WoodburyFactor, check_jitter_policy, gaussian_lml, gaussian_lml_value, jittered_cholesky, pivot_column,
+    sample_pivots, woodbury_solve,
 )
 from ._abstract import AbstractInference, AbstractPosterior
 from ._fit import choose_rows, padded_training_data
@@ -290,8 +291,11 @@ class AbstractLowRankInference(AbstractInference):
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key, mask=None):
         """``mask``: ``None`` or boolean ``(n,)`` flagging real rows (padded rows: zero ``X``,
-        ``Y`` and ``noise``; they change no result)."""
-        return self._lml(kernel, X, Y, noise, key, mask)[0]
+        ``Y`` and ``noise``; they change no result). The optimiser's objective: the value alone, from
+        the ``n x n`` side when there are fewer rows than features (:func:`~skgpx.solvers.gaussian_lml_value`)."""
+        op = self._operator(kernel, X, noise, key, mask)
+        prior = kernel.without_white().diag(op.X) if self.diag_correction else None
+        return gaussian_lml_value(op, Y, prior, mask)
 
     def condition(self, kernel, X, Y, noise, key, mask=None) -> LowRankPosterior:
         lml, op, L, B = self._lml(kernel, X, Y, noise, key, mask)

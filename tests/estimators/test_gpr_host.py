@@ -9,7 +9,11 @@ kernel written from scratch (inside a sum with a translatable ``WhiteKernel``).
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -288,3 +292,38 @@ def test_auto_runs_small_sklearn_problems_on_the_host_and_agrees_with_the_compil
     # The compiled path whenever the host one cannot serve the request.
     assert ScalableGPRegressor(XRBF(1.0)).fit(X, y).solver_ == "cholesky"  # skgpx kernel
     assert ScalableGPRegressor(kernel, dtype="float32").fit(X, y).solver_ == "cholesky"
+
+
+_NO_JAX_WORKFLOW = """
+import pickle, sys
+import numpy as np
+from sklearn.base import clone
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+from sklearn.utils.validation import check_is_fitted
+from skgpx import ScalableGPRegressor
+
+rng = np.random.RandomState(0)
+X = rng.uniform(0, 5, (30, 2))
+y = np.sin(X[:, 0]) + 0.1 * rng.randn(30)
+gp = ScalableGPRegressor(ConstantKernel() * RBF([1.0, 1.0]) + WhiteKernel(0.1)).fit(X, y)
+gp.predict(X[:5], return_std=True), gp.predict(X[:5], return_cov=True)
+gp.log_marginal_likelihood(gp.kernel_.theta, eval_gradient=True)
+gp.sample_y(X[:5], 2)
+check_is_fitted(gp)
+clone(gp).get_params()
+pickle.loads(pickle.dumps(gp)).predict(X[:2])
+gp.summary()
+loaded = sorted(m for m in ("jax", "jaxlib", "equinox", "lineax") if m in sys.modules)
+assert gp.solver_ == "host-numpy" and not loaded, (gp.solver_, loaded)
+assert gp.kernel_skgpx_ is not None and "jax" in sys.modules  # built on first access, with JAX
+print("OK")
+"""
+
+
+def test_host_workflow_imports_no_jax():
+    # A fresh interpreter; JAX_PLATFORMS=cpu so that an accelerator plugin does not change the path.
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", _NO_JAX_WORKFLOW], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stderr[-2000:]

@@ -240,3 +240,41 @@ def test_memory_is_batched_no_n_by_r_feature_matrix(solver):
         rows = [s for s in shapes if n in s or m in s]
         bad = [s for s in rows if set(s) & widths or s.count(n) + s.count(m) > 1]
         assert not bad, bad  # ...never for all rows at once
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_rff_lml_with_fewer_rows_than_features_is_the_dense_one(pad):
+    # n = 37 rows (padded to 40), r = 256 features: the optimiser's LML is formed on the n x n side
+    # (skgpx.solvers.gaussian_lml_value); value and gradient are the r x r Woodbury ones and
+    # the dense reference's, padded or not.
+    from skgpx.solvers import gaussian_lml, gaussian_lml_value
+
+    X, Y, _ = _data(n=37, t=2)
+    k = 1.5 * Matern(0.3, nu=1.5) + White(0.02)
+    noise = np.full(37, 1e-2)
+    inf, key = RFFInference(n_components=256), jax.random.key(3)
+    data = inf.prepare(X, Y, noise) if pad else None
+    if pad:
+        assert data.mask is not None and data.X.shape[0] == 40
+
+    def lml(kern, value_only):
+        if pad:
+            op = inf._operator(kern, data.X, data.noise, key, data.mask)
+            args = (op, data.Y, None, data.mask)
+        else:
+            op = inf._operator(kern, jnp.asarray(X), jnp.asarray(noise), key)
+            args = (op, jnp.asarray(Y))
+        return gaussian_lml_value(*args) if value_only else gaussian_lml(*args)[0]
+
+    op = inf._operator(k, jnp.asarray(X), jnp.asarray(noise), key)
+    assert op.n_features == 256
+    C = np.asarray(op.as_matrix())
+    dense = -0.5 * np.sum(Y * np.linalg.solve(C, Y)) - np.linalg.slogdet(C)[1] - 37 * np.log(2 * np.pi)
+    for value in (lml(k, True), lml(k, False)):
+        assert abs(float(value) - dense) < 1e-10 * abs(dense)
+    if pad:
+        assert float(inf.log_marginal_likelihood(k, data.X, data.Y, data.noise, key, mask=data.mask)) == float(lml(k, True))
+    g_n, g_r = (jax.grad(lml)(k, v) for v in (True, False))
+    for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(g_n, eqx.is_inexact_array)),
+                    jax.tree_util.tree_leaves(eqx.filter(g_r, eqx.is_inexact_array))):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
