@@ -61,6 +61,7 @@ from ..operators import dense_memory_budget
 from ._abstract import AbstractInference
 from ._registry import register_solver
 from ._cg import _stop, _warn_lml
+from ._ski_grid import refine_grid
 from ._ski_posterior import SKIPosterior, prior_variance
 
 __all__ = ["SKI", "SKIInference"]
@@ -77,6 +78,8 @@ class SKI(AbstractInference):
     interpolation_order: int | None = eqx.field(static=True, default=None)  # None: 0 on a lattice, else 3
     points_per_length_scale: float | tuple = eqx.field(static=True, default=4.0)  # or one per input column
     max_grid_size: int = eqx.field(static=True, default=2**22)
+    interpolation_tol: float | None = eqx.field(static=True, default=5e-3)  # None: no refinement
+    refinement: tuple = eqx.field(static=True, default=())  # set by for_data: (key, value) pairs
     tol: float = eqx.field(static=True, default=1e-6)
     train_tol: float | None = eqx.field(static=True, default=1e-2)
     var_tol: float | None = eqx.field(static=True, default=None)
@@ -106,6 +109,9 @@ class SKI(AbstractInference):
         if self.variance_method not in ("auto", "love", "exact", "samples"):
             raise ValueError(f"`variance_method` must be 'auto', 'love', 'exact' or 'samples', got "
                              f"{self.variance_method!r}.")
+        if self.interpolation_tol is not None and not (float(self.interpolation_tol) > 0):
+            raise ValueError(f"`interpolation_tol` must be > 0 or None (no grid refinement), got "
+                             f"{self.interpolation_tol!r}.")
         if not (self.tol > 0) or not np.all(np.asarray(self.points_per_length_scale) > 0):
             raise ValueError(f"`tol` and `points_per_length_scale` must be > 0, got {self.tol!r}, "
                              f"{self.points_per_length_scale!r}.")
@@ -152,9 +158,33 @@ class SKI(AbstractInference):
                 f"products over ActiveDims); got {kernel!r}. Pass an explicit `grid`, or use solver='cg'."
             )
         order = 3 if self.interpolation_order is None else self.interpolation_order
-        g = auto_grid(X, scales, self.points_per_length_scale, self.max_grid_size, pad=2)
-        return dataclasses.replace(self, grid=g, interpolation_order=order,
+        if self.interpolation_tol is None:
+            g = auto_grid(X, scales, self.points_per_length_scale, self.max_grid_size, pad=2)
+            refinement = ()
+        else:
+            cap = self.refine_cap(X.shape[1])
+            g, info = refine_grid(kernel, X, scales, self.points_per_length_scale, order, float(self.interpolation_tol),
+                                  cap, m=self.n_interp_check, pad=2)
+            if info["capped"]:
+                warnings.warn(
+                    f"solver='ski': the automatic grid stopped at {g.size} points (shape {g.shape}; cap {cap}: "
+                    f"max_grid_size and the memory budget) with an interpolation error of "
+                    f"{info['interpolation_error_estimate']:.3g} (relative to the prior variance) above "
+                    f"interpolation_tol={self.interpolation_tol}. Predictions carry that error; raise `max_grid_size` "
+                    "or `interpolation_tol`, or use solver='cg'. solver_info_ has the figures.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+            refinement = tuple(sorted(dict(info, cap=cap).items()))
+        return dataclasses.replace(self, grid=g, interpolation_order=order, refinement=refinement,
                                    preconditioner=self._resolve_preconditioner(kernel, X, g, order))
+
+    def refine_cap(self, d: int) -> int:
+        """Largest grid the refinement may reach: ``max_grid_size``, and the fit's CG block
+        (``1 + n_probes + n_check`` columns) on the circulant embedding (``2^d M`` floats per
+        column) within :func:`skgpx.operators.dense_memory_budget`."""
+        block = 1 + int(self.n_probes) + int(self.n_check)
+        return int(min(self.max_grid_size, dense_memory_budget() // (8 * 2**int(d) * block)))
 
     def _resolve_preconditioner(self, kernel, X, grid, order) -> str:
         """Host side: ``"circulant"`` (``auto``) on a masked grid (order 0, distinct cells) with a

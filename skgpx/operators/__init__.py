@@ -47,4 +47,5 @@ from ._interpolation import (
     GridInterpolation as GridInterpolation,
     SKIOperator as SKIOperator,
     interpolation_weights as interpolation_weights,
+    stencil_weights as stencil_weights,
 )
