@@ -247,7 +247,7 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
         check_toolchain(device if isinstance(device, jax.Device) else jax.local_devices()[0])
         optimize = self.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
         inference = make_inference(solver)
-        inference = inference.for_data(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
+        inference = inference.for_data(kernel_skgpx, X, noise)  # host-side choices from the data (SKI's grid)
         self.inference_, self.solver_ = inference, inference.name
         self.device_ = describe_placement(device)
 

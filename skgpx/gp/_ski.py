@@ -61,7 +61,7 @@ from ..operators import dense_memory_budget
 from ._abstract import AbstractInference
 from ._registry import register_solver
 from ._cg import _stop, _warn_lml
-from ._ski_grid import refine_grid
+from ._ski_grid import posterior_variance_ratio, refine_grid
 from ._ski_posterior import SKIPosterior, prior_variance
 
 __all__ = ["SKI", "SKIInference"]
@@ -79,6 +79,7 @@ class SKI(AbstractInference):
     points_per_length_scale: float | tuple = eqx.field(static=True, default=4.0)  # or one per input column
     max_grid_size: int = eqx.field(static=True, default=2**22)
     interpolation_tol: float | None = eqx.field(static=True, default=5e-3)  # None: no refinement
+    interpolation_std_tol: float | None = eqx.field(static=True, default=0.02)  # None: interpolation_tol only
     refinement: tuple = eqx.field(static=True, default=())  # set by for_data: (key, value) pairs
     tol: float = eqx.field(static=True, default=1e-6)
     train_tol: float | None = eqx.field(static=True, default=1e-2)
@@ -112,6 +113,9 @@ class SKI(AbstractInference):
         if self.interpolation_tol is not None and not (float(self.interpolation_tol) > 0):
             raise ValueError(f"`interpolation_tol` must be > 0 or None (no grid refinement), got "
                              f"{self.interpolation_tol!r}.")
+        if self.interpolation_std_tol is not None and not (float(self.interpolation_std_tol) > 0):
+            raise ValueError(f"`interpolation_std_tol` must be > 0 or None (interpolation_tol alone), got "
+                             f"{self.interpolation_std_tol!r}.")
         if not (self.tol > 0) or not np.all(np.asarray(self.points_per_length_scale) > 0):
             raise ValueError(f"`tol` and `points_per_length_scale` must be > 0, got {self.tol!r}, "
                              f"{self.points_per_length_scale!r}.")
@@ -136,8 +140,10 @@ class SKI(AbstractInference):
         return self.tol if self.train_tol is None else max(float(self.tol), float(self.train_tol))
 
     # -- the grid (host side) -----------------------------------------------------------
-    def for_data(self, kernel, X) -> "SKIInference":
-        """This inference with its grid and interpolation order fixed for data ``X`` (host)."""
+    def for_data(self, kernel, X, noise=None) -> "SKIInference":
+        """This inference with its grid and interpolation order fixed for data ``X`` (host);
+        ``noise`` (scalar or ``(n,)``, the estimator's ``alpha``) lets the refinement's
+        tolerance follow the posterior variance (``interpolation_std_tol``)."""
         if self.grid is not None:
             order = 3 if self.interpolation_order is None else self.interpolation_order
             return dataclasses.replace(self, interpolation_order=order,
@@ -163,15 +169,23 @@ class SKI(AbstractInference):
             refinement = ()
         else:
             cap = self.refine_cap(X.shape[1])
-            g, info = refine_grid(kernel, X, scales, self.points_per_length_scale, order, float(self.interpolation_tol),
-                                  cap, m=self.n_interp_check, pad=2)
+            tol = float(self.interpolation_tol)
+            extra = {}
+            if self.interpolation_std_tol is not None and noise is not None:
+                ratio = posterior_variance_ratio(kernel, X, noise, scales)
+                tol = min(tol, 2.0 * float(self.interpolation_std_tol) * ratio)
+                extra = dict(posterior_variance_ratio=ratio)
+            g, info = refine_grid(kernel, X, scales, self.points_per_length_scale, order, tol, cap,
+                                  m=self.n_interp_check, pad=2)
+            info = dict(info, tol=tol, **extra)
             if info["capped"]:
                 warnings.warn(
                     f"solver='ski': the automatic grid stopped at {g.size} points (shape {g.shape}; cap {cap}: "
                     f"max_grid_size and the memory budget) with an interpolation error of "
-                    f"{info['interpolation_error_estimate']:.3g} (relative to the prior variance) above "
-                    f"interpolation_tol={self.interpolation_tol}. Predictions carry that error; raise `max_grid_size` "
-                    "or `interpolation_tol`, or use solver='cg'. solver_info_ has the figures.",
+                    f"{info['interpolation_error_estimate']:.3g} (relative to the prior variance) above its tolerance "
+                    f"{tol:.3g} (interpolation_tol={self.interpolation_tol}, interpolation_std_tol="
+                    f"{self.interpolation_std_tol}). Predictions carry that error; raise `max_grid_size`, "
+                    "`interpolation_tol` or `interpolation_std_tol`, or use solver='cg'. solver_info_ has the figures.",
                     ConvergenceWarning,
                     stacklevel=3,
                 )
