@@ -10,8 +10,12 @@ plus the kernel's ``White`` part). A product with ``A`` costs ``O(n q^d + M log 
   with missing cells), that lattice with ``interpolation_order=0``: ``W`` selects the
   observed cells and the GP is *exact*; else the automatic grid of
   :func:`skgpx.operators.auto_grid` (spacing ``length_scale / points_per_length_scale``
-  from the kernel at the start of the fit, at most ``max_grid_size`` points). Fixed by
-  :meth:`SKI.for_data` on the host before anything is compiled.
+  from the kernel at the start of the fit), refined per axis until the interpolation error
+  is at most ``interpolation_tol``, tightened to ``2 * interpolation_std_tol`` times the
+  posterior-to-prior variance ratio when the noise is known, within :meth:`SKI.refine_cap`
+  points (:mod:`skgpx.gp._ski_grid`; ``interpolation_tol=None``: no refinement, at most
+  ``max_grid_size`` points). Fixed by :meth:`SKI.for_data` on the host before anything is
+  compiled.
 * Solves: CG (``skgpx.solvers.pcg``, ``||r||/||b|| <= tol`` per column), one block for the
   targets, the SLQ probes and the LOVE check points. On a masked grid (order 0, one
   observation per cell, Toeplitz kernel operator) ``preconditioner="auto"`` runs PCG with the
