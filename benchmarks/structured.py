@@ -24,7 +24,8 @@ exact GP (dense Cholesky on all n points, at 256 map points; only for n <= --exa
 ``interp`` the fit's measured interpolation error (max, relative to the prior variance);
 ``love`` the std map's measured error on its held-out check points (max; LOVE, or with ``--variance
 samples`` the average of ``--n-var-samples`` zero-mean posterior draws on the grid); ``rank`` the
-LOVE rank the fit reached (grown 128 Lanczos steps at a time until the error met 2%, at most 2048).
+LOVE rank the fit reached (grown 128 Lanczos steps at a time until the error met 2%, at most 2048);
+``refine`` the grid refinement steps taken to meet ``--interp-tol`` (``SKI(interpolation_tol=...)``).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def tracks(n, rng):
     return np.concatenate(pts)[:n]
 
 
-def run_one(n, exact_n, ppl, seed, variance, n_var_samples):
+def run_one(n, exact_n, ppl, seed, variance, n_var_samples, interp_tol="default"):
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -110,9 +111,10 @@ def run_one(n, exact_n, ppl, seed, variance, n_var_samples):
     lo, hi = X.min(0), X.max(0)
     Xm[:, :2] = np.clip(Xm[:, :2], lo[:2], hi[:2])
 
+    tol = {} if interp_tol == "default" else {"interpolation_tol": None if interp_tol == "none" else float(interp_tol)}
     solver = SKIInference(points_per_length_scale=tuple(ppl) if len(ppl) > 1 else ppl[0],
                           variance_method=variance, love_rank=128,
-                          n_variance_samples=n_var_samples)
+                          n_variance_samples=n_var_samples, **tol)
     gpr = ScalableGPRegressor(_kernel(), alpha=NOISE_SD**2, optimizer=None, solver=solver, random_state=seed)
     t0 = time.perf_counter()
     gpr.fit(X, y)
@@ -138,6 +140,7 @@ def run_one(n, exact_n, ppl, seed, variance, n_var_samples):
                cover=float(np.mean(np.abs(truth - mean) <= 1.96 * std)),
                d_mean=float("nan"), d_std=float("nan"), interp=info["interpolation_error_max"],
                love=info["love_std_rel_error_max"], rank=info["love_rank"], grid="x".join(map(str, info["grid_shape"])),
+               refine=info.get("grid_refinement_steps", 0),
                samples_ok=bool(np.all(np.isfinite(samples))))
     if n <= exact_n:
         import scipy.linalg
@@ -162,17 +165,20 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variance", default="love", choices=["love", "samples"], help="std map method")
     p.add_argument("--n-var-samples", type=int, default=64, help="posterior draws for --variance samples")
+    p.add_argument("--interp-tol", default="default",
+                   help="SKI(interpolation_tol=...): a number, 'none' (no grid refinement) or 'default'")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one is not None:
-        print(json.dumps(run_one(a.one, a.exact_n, a.ppl, a.seed, a.variance, a.n_var_samples)))
+        print(json.dumps(run_one(a.one, a.exact_n, a.ppl, a.seed, a.variance, a.n_var_samples, a.interp_tol)))
         return
     cols = ["n", "grid", "fit_s", "mean_s", "std_s", "samp_s", "lml_s", "rss_GB", "iters", "rmse", "cover",
-            "d_mean", "d_std", "interp", "love", "rank"]
+            "d_mean", "d_std", "interp", "love", "rank", "refine"]
     print(" | ".join(cols))
     for n in a.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--exact-n", str(a.exact_n), "--ppl", *map(str, a.ppl),
-               "--seed", str(a.seed), "--variance", a.variance, "--n-var-samples", str(a.n_var_samples)]
+               "--seed", str(a.seed), "--variance", a.variance, "--n-var-samples", str(a.n_var_samples),
+               "--interp-tol", a.interp_tol]
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's skgpx
         env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -38,7 +38,7 @@ def fit_compiled(est, kernel_skgpx, X, y, noise, dtype, auto):
         else est.solver
     check_toolchain(device if isinstance(device, jax.Device) else jax.local_devices()[0])
     inference = make_inference(solver)
-    inference = inference.for_data(kernel_skgpx, X)  # host-side choices from the data (SKI's grid)
+    inference = inference.for_data(kernel_skgpx, X, noise)  # host-side choices from the data (SKI's grid)
     est.inference_, est.solver_ = inference, inference.name
     est.device_ = describe_placement(device)
 

@@ -128,9 +128,9 @@ class AbstractInference(eqx.Module):
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
         """``log p(Y | X, kernel, noise)`` summed over target columns (differentiable)."""
 
-    def for_data(self, kernel, X) -> "AbstractInference":
+    def for_data(self, kernel, X, noise=None) -> "AbstractInference":
         """Host side, before anything is compiled: this solver with whatever it fixes from the
-        data's values (e.g. the grid of :class:`~skgpx.gp.SKI`); ``self`` by default."""
+        data's values and noise (e.g. the grid of :class:`~skgpx.gp.SKI`); ``self`` by default."""
         return self
 
     # -- host entry points: what the estimator calls (compiled programs in skgpx.gp._fit) ----------

@@ -356,7 +356,7 @@ class CG(AbstractInference):
         ``max(tol, train_tol)``, or ``tol`` when ``train_tol`` is None."""
         return self.tol if self.train_tol is None else max(float(self.tol), float(self.train_tol))
 
-    def for_data(self, kernel, X) -> "CG":
+    def for_data(self, kernel, X, noise=None) -> "CG":
         """Host side: the time groups of ``X`` for ``time_dim`` (``time_groups``; None when
         ``time_dim`` is None, or "auto" finds none: :func:`skgpx.operators.find_time_groups`)."""
         if self.time_dim is None:

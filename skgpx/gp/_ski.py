@@ -10,8 +10,12 @@ plus the kernel's ``White`` part). A product with ``A`` costs ``O(n q^d + M log 
   with missing cells), that lattice with ``interpolation_order=0``: ``W`` selects the
   observed cells and the GP is *exact*; else the automatic grid of
   :func:`skgpx.operators.auto_grid` (spacing ``length_scale / points_per_length_scale``
-  from the kernel at the start of the fit, at most ``max_grid_size`` points). Fixed by
-  :meth:`SKI.for_data` on the host before anything is compiled.
+  from the kernel at the start of the fit), refined per axis until the interpolation error
+  is at most ``interpolation_tol``, tightened to ``2 * interpolation_std_tol`` times the
+  posterior-to-prior variance ratio when the noise is known, within :meth:`SKI.refine_cap`
+  points (:mod:`skgpx.gp._ski_grid`; ``interpolation_tol=None``: no refinement, at most
+  ``max_grid_size`` points). Fixed by :meth:`SKI.for_data` on the host before anything is
+  compiled.
 * Solves: CG (``skgpx.solvers.pcg``, ``||r||/||b|| <= tol`` per column), one block for the
   targets, the SLQ probes and the LOVE check points. On a masked grid (order 0, one
   observation per cell, Toeplitz kernel operator) ``preconditioner="auto"`` runs PCG with the
@@ -61,6 +65,7 @@ from ..operators import dense_memory_budget
 from ._abstract import AbstractInference
 from ._registry import register_solver
 from ._cg import _stop, _warn_lml
+from ._ski_grid import posterior_variance_ratio, refine_grid
 from ._ski_posterior import SKIPosterior, prior_variance
 
 __all__ = ["SKI", "SKIInference"]
@@ -77,6 +82,12 @@ class SKI(AbstractInference):
     interpolation_order: int | None = eqx.field(static=True, default=None)  # None: 0 on a lattice, else 3
     points_per_length_scale: float | tuple = eqx.field(static=True, default=4.0)  # or one per input column
     max_grid_size: int = eqx.field(static=True, default=2**22)
+    interpolation_tol: float | None = eqx.field(static=True, default=5e-3)  # None: no refinement
+    interpolation_std_tol: float | None = eqx.field(static=True, default=0.02)  # None: interpolation_tol only
+    # Largest grid the refinement reaches by default: a LOVE cache of grid x rank stays
+    # within 1 GiB at rank 2048 (None: max_grid_size and the memory budget alone).
+    max_refined_size: int | None = eqx.field(static=True, default=2**16)
+    refinement: tuple = eqx.field(static=True, default=())  # set by for_data: (key, value) pairs
     tol: float = eqx.field(static=True, default=1e-6)
     train_tol: float | None = eqx.field(static=True, default=1e-2)
     var_tol: float | None = eqx.field(static=True, default=None)
@@ -106,6 +117,15 @@ class SKI(AbstractInference):
         if self.variance_method not in ("auto", "love", "exact", "samples"):
             raise ValueError(f"`variance_method` must be 'auto', 'love', 'exact' or 'samples', got "
                              f"{self.variance_method!r}.")
+        if self.interpolation_tol is not None and not (float(self.interpolation_tol) > 0):
+            raise ValueError(f"`interpolation_tol` must be > 0 or None (no grid refinement), got "
+                             f"{self.interpolation_tol!r}.")
+        if self.max_refined_size is not None and not (int(self.max_refined_size) >= 1):
+            raise ValueError(f"`max_refined_size` must be a positive number of grid points or None (the "
+                             f"memory budget alone), got {self.max_refined_size!r}.")
+        if self.interpolation_std_tol is not None and not (float(self.interpolation_std_tol) > 0):
+            raise ValueError(f"`interpolation_std_tol` must be > 0 or None (interpolation_tol alone), got "
+                             f"{self.interpolation_std_tol!r}.")
         if not (self.tol > 0) or not np.all(np.asarray(self.points_per_length_scale) > 0):
             raise ValueError(f"`tol` and `points_per_length_scale` must be > 0, got {self.tol!r}, "
                              f"{self.points_per_length_scale!r}.")
@@ -130,8 +150,10 @@ class SKI(AbstractInference):
         return self.tol if self.train_tol is None else max(float(self.tol), float(self.train_tol))
 
     # -- the grid (host side) -----------------------------------------------------------
-    def for_data(self, kernel, X) -> "SKIInference":
-        """This inference with its grid and interpolation order fixed for data ``X`` (host)."""
+    def for_data(self, kernel, X, noise=None) -> "SKIInference":
+        """This inference with its grid and interpolation order fixed for data ``X`` (host);
+        ``noise`` (scalar or ``(n,)``, the estimator's ``alpha``) lets the refinement's
+        tolerance follow the posterior variance (``interpolation_std_tol``)."""
         if self.grid is not None:
             order = 3 if self.interpolation_order is None else self.interpolation_order
             return dataclasses.replace(self, interpolation_order=order,
@@ -152,9 +174,43 @@ class SKI(AbstractInference):
                 f"products over ActiveDims); got {kernel!r}. Pass an explicit `grid`, or use solver='cg'."
             )
         order = 3 if self.interpolation_order is None else self.interpolation_order
-        g = auto_grid(X, scales, self.points_per_length_scale, self.max_grid_size, pad=2)
-        return dataclasses.replace(self, grid=g, interpolation_order=order,
+        if self.interpolation_tol is None:
+            g = auto_grid(X, scales, self.points_per_length_scale, self.max_grid_size, pad=2)
+            refinement = ()
+        else:
+            cap = self.refine_cap(X.shape[1])
+            tol = float(self.interpolation_tol)
+            extra = {}
+            if self.interpolation_std_tol is not None and noise is not None:
+                ratio = posterior_variance_ratio(kernel, X, noise, scales)
+                tol = min(tol, 2.0 * float(self.interpolation_std_tol) * ratio)
+                extra = dict(posterior_variance_ratio=ratio)
+            g, info = refine_grid(kernel, X, scales, self.points_per_length_scale, order, tol, cap,
+                                  m=self.n_interp_check, pad=2)
+            info = dict(info, tol=tol, **extra)
+            if info["capped"]:
+                warnings.warn(
+                    f"solver='ski': the automatic grid stopped at {g.size} points (shape {g.shape}; cap {cap}: "
+                    f"max_grid_size and the memory budget) with an interpolation error of "
+                    f"{info['interpolation_error_estimate']:.3g} (relative to the prior variance) above its tolerance "
+                    f"{tol:.3g} (interpolation_tol={self.interpolation_tol}, interpolation_std_tol="
+                    f"{self.interpolation_std_tol}). Predictions carry that error; raise `max_refined_size`, "
+                    "`max_grid_size`, `interpolation_tol` or `interpolation_std_tol`, or use solver='cg'. "
+                    "solver_info_ has the figures.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+            refinement = tuple(sorted(dict(info, cap=cap).items()))
+        return dataclasses.replace(self, grid=g, interpolation_order=order, refinement=refinement,
                                    preconditioner=self._resolve_preconditioner(kernel, X, g, order))
+
+    def refine_cap(self, d: int) -> int:
+        """Largest grid the refinement may reach: ``max_grid_size``, ``max_refined_size``, and
+        the fit's CG block (``1 + n_probes + n_check`` columns) on the circulant embedding
+        (``2^d M`` floats per column) within :func:`skgpx.operators.dense_memory_budget`."""
+        block = 1 + int(self.n_probes) + int(self.n_check)
+        cap = min(self.max_grid_size, dense_memory_budget() // (8 * 2**int(d) * block))
+        return int(cap if self.max_refined_size is None else min(cap, self.max_refined_size))
 
     def _resolve_preconditioner(self, kernel, X, grid, order) -> str:
         """Host side: ``"circulant"`` (``auto``) on a masked grid (order 0, distinct cells) with a

@@ -177,6 +177,8 @@ class SKIPosterior(AbstractPosterior):
             "love_std_rel_error_median": float(s["love_err_median"]),
             "love_std_rel_error_max": float(s["love_err_max"]),
             "love_accepted": bool(s["love_err_max"] <= inf.love_max_error),
+            "interpolation_tol": inf.interpolation_tol,
+            **{f"grid_{k}": v for k, v in inf.refinement},
         }
 
 

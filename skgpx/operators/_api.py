@@ -48,6 +48,7 @@ from ._interpolation import (
     GridInterpolation as GridInterpolation,
     SKIOperator as SKIOperator,
     interpolation_weights as interpolation_weights,
+    stencil_weights as stencil_weights,
 )
 from ._time_groups import (
     TimeGroupLayout as TimeGroupLayout,

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._grid import Grid, register_grid_operator
 
-__all__ = ["GridInterpolation", "interpolation_weights", "SKIOperator"]
+__all__ = ["GridInterpolation", "interpolation_weights", "stencil_weights", "SKIOperator"]
 
 
 def _keys_cubic(s):
@@ -110,6 +110,19 @@ class GridInterpolation(eqx.Module):
         return jnp.zeros((self.n, self.grid.size), w.dtype).at[jnp.arange(self.n)[:, None], flat].add(w)
 
 
+def stencil_weights(u, order: int):
+    """First stencil node (float, in grid units) and the ``q`` weights per coordinate of ``u``
+    (coordinates in grid units, any shape): ``(u.shape, u.shape + (q,))``. Traceable in ``u``."""
+    if order == 0:
+        return jnp.round(u), jnp.ones(u.shape + (1,), u.dtype)
+    fl = jnp.floor(u)
+    t = u - fl
+    if order == 1:
+        return fl, jnp.stack([1.0 - t, t], axis=-1)
+    W = jnp.stack([_keys_cubic(t + 1.0), _keys_cubic(t), _keys_cubic(1.0 - t), _keys_cubic(2.0 - t)], axis=-1)
+    return fl - 1.0, W
+
+
 def interpolation_weights(X, grid: Grid, order: int = 3) -> GridInterpolation:
     """Interpolation from ``grid`` to the rows of ``X`` ``(n, d)`` (traceable in ``X``).
 
@@ -124,18 +137,7 @@ def interpolation_weights(X, grid: Grid, order: int = 3) -> GridInterpolation:
         raise ValueError(f"interpolation_weights needs X of shape (n, {grid.ndim}), got {X.shape}.")
     u = (X - jnp.asarray(grid.origin, X.dtype)) / jnp.asarray(grid.spacing, X.dtype)
     single = jnp.asarray(np.asarray(grid.shape) == 1)
-    if order == 0:
-        base = jnp.round(u)
-        W = jnp.ones(u.shape + (1,), X.dtype)
-    else:
-        fl = jnp.floor(u)
-        t = u - fl
-        if order == 1:
-            base = fl
-            W = jnp.stack([1.0 - t, t], axis=-1)
-        else:
-            base = fl - 1.0
-            W = jnp.stack([_keys_cubic(t + 1.0), _keys_cubic(t), _keys_cubic(1.0 - t), _keys_cubic(2.0 - t)], axis=-1)
+    base, W = stencil_weights(u, order)
     q = W.shape[-1]
     first = jnp.zeros((q,), X.dtype).at[0].set(1.0)
     W = jnp.where(single[None, :, None], first, W)

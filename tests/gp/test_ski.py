@@ -54,7 +54,7 @@ def test_ski_converges_to_exact_as_grid_refines():
     mean, _, _ = _exact(kernel, X, Y, noise, Xs)
     errors = []
     for ppl in (3.0, 6.0, 12.0):
-        inf = SKIInference(points_per_length_scale=ppl, tol=1e-10).for_data(kernel, X)
+        inf = SKIInference(points_per_length_scale=ppl, tol=1e-10, interpolation_tol=None).for_data(kernel, X)
         assert inf.interpolation_order == 3
 
         @jax.jit
@@ -161,7 +161,8 @@ def test_love_rank_grows_until_held_out_check_points_meet_tolerance():
     Y = (np.sin(9 * X[:, 0]) * np.cos(7 * X[:, 1]) + 0.1 * rng.standard_normal(n))[:, None]
     Xs = jnp.asarray(rng.uniform(0.05, 0.95, (40, 2)))
     args = (kernel, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jax.random.key(6))
-    opts = dict(points_per_length_scale=4.0, variance_method="love", love_rank=8, n_probes=2, n_interp_check=16)
+    opts = dict(points_per_length_scale=4.0, interpolation_tol=None, variance_method="love", love_rank=8, n_probes=2,
+                n_interp_check=16)  # the grid as it was: this test is about LOVE
     with pytest.warns(ConvergenceWarning, match="LOVE standard deviations are off"):
         capped = SKIInference(love_max_rank=8, **opts).for_data(kernel, X).condition(*args)
     info = capped.diagnostics()
@@ -202,3 +203,83 @@ def test_circulant_preconditioner_on_a_masked_grid_cuts_iterations_not_accuracy(
     K = np.asarray(kernel.gram(jnp.asarray(X))) + 0.01 * np.eye(X.shape[0])
     np.testing.assert_allclose(x1, np.linalg.solve(K, np.asarray(B)), rtol=1e-7, atol=1e-7)
     assert int(it1) < 0.6 * int(it0), (int(it0), int(it1))  # 498 -> 263 when written
+
+
+def test_pair_interpolation_error_equals_the_dense_ski_kernel():
+    """The refinement's error (kernel on each pair's stencil nodes, no grid operator) is
+    ``|W K_UU W^T - K|`` from the dense grid matrix, on every pair type."""
+    from skgpx.gp._ski_grid import check_pairs, pair_interpolation_error
+    from skgpx.operators import auto_grid, grid_operator
+
+    rng = np.random.default_rng(7)
+    X = rng.uniform(0, 1, (40, 2))
+    kernel = 0.7 * ActiveDims(Matern(0.3, nu=0.5), (0,)) * ActiveDims(RBF(0.4), (1,))
+    grid = auto_grid(X, np.array([0.3, 0.4]), 3.0)
+    pairs = check_pairs(X, 10, seed=1)
+    A, step, far, lo, hi = pairs
+    near = np.clip(A + np.asarray(grid.spacing) * step, lo, hi)
+    P, Q = np.concatenate([A, A, A]), np.concatenate([A, near, far])
+    K_UU = np.asarray(grid_operator(kernel, grid).as_matrix())
+    Wp = np.asarray(interpolation_weights(jnp.asarray(P), grid, 3).as_matrix())
+    Wq = np.asarray(interpolation_weights(jnp.asarray(Q), grid, 3).as_matrix())
+    approx = np.einsum("im,mk,ik->i", Wp, K_UU, Wq)
+    exact = np.diag(np.asarray(kernel.cross(jnp.asarray(P), jnp.asarray(Q))))
+    dense = np.max(np.abs(approx - exact)) / 0.7
+    assert dense > 1e-3  # a rough axis at 3 points per length scale: a visible error
+    np.testing.assert_allclose(pair_interpolation_error(kernel, pairs, grid, 3), dense, rtol=1e-9)
+    # One axis at a time: the smooth RBF axis alone is far more accurate than the Matern-1/2 one.
+    rough = pair_interpolation_error(kernel, pairs, grid, 3, axes=(0,))
+    smooth = pair_interpolation_error(kernel, pairs, grid, 3, axes=(1,))
+    assert smooth < 0.1 * rough
+
+
+def test_grid_refinement_meets_interpolation_tol_and_moves_ski_toward_exact():
+    """Matern-1/2 x RBF: the refined grid spends its points on the rough axis, meets the
+    tolerance, and SKI's mean and standard deviations get close to the exact GP's (the
+    coarse default grid is 50% off in std here: the posterior variance is 3% of the prior)."""
+    rng = np.random.default_rng(8)
+    n = 150
+    X = rng.uniform(0, 1, (n, 2))
+    kernel = 1.0 * ActiveDims(Matern(0.5, nu=0.5), (0,)) * ActiveDims(RBF(0.4), (1,))
+    noise = np.full(n, 0.05)
+    Y = (np.sin(5 * X[:, 0]) * np.cos(3 * X[:, 1]) + 0.2 * rng.standard_normal(n))[:, None]
+    Xs = rng.uniform(0.05, 0.95, (16, 2))
+    mean, var, _ = _exact(kernel, X, Y, noise, Xs)
+    errs = {}
+    for tol in (None, 2e-3):
+        inf = SKIInference(interpolation_tol=tol, **LIGHT).for_data(kernel, X)
+
+        @jax.jit
+        def ski_mean_var(X, Y, noise, Xs):  # the posterior's pieces, without the fit's diagnostics
+            op = inf.operator(kernel, X, noise)
+            Ws = interpolation_weights(Xs, inf.grid, 3)
+            KG = op.grid_op.mm(Ws.scatter(jnp.eye(Xs.shape[0], dtype=Xs.dtype)))  # K_UU w*, (M, m)
+            Ks = op.interp.gather(KG)
+            sol = pcg(op.mm, jnp.concatenate([Y, Ks], axis=1), tol=1e-10, max_iter=2000).x
+            prior = jnp.sum(Ws.scatter(jnp.eye(Xs.shape[0], dtype=Xs.dtype)) * KG, axis=0)
+            return Ks.T @ sol[:, :1], prior - jnp.sum(Ks * sol[:, 1:], axis=0)
+
+        m, v = ski_mean_var(jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jnp.asarray(Xs))
+        sd = np.sqrt(np.asarray(v))
+        errs[tol] = (np.max(np.abs(np.asarray(m)[:, 0] - mean[:, 0])),
+                     np.median(np.abs(sd - np.sqrt(var)) / np.sqrt(var)))
+    info = dict(inf.refinement)
+    assert info["interpolation_error_estimate"] <= 2e-3 and not info["capped"] and info["refinement_steps"] > 0
+    ppl = info["points_per_length_scale"]
+    assert ppl[0] > 4 * ppl[1]  # the rough axis got the points
+    coarse, fine = errs[None], errs[2e-3]
+    assert coarse[0] > 0.05 and coarse[1] > 0.2  # the default grid is far off on this rough axis
+    assert fine[0] < 0.01 and fine[1] < 0.03  # measured 0.0035 and 1.4%
+
+
+def test_grid_refinement_stops_at_the_size_cap_with_a_warning():
+    rng = np.random.default_rng(9)
+    X = rng.uniform(0, 1, (100, 2))
+    kernel = 1.0 * Matern(0.2, nu=0.5)
+    with pytest.warns(ConvergenceWarning, match="interpolation_tol"):
+        inf = SKIInference(interpolation_tol=1e-4, max_grid_size=900, **LIGHT).for_data(kernel, X)
+    info = dict(inf.refinement)
+    assert info["capped"] and info["interpolation_error_estimate"] > 1e-4
+    assert inf.grid.size <= 900 and info["cap"] == 900
+    with pytest.raises(ValueError, match="interpolation_tol"):
+        SKIInference(interpolation_tol=0.0)
