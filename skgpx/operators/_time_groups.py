@@ -12,8 +12,8 @@ scalar temporal weights and combines them at product time:
 
 * ``"dense"``: the spatial kernel ``K_s`` (rows sorted by group, ``n x n``) evaluated once and kept;
   the products use the weighted matrix ``w_{g(i) g(j)} K_s[i, j]`` formed from it by one elementwise
-  pass (a plain GEMM: weighing per column group inside the product ran 5x slower than one GEMM
-  here). Twice the memory of the plain dense operator;
+  pass, so each product is one plain GEMM (weighing per column group inside the product is
+  slower: docs/performance.md, "Time groups"). Twice the memory of the plain dense operator;
   a new temporal kernel (:meth:`TimeGroupOperator.with_kernel` with changed temporal
   hyperparameters) reuses them and costs no kernel evaluation at all;
 * ``"matrix-free"``: every group padded to whole square blocks (:func:`group_block_size`) of
