@@ -82,14 +82,31 @@ def test_kernel_gram_gradient_matches_closed_form():
 
 def test_guard_passes_on_this_jax():
     toolchain.check_toolchain.cache_clear()
-    toolchain.check_toolchain()  # raises if this JAX compiles the kernels' gradients wrongly
+    toolchain.check_toolchain(_force=True)  # raises if this JAX compiles the kernels' gradients wrongly
+
+
+def test_guard_skips_the_compiled_check_only_on_verified_jaxlib(monkeypatch):
+    import jaxlib
+
+    monkeypatch.setattr(toolchain, "_closed_form", lambda X, c, ls: np.array([5.03, 1.0, 1.0]))
+    for version, raises in [("0.9.2", False), ("0.12.0.1", False), ("0.12.1", True)]:
+        monkeypatch.setattr(jaxlib, "__version__", version)
+        toolchain.check_toolchain.cache_clear()
+        try:
+            if raises:
+                with pytest.raises(RuntimeError, match="wrongly"):
+                    toolchain.check_toolchain(jax.devices("cpu")[0])
+            else:
+                toolchain.check_toolchain(jax.devices("cpu")[0])
+        finally:
+            toolchain.check_toolchain.cache_clear()
 
 
 def test_guard_refuses_wrong_gradients(monkeypatch):
     toolchain.check_toolchain.cache_clear()
     monkeypatch.setattr(toolchain, "_closed_form", lambda X, c, ls: np.array([5.03, 1.0, 1.0]))
     with pytest.raises(RuntimeError, match=r"compiles the gradient of an skgpx kernel wrongly.*tested with jax"):
-        toolchain.check_toolchain()
+        toolchain.check_toolchain(_force=True)
     toolchain.check_toolchain.cache_clear()
 
 
@@ -109,9 +126,9 @@ def test_guard_catches_the_double_where_formulation_where_jax_miscompiles_it(mon
     try:
         if miscompiles:
             with pytest.raises(RuntimeError, match="wrongly"):
-                toolchain.check_toolchain()
+                toolchain.check_toolchain(_force=True)
         else:
-            toolchain.check_toolchain()
+            toolchain.check_toolchain(_force=True)
     finally:
         toolchain.check_toolchain.cache_clear()
 
