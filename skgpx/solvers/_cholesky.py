@@ -137,6 +137,9 @@ def cho_solve(L, B):
 
 # Blocks at most this large are inverted by two triangular solves with the identity.
 _INVERSE_LEAF = 128
+# Matrices at most this large are inverted whole by those solves: the recursion's many small
+# blocks compile for seconds and, at this size on a CPU, do not run faster.
+_INVERSE_DIRECT_MAX = 1024
 
 
 def cho_inverse(L):
@@ -151,9 +154,11 @@ def cho_inverse(L):
     with ``V = B A^{-1}`` and ``W = (C C^T)^{-1}`` (recursively, as is ``A^-T A^-1``):
     about ``5/6 n^3`` flops, mostly in GEMMs, written block by block into one output
     buffer (timings against ``cho_solve(L, I)``: docs/performance.md); agreement ~1e-15
-    relative. Works under ``vmap``.
+    relative. Up to ``_INVERSE_DIRECT_MAX`` rows it is ``cho_solve(L, I)``. Works under ``vmap``.
     """
     n = L.shape[0]
+    if n <= _INVERSE_DIRECT_MAX:
+        return cho_solve(L, jnp.eye(n, dtype=L.dtype))
 
     def fill(out, o, size):
         # Writes (L[o:o+size, o:o+size] L[...]^T)^{-1} into the same block of `out`.

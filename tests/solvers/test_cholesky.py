@@ -62,12 +62,18 @@ def test_only_the_lower_triangle_is_read():
     np.testing.assert_allclose(jittered_cholesky(jnp.asarray(B)).L, np.linalg.cholesky(A), atol=1e-12)
 
 
+@pytest.mark.parametrize("recursive", [True, False])
 @pytest.mark.parametrize("n", [1, 7, 128, 129, 300, 517])
-def test_cho_inverse_matches_dense_inverse(n):
-    # sizes below, at and above the recursion leaf, odd splits, two levels
+def test_cho_inverse_matches_dense_inverse(n, recursive, monkeypatch):
+    # sizes below, at and above the recursion leaf, odd splits, two levels; recursive=False is
+    # the whole-matrix solve small matrices get (_INVERSE_DIRECT_MAX), True forces the recursion
+    import skgpx.solvers._cholesky as chol
+
+    if recursive:
+        monkeypatch.setattr(chol, "_INVERSE_DIRECT_MAX", 0)
     A, _ = _spd(n, seed=n)
     L = jnp.linalg.cholesky(jnp.asarray(A))
-    W = np.asarray(jax.jit(cho_inverse)(L))
+    W = np.asarray(jax.jit(lambda L: cho_inverse(L))(L))
     ref = np.linalg.inv(A)
     np.testing.assert_allclose(W, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
     np.testing.assert_allclose(W, W.T, rtol=0, atol=1e-12 * np.abs(ref).max())
