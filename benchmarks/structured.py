@@ -13,6 +13,13 @@ Run (each size in its own subprocess, so the peak RSS is per size):
 
     .venv/bin/python benchmarks/structured.py                       # n = 2e4, 1e5
     .venv/bin/python benchmarks/structured.py --sizes 20000 --exact-n 10000
+    .venv/bin/python benchmarks/structured.py --sizes 20000 --separable --peer-python PY   # with GPyTorch
+
+GPyTorch's KISS-GP is a product of one-dimensional kernels of one smoothness (its ``GridKernel``
+evaluates the base kernel per dimension), so the side-by-side runs on ``--separable``: the
+product of 1-D Matern-3/2 kernels (100 km, 100 km, 10 days) for the truth, skgpx, the exact GP
+and GPyTorch alike, on skgpx's grid size. ``PY`` is an interpreter with gpytorch (the
+optional ``peers`` extra); its row is computed in that interpreter on the same data.
 
 Columns: ``fit_s`` conditioning (grid, interpolation, CG, SLQ, LOVE cache, checks);
 ``mean_s`` / ``std_s`` / ``samp_s`` the 40 000-point mean map, std map and 10 samples;
@@ -43,13 +50,19 @@ import numpy as np
 BOX, DAYS, NOISE_SD, SIGNAL_VAR, L_SPACE, L_TIME = 2000.0, 10.0, 0.03, 0.01, 100.0, 10.0
 
 
-def _kernel():
+SEPARABLE_NU = 1.5
+
+
+def _kernel(separable=False):
     from skgpx.kernels import ActiveDims, Matern
 
+    if separable:  # GPyTorch's KISS-GP model: a product of one-dimensional Matern kernels of one nu
+        return (SIGNAL_VAR * ActiveDims(Matern(L_SPACE, nu=SEPARABLE_NU), (0,))
+                * ActiveDims(Matern(L_SPACE, nu=SEPARABLE_NU), (1,)) * ActiveDims(Matern(L_TIME, nu=SEPARABLE_NU), (2,)))
     return SIGNAL_VAR * ActiveDims(Matern(L_SPACE, nu=1.5), (0, 1)) * ActiveDims(Matern(L_TIME, nu=0.5), (2,))
 
 
-def truth_field(seed):
+def truth_field(seed, separable=False):
     """The true field on a 10 km x 0.5 day grid (exact prior draw) and that grid."""
     import jax
     import jax.numpy as jnp
@@ -57,7 +70,7 @@ def truth_field(seed):
     from skgpx.operators import Grid, grid_operator
 
     grid = Grid([0.0, 0.0, 0.0], [10.0, 10.0, 0.5], [201, 201, 21])
-    op = grid_operator(_kernel(), grid).with_psd_embedding(tol=1e-6)
+    op = grid_operator(_kernel(separable), grid).with_psd_embedding(tol=1e-6)
     z = jax.random.normal(jax.random.key(seed), (op.embed_size, 1), jnp.float64)
     return np.asarray(jax.jit(lambda o, z: o.sqrt_mm(z))(op, z)).reshape(grid.shape), grid
 
@@ -92,7 +105,7 @@ def tracks(n, rng):
     return np.concatenate(pts)[:n]
 
 
-def run_one(n, exact_n, ppl, seed, variance, n_var_samples, interp_tol="default"):
+def run_one(n, exact_n, ppl, seed, variance, n_var_samples, interp_tol="default", separable=False, peer=None):
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -100,7 +113,7 @@ def run_one(n, exact_n, ppl, seed, variance, n_var_samples, interp_tol="default"
     from skgpx.gp import SKIInference
 
     rng = np.random.default_rng(seed)
-    field, fgrid = truth_field(seed)
+    field, fgrid = truth_field(seed, separable)
     X = tracks(n, rng)
     y = trilinear(field, fgrid, X) + NOISE_SD * rng.standard_normal(n)
     gx = np.arange(200) * 10.0
@@ -115,7 +128,7 @@ def run_one(n, exact_n, ppl, seed, variance, n_var_samples, interp_tol="default"
     solver = SKIInference(points_per_length_scale=tuple(ppl) if len(ppl) > 1 else ppl[0],
                           variance_method=variance, love_rank=128,
                           n_variance_samples=n_var_samples, **tol)
-    gpr = ScalableGPRegressor(_kernel(), alpha=NOISE_SD**2, optimizer=None, solver=solver, random_state=seed)
+    gpr = ScalableGPRegressor(_kernel(separable), alpha=NOISE_SD**2, optimizer=None, solver=solver, random_state=seed)
     t0 = time.perf_counter()
     gpr.fit(X, y)
     fit_s = time.perf_counter() - t0
@@ -134,7 +147,7 @@ def run_one(n, exact_n, ppl, seed, variance, n_var_samples, interp_tol="default"
     gpr.log_marginal_likelihood(theta, eval_gradient=True)
     lml_s = time.perf_counter() - t0
     info = gpr.solver_info_
-    row = dict(n=n, fit_s=fit_s, mean_s=mean_s, std_s=max(std_s, 0.0), samp_s=samp_s, lml_s=lml_s,
+    row = dict(lib="skgpx", n=n, fit_s=fit_s, mean_s=mean_s, std_s=max(std_s, 0.0), samp_s=samp_s, lml_s=lml_s,
                rss_GB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, iters=info["iterations"],
                rmse=float(np.sqrt(np.mean((mean - truth) ** 2))),
                cover=float(np.mean(np.abs(truth - mean) <= 1.96 * std)),
@@ -146,7 +159,7 @@ def run_one(n, exact_n, ppl, seed, variance, n_var_samples, interp_tol="default"
         import scipy.linalg
 
         idx = rng.choice(len(Xm), 256, replace=False)
-        k = _kernel()
+        k = _kernel(separable)
         K = np.asarray(k.gram(X)) + NOISE_SD**2 * np.eye(n)
         c = scipy.linalg.cho_factor(K, overwrite_a=True)
         Ks = np.asarray(k.cross(X, Xm[idx]))
@@ -154,6 +167,32 @@ def run_one(n, exact_n, ppl, seed, variance, n_var_samples, interp_tol="default"
         se = np.sqrt(SIGNAL_VAR - np.sum(Ks * scipy.linalg.cho_solve(c, Ks), axis=0))
         row["d_mean"] = float(np.median(np.abs(mean[idx] - me)) / np.sqrt(SIGNAL_VAR))
         row["d_std"] = float(np.median(np.abs(std[idx] - se) / se))
+    else:
+        idx, me, se = np.zeros(0, int), np.zeros(0), np.zeros(0)
+    rows = [row]
+    if peer is not None:
+        rows.append(_peer_row(peer, X, y, Xm, truth, idx, me, se, info["grid_shape"], separable))
+    return rows
+
+
+def _peer_row(python, X, y, Xm, truth, idx, me, se, grid_shape, separable):
+    """GPyTorch's KISS-GP on the same data and grid size, in ``python`` (an interpreter with gpytorch)."""
+    import tempfile
+
+    if not separable:
+        raise SystemExit("--peer-python needs --separable: GPyTorch's KISS-GP is a product of 1-D kernels.")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "data.npz")
+        np.savez(path, X=X, y=y, Xm=Xm, truth=truth, idx=idx, me=me, se=se, grid_shape=np.asarray(grid_shape),
+                 lo=X.min(0), hi=X.max(0), ls=np.array([L_SPACE, L_SPACE, L_TIME]), nu=SEPARABLE_NU,
+                 signal_var=SIGNAL_VAR, noise_var=NOISE_SD**2)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gpytorch_peer.py")
+        out = subprocess.run([python, script, path, "1e-6", "2000", "1024"], capture_output=True, text=True)
+    if out.returncode:
+        errors = [ln for ln in out.stderr.splitlines() if "Error" in ln] or ["no error message"]
+        return {"lib": "gpytorch", "error": f"exit status {out.returncode}: {errors[-1][:80]}"}
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    row.update(n=len(X), grid="x".join(map(str, grid_shape)))
     return row
 
 
@@ -167,26 +206,38 @@ def main():
     p.add_argument("--n-var-samples", type=int, default=64, help="posterior draws for --variance samples")
     p.add_argument("--interp-tol", default="default",
                    help="SKI(interpolation_tol=...): a number, 'none' (no grid refinement) or 'default'")
+    p.add_argument("--separable", action="store_true",
+                   help="the product of 1-D Matern-3/2 kernels (GPyTorch's KISS-GP model) instead of the issue's kernel")
+    p.add_argument("--peer-python", help="an interpreter with gpytorch: GPyTorch's KISS-GP on the same data "
+                   "(needs --separable)")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one is not None:
-        print(json.dumps(run_one(a.one, a.exact_n, a.ppl, a.seed, a.variance, a.n_var_samples, a.interp_tol)))
+        rows = run_one(a.one, a.exact_n, a.ppl, a.seed, a.variance, a.n_var_samples, a.interp_tol, a.separable,
+                       a.peer_python)
+        print(json.dumps(rows))
         return
-    cols = ["n", "grid", "fit_s", "mean_s", "std_s", "samp_s", "lml_s", "rss_GB", "iters", "rmse", "cover",
+    cols = ["lib", "n", "grid", "fit_s", "mean_s", "std_s", "samp_s", "lml_s", "rss_GB", "iters", "rmse", "cover",
             "d_mean", "d_std", "interp", "love", "rank", "refine"]
     print(" | ".join(cols))
     for n in a.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--exact-n", str(a.exact_n), "--ppl", *map(str, a.ppl),
                "--seed", str(a.seed), "--variance", a.variance, "--n-var-samples", str(a.n_var_samples),
-               "--interp-tol", a.interp_tol]
+               "--interp-tol", a.interp_tol] + (["--separable"] if a.separable else []) + (
+                   ["--peer-python", a.peer_python] if a.peer_python else [])
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's skgpx
         env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if out.returncode:
             print(f"{n} | failed: {out.stderr.strip().splitlines()[-1] if out.stderr else out.returncode}")
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(" | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols), flush=True)
+        for r in json.loads(out.stdout.strip().splitlines()[-1]):
+            if "error" in r:
+                print(f"{r['lib']} | {n} | failed: {r['error']}", flush=True)
+                continue
+            cells = [r.get(c) for c in cols]
+            print(" | ".join("–" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v) for v in cells),
+                  flush=True)
 
 
 if __name__ == "__main__":
