@@ -131,7 +131,8 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
     hyperparameters, the starting point for new tasks), ``task_theta_`` ``(n_tasks,
     p)`` log-hyperparameters of every training task, ``tasks_`` (task labels),
     ``prior_mean_``, ``hyperposterior_`` (the hyper-posterior of the mean process on
-    ``grid_``, on the normalised scale), ``grid_``, ``elbo_history_`` (``L`` at the
+    ``grid_``, on the normalised scale; stored on the grid padded to a size bucket, its
+    ``grid_mask`` flagging the real points, see the Magma guide), ``grid_``, ``elbo_history_`` (``L`` at the
     initial hyperparameters, then after each EM iteration), ``n_iter_``,
     ``converged_``, ``log_marginal_likelihood_value_``, ``iteration_times_``,
     ``m_step_cov_ranks_`` (per EM iteration, the rank of the low-rank hyper-posterior
