@@ -69,7 +69,7 @@ class TaskData(eqx.Module):
     @property
     def n_tasks(self) -> int:
         """Real tasks (host; the padded ones are fully masked)."""
-        return int(np.count_nonzero(np.asarray(self.mask[:, 0])))
+        return int(np.count_nonzero(np.asarray(self.mask)[:, 0]))  # on the host: no eager device op
 
     @property
     def longest(self) -> int:
