@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._config import precision_scope, resolve_dtype
 from .._mesh import describe_placement, first_device, placement_scope, resolve_placement
 from .._toolchain import check_toolchain
+from ..gp import bucket
 from ..kernels import AbstractKernel, White, to_sklearn
 from ..magma import (
     MagmaParams,
@@ -130,7 +131,8 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
     hyperparameters, the starting point for new tasks), ``task_theta_`` ``(n_tasks,
     p)`` log-hyperparameters of every training task, ``tasks_`` (task labels),
     ``prior_mean_``, ``hyperposterior_`` (the hyper-posterior of the mean process on
-    ``grid_``, on the normalised scale), ``grid_``, ``elbo_history_`` (``L`` at the
+    ``grid_``, on the normalised scale; stored on the grid padded to a size bucket, its
+    ``grid_mask`` flagging the real points, see the Magma guide), ``grid_``, ``elbo_history_`` (``L`` at the
     initial hyperparameters, then after each EM iteration), ``n_iter_``,
     ``converged_``, ``log_marginal_likelihood_value_``, ``iteration_times_``,
     ``m_step_cov_ranks_`` (per EM iteration, the rank of the low-rank hyper-posterior
@@ -286,9 +288,9 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
         y_n, self._y_mean, self._y_std = _normalise(y, self.normalize_y)
         layout = build_layout(
             X, y_n, groups, decimals=self.input_decimals, max_grid_size=self.max_grid_size,
-            n_shards=n_devices(device),
+            n_shards=n_devices(device), pad=True,
         )
-        self._n_grid = layout.grid.shape[0]
+        self._n_grid = layout.n_grid
         learn_m0 = isinstance(self.prior_mean, str)
         m0 = 0.0 if learn_m0 else (float(self.prior_mean) - self._y_mean) / self._y_std
         M_pad, p = layout.X.shape[0], tk.theta.shape[0]
@@ -329,7 +331,7 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
         P = to_host(res.params)
         self._layout = layout
         self.tasks_ = layout.task_ids
-        self.grid_ = layout.grid
+        self.grid_ = layout.real_grid
         self.hyperposterior_ = to_host(res.posterior)
         theta0 = np.asarray(P.theta0, np.float64)
         tt = np.asarray(P.theta_task, np.float64)
@@ -392,17 +394,25 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
             if return_std:
                 return mean, np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
             return mean
-        dtype, device = self._context()
-        with precision_scope(dtype), placement_scope(device):
-            mean, second = mean_process_at(
-                self.hyperposterior_, self._mean_kernel_skgpx, jnp.asarray(X, dtype), bool(return_cov)
-            )
-        mean = np.asarray(mean) * self._y_std + self._y_mean
+        mean, second = self._mean_process(self.hyperposterior_, self._mean_kernel_skgpx, X, bool(return_cov))
+        mean = mean * self._y_std + self._y_mean
         if return_cov:
             return mean, np.asarray(second) * self._y_std**2
         if return_std:
             return mean, np.sqrt(np.maximum(np.asarray(second), 0.0)) * self._y_std
         return mean
+
+    def _mean_process(self, post, mean_kernel, X, full_cov):
+        """:func:`~skgpx.magma.mean_process_at` on ``X`` padded to a size bucket (one compiled
+        program for nearby sizes), the padding sliced off."""
+        m = X.shape[0]
+        A, mask = np.zeros((bucket(m), X.shape[1])), np.arange(bucket(m)) < m
+        A[:m] = X
+        dtype, device = self._context()
+        with precision_scope(dtype), placement_scope(device):
+            mean, second = mean_process_at(post, mean_kernel, jnp.asarray(A, dtype), full_cov, jnp.asarray(mask))
+        second = np.asarray(second)
+        return np.asarray(mean)[:m], (second[:m, :m] if full_cov else second[:m])
 
     def predict(self, X, groups=None, return_std=False, return_cov=False, *, X_obs=None, y_obs=None, groups_obs=None):
         """Predictive distribution of tasks at `X` (new noisy observations of each row's task).
@@ -538,14 +548,16 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
                 "is predicted from its training data; give the new task a label not used in fit."
             )
         _, pos, _, n_max = pad_by_group(task, len(ids))
-        d = X_obs.shape[1]
-        Xo = np.zeros((len(ids), n_max, d))
-        yo = np.zeros((len(ids), n_max))
-        mo = np.zeros((len(ids), n_max), bool)
+        # Size buckets for the tasks and their rows (padded tasks fully masked): nearby sizes
+        # share the compiled programs.
+        B, n_max, d = bucket(len(ids)), bucket(n_max), X_obs.shape[1]
+        Xo = np.zeros((B, n_max, d))
+        yo = np.zeros((B, n_max))
+        mo = np.zeros((B, n_max), bool)
         Xo[task, pos] = X_obs
         yo[task, pos] = (y_obs - self._y_mean) / self._y_std
         mo[task, pos] = True
-        thetas = np.tile(self.task_theta_.mean(axis=0), (len(ids), 1))
+        thetas = np.tile(self.task_theta_.mean(axis=0), (B, 1))
         learn = self.new_task_hyperparameters == "learn" or (
             self.new_task_hyperparameters == "auto" and not self.shared_hyperparameters
         )
@@ -581,8 +593,8 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
         (under the hyper-posterior `post` with `mean_kernel`, default the fitted ones)."""
         labels, task_of_row = np.unique(groups, return_inverse=True)
         task_of_row = task_of_row.reshape(-1)
-        B = len(labels)
-        _, pos, _, m_max = pad_by_group(task_of_row, B)
+        _, pos, _, m_max = pad_by_group(task_of_row, len(labels))
+        B, m_max = bucket(len(labels)), bucket(m_max)  # size buckets, padded tasks fully masked
         lay = self._layout
         n_new = new_obs["X"].shape[1] if "X" in new_obs else 0
         n_max = max(lay.n_max, n_new)
@@ -616,7 +628,7 @@ class MultiTaskMagmaRegressor(DeviceCloneMixin, ClusterMixin, RegressorMixin, Ba
                 full_cov,
                 batch,
             )
-        return np.asarray(mean), np.asarray(second), task_of_row, pos
+        return np.asarray(mean)[: len(labels)], np.asarray(second)[: len(labels)], task_of_row, pos
 
 
 def _mixture_cov(out, groups):

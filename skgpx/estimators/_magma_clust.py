@@ -26,7 +26,6 @@ from ..magma import (
     build_layout,
     cluster,
     initial_memberships,
-    mean_process_at,
     minimize_lbfgsb,
     mixture_moments,
     n_free_parameters,
@@ -113,7 +112,7 @@ class ClusterMixin:
         mk, tk = self._kernels()
         y_n, self._y_mean, self._y_std = _normalise_like(self, y)
         layout = build_layout(X, y_n, groups, decimals=self.input_decimals, max_grid_size=self.max_grid_size,
-                              n_shards=int(device.size) if isinstance(device, jax.sharding.Mesh) else 1)
+                              n_shards=int(device.size) if isinstance(device, jax.sharding.Mesh) else 1, pad=True)
         learn_m0 = isinstance(self.prior_mean, str)
         rng = check_random_state(self.random_state)
         tau0 = initial_memberships(layout, K, rng.randint(np.iinfo(np.int32).max))
@@ -142,7 +141,8 @@ class ClusterMixin:
         P = to_host(res.params)
         self._layout = layout
         self.tasks_ = layout.task_ids
-        self.grid_ = layout.grid
+        self.grid_ = layout.real_grid
+        self._n_grid = layout.n_grid
         post = to_host(res.posterior)
         self.cluster_hyperposteriors_ = post.hyper
         self.hyperposterior_ = post.hyper  # fitted marker; per cluster: cluster(hyperposterior_, k)
@@ -304,11 +304,7 @@ class ClusterMixin:
         return out
 
     def _mean_process_cluster(self, X, k):
-        dtype, device = self._context()
-        with precision_scope(dtype), placement_scope(device):
-            mean, cov = mean_process_at(cluster(self.cluster_hyperposteriors_, k), self._cluster_kernels_skgpx[k],
-                                        jnp.asarray(X, dtype), True)
-        return np.asarray(mean), np.asarray(cov)
+        return self._mean_process(cluster(self.cluster_hyperposteriors_, k), self._cluster_kernels_skgpx[k], X, True)
 
     def predict_clusters(self, X, groups, return_cov=False, *, X_obs=None, y_obs=None, groups_obs=None):
         """The full mixture predictive: per cluster, each row's predictive mean and standard

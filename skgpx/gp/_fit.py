@@ -48,13 +48,15 @@ PAD_MAX_ROWS = 4096
 PAD_MAX_N = 4096
 
 
-def bucket(n: int) -> int:
-    """The padded size of ``n`` rows: a multiple of 8 up to 64, a power of two up to 256,
-    then the next multiple of ``2**(floor(log2 n) - 3)`` (at most 12.5% more rows)."""
+def bucket(n: int, pow2_max: int = _POW2_MAX) -> int:
+    """The padded size of ``n`` rows: a multiple of 8 up to 64, a power of two up to
+    ``pow2_max`` (256), then the next multiple of ``2**(floor(log2 n) - 3)`` (at most 12.5%
+    more rows). A size whose cost grows as its cube on every iteration (Magma's union grid)
+    passes ``pow2_max=64``: the 12.5% steps from 64 on."""
     n = int(n)
     if n <= _FINE_MAX:
         return max(8, -(-n // 8) * 8)
-    if n <= _POW2_MAX:
+    if n <= pow2_max:
         return 1 << (n - 1).bit_length()
     step = 1 << ((n.bit_length() - 1) - 3)
     return -(-n // step) * step

@@ -40,8 +40,8 @@ from ._em import EMOptions, TaskMStep, factor_rank, iterate, task_report, with_v
 from ._estep import HyperPosterior, posterior_from_precisions, task_precisions
 from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
 from ._mixture import MixtureMoments
-from ._model import MagmaParams, TaskData, canonical
-from ._objectives import m_step_covariance, mean_process_term
+from ._model import MagmaParams, TaskData, canonical, grid_chol, grid_size
+from ._objectives import gls_constant, m_step_covariance, mean_process_term
 from ._optimize import minimize_lbfgsb
 from ._shard import over_tasks
 from ._taskcov import task_factor, woodbury_precision
@@ -107,12 +107,24 @@ class ClustPosterior(eqx.Module):
 
 def cluster(hyper: HyperPosterior, k) -> HyperPosterior:
     """Cluster ``k``'s hyper-posterior."""
-    return HyperPosterior(hyper.grid, hyper.mean[k], hyper.L0[k], hyper.LB[k], hyper.white[k], hyper.m0[k])
+    return HyperPosterior(hyper.grid, hyper.mean[k], hyper.L0[k], hyper.LB[k], hyper.white[k], hyper.m0[k],
+                          grid_mask=hyper.grid_mask)
 
 
 @jax.jit
 def _cov_sqrts(hyper):
-    return jax.vmap(lambda L0, LB: tri_solve(LB, L0.T).T)(hyper.L0, hyper.LB)
+    """Per cluster :meth:`~._estep.HyperPosterior.cov_sqrt` ``(K, N, N)`` (zero rows on padded grid points)."""
+    return jax.vmap(lambda L0, LB: cluster_like(hyper, L0, LB).cov_sqrt())(hyper.L0, hyper.LB)
+
+
+def cluster_like(hyper, L0, LB):
+    return HyperPosterior(hyper.grid, None, L0, LB, None, None, grid_mask=hyper.grid_mask)
+
+
+def real_means(hyper):
+    """The cluster means ``(K, N)``, zero on padded grid points (what the task terms on the
+    whole grid, shared inputs, may see)."""
+    return hyper.mean if hyper.grid_mask is None else jnp.where(hyper.grid_mask[None, :], hyper.mean, 0.0)
 
 
 @jax.jit
@@ -130,11 +142,13 @@ def cluster_e_step(params: ClustParams, data: TaskData, tau, jitter, task_rank: 
                    progress: bool = False) -> HyperPosterior:
     """The K hyper-posteriors ``q(mu_k)`` for memberships ``tau`` (VE-step, MAGMA.md A.4);
     ``progress``: report the task chunks done (``verbose``)."""
-    T = data.grid
-    L0 = jax.vmap(lambda th: chol(params.mean_kernel.with_theta(th).gram(T), jitter))(params.cluster_thetas())
+    T, gm = data.grid, data.grid_mask
+    L0 = jax.vmap(lambda th: grid_chol(params.mean_kernel.with_theta(th), T, jitter, gm))(params.cluster_thetas())
     if _structured(params, data):
-        Lp = chol(params.task_kernel.with_theta(params.theta_task).gram(T), jitter)
+        Lp = grid_chol(params.task_kernel.with_theta(params.theta_task), T, jitter, gm)
         A = jax.vmap(lambda L: tri_solve(Lp, L))(L0)  # Lp^{-1} L0_k
+        if gm is not None:  # S is zero off the real grid (._estep)
+            A = jnp.where(gm[None, :, None], A, 0.0)
         n_k = jnp.sum(tau, axis=0)
         LtSL = n_k[:, None, None] * jnp.einsum("kab,kac->kbc", A, A)
         Y = jnp.where(data.mask, data.y, 0.0).T
@@ -145,7 +159,7 @@ def cluster_e_step(params: ClustParams, data: TaskData, tau, jitter, task_rank: 
     m0 = jnp.asarray(params.m0, T.dtype)
     LB, u, w0 = jax.vmap(posterior_from_precisions, in_axes=(None, 0, 0, 0, 0))(T, L0, LtSL, b, m0)
     mean = jnp.einsum("kab,kb->ka", L0, u)
-    return HyperPosterior(grid=T, mean=mean, L0=L0, LB=LB, white=u - w0, m0=m0)
+    return HyperPosterior(grid=T, mean=mean, L0=L0, LB=LB, white=u - w0, m0=m0, grid_mask=gm)
 
 
 @eqx.filter_jit
@@ -154,10 +168,10 @@ def cluster_task_terms(params: ClustParams, data: TaskData, hyper: HyperPosterio
     (padded tasks 0): one factorisation of each ``Psi_i`` serves every cluster."""
     R = _cov_sqrts(hyper)
     C = jnp.einsum("kab,kcb->kac", R, R)
-    means = hyper.mean
-    N = data.grid.shape[0]
+    means = real_means(hyper)
+    N = grid_size(data.grid, data.grid_mask)
     if _structured(params, data):
-        L = chol(params.task_kernel.with_theta(params.theta_task).gram(data.grid), jitter)
+        L = grid_chol(params.task_kernel.with_theta(params.theta_task), data.grid, jitter, data.grid_mask)
         A = tri_solve(L, jnp.where(data.mask, data.y, 0.0).T)
         B = tri_solve(L, means.T)
         quad = jnp.sum(A * A, axis=0)[:, None] - 2.0 * A.T @ B + jnp.sum(B * B, axis=0)[None, :]
@@ -190,10 +204,10 @@ def cluster_task_terms(params: ClustParams, data: TaskData, hyper: HyperPosterio
 def _mean_terms(params: ClustParams, hyper: HyperPosterior, jitter):
     """Per cluster ``J0_k + 1/2 log|C_k| + N/2 (1 + log 2 pi)`` ``(K,)``."""
     R = _cov_sqrts(hyper)
-    N = hyper.grid.shape[0]
+    N = grid_size(hyper.grid, hyper.grid_mask)
 
     def one(th, m0, mean, Rk, L0, LB):
-        j0 = mean_process_term(th, m0, params.mean_kernel, hyper.grid, mean, Rk, jitter)
+        j0 = mean_process_term(th, m0, params.mean_kernel, hyper.grid, mean, Rk, jitter, hyper.grid_mask)
         return j0 + 0.5 * (logdet_from_chol(L0) - logdet_from_chol(LB)) + 0.5 * N * (1.0 + LOG_2PI)
 
     return jax.vmap(one)(params.cluster_thetas(), params.m0, hyper.mean, R, hyper.L0, hyper.LB)
@@ -227,8 +241,8 @@ def _mean_objective_and_grad(theta0, params: ClustParams, hyper: HyperPosterior,
 
     def f(t):
         ths = jnp.broadcast_to(t, (K,) + t.shape[-1:])
-        terms = jax.vmap(mean_process_term, in_axes=(0, 0, None, None, 0, 0, None))(
-            ths, params.m0, params.mean_kernel, hyper.grid, hyper.mean, R, jitter
+        terms = jax.vmap(mean_process_term, in_axes=(0, 0, None, None, 0, 0, None, None))(
+            ths, params.m0, params.mean_kernel, hyper.grid, hyper.mean, R, jitter, hyper.grid_mask
         )
         return -scale * jnp.sum(terms)
 
@@ -240,9 +254,7 @@ def _gls_means(params: ClustParams, hyper: HyperPosterior, jitter):
     """Per cluster the constant ``m_k`` maximising ``log N(mhat_k; m_k 1, K_k)`` (exact)."""
 
     def one(th, mean):
-        L0 = chol(params.mean_kernel.with_theta(th).gram(hyper.grid), jitter)
-        one_ = tri_solve(L0, jnp.ones_like(mean))
-        return jnp.dot(one_, tri_solve(L0, mean)) / jnp.dot(one_, one_)
+        return gls_constant(th, params.mean_kernel, hyper.grid, mean, jitter, hyper.grid_mask)
 
     return jax.vmap(one)(params.cluster_thetas(), hyper.mean)
 
@@ -294,13 +306,13 @@ class ClustEM:
         covariance is low-rank and the mixture stays narrow, else the full covariances."""
         K = hyper.mean.shape[0]
         if not full:
-            n_max = self.data.X.shape[1]
+            n_max = self.data.longest
             parts = [m_step_covariance(cluster(hyper, k), self.tasks.jitter, n_max) for k in range(K)]
             q = max(F.shape[1] for F, _ in parts)
             if all(low for _, low in parts) and K * (q + 1) <= _MIXTURE_LOWRANK_FRACTION * n_max:
                 F = jnp.stack([jnp.pad(F, ((0, 0), (0, q - F.shape[1]))) for F, _ in parts])
-                return MixtureMoments(lowrank=True, means=hyper.mean, covs=F, tau=tau)
-        return MixtureMoments(lowrank=False, means=hyper.mean, covs=_full_covs(hyper), tau=tau)
+                return MixtureMoments(lowrank=True, means=real_means(hyper), covs=F, tau=tau)
+        return MixtureMoments(lowrank=False, means=real_means(hyper), covs=_full_covs(hyper), tau=tau)
 
     def m_step(self, params, post):
         o, data, jitter = self.options, self.data, self.tasks.jitter

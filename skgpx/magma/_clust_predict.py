@@ -53,11 +53,13 @@ def new_task_cluster_lml(thetas, hyper, mean_kernel, cluster_thetas, task_kernel
 @eqx.filter_jit
 def new_task_mixture_objective_and_grad(thetas, log_pi, hyper, mean_kernel, cluster_thetas, task_kernel, Xo, yo, mo,
                                         jitter, scale):
-    """``-scale * sum_j log sum_k pi_k N(y*_j; ...)`` and its gradient (independent tasks ``j``)."""
+    """``-scale * sum_j log sum_k pi_k N(y*_j; ...)`` and its gradient (independent tasks ``j``;
+    fully masked, padded, tasks add zero)."""
 
     def total(th):
         lml = _tasks_lmls(th, hyper, mean_kernel, cluster_thetas, task_kernel, Xo, yo, mo, jitter)
-        return -scale * jnp.sum(jax.nn.logsumexp(lml + log_pi[None, :], axis=1))
+        terms = jax.nn.logsumexp(lml + log_pi[None, :], axis=1)
+        return -scale * jnp.sum(jnp.where(jnp.any(mo, axis=1), terms, 0.0))
 
     return jax.value_and_grad(total)(thetas)
 

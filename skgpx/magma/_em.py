@@ -227,7 +227,8 @@ class MagmaEM:
         o, jitter = self.options, self.tasks.jitter
         r0 = minimize_lbfgsb(
             lambda th: mean_objective_and_grad(
-                th, params.m0, params.mean_kernel, self.data.grid, post.mean, R, jitter, self.tasks.scale
+                th, params.m0, params.mean_kernel, self.data.grid, post.mean, R, jitter, self.tasks.scale,
+                self.data.grid_mask,
             ),
             params.theta0,
             np.asarray(params.mean_kernel.bounds),
@@ -237,7 +238,8 @@ class MagmaEM:
         )
         params = with_values(params, theta0=jnp.asarray(r0.x))
         if o.learn_prior_mean:
-            m0 = gls_prior_mean(params.theta0, params.mean_kernel, self.data.grid, post.mean, jitter)
+            m0 = gls_prior_mean(params.theta0, params.mean_kernel, self.data.grid, post.mean, jitter,
+                                self.data.grid_mask)
             params = with_values(params, m0=jnp.asarray(m0))
         return params, r0
 
@@ -247,7 +249,7 @@ class MagmaEM:
         if self.tasks.structured(params):
             cov_m, lowrank = R @ R.T, False  # one factorisation for all tasks: C as is
         else:
-            cov_m, lowrank = m_step_covariance(post, self.tasks.jitter, self.data.X.shape[1])
+            cov_m, lowrank = m_step_covariance(post, self.tasks.jitter, self.data.longest)
         # The factor's width is bucketed to multiples of 8 with zero columns; report its rank.
         self.m_step_cov_ranks.append(factor_rank(cov_m) if lowrank else 0)
         params, r0 = self.mean_m_step(params, post, R)
@@ -431,7 +433,7 @@ def _task_subset(data: TaskData, size: int):
     if k >= data.n_tasks:
         return data, None
     sel = jnp.asarray(np.linspace(0, data.n_tasks - 1, k).round().astype(int))
-    sub = TaskData(data.grid, data.X[sel], data.y[sel], data.index[sel], data.mask[sel], k, data.chunk,
+    sub = TaskData(data.grid, data.X[sel], data.y[sel], data.index[sel], data.mask[sel], data.grid_mask, data.chunk,
                    data.shared_inputs)
     return sub, sel
 

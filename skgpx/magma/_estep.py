@@ -29,6 +29,13 @@ device scans its share of the tasks and the sums are added once (:mod:`._shard`)
 tasks share the grid and the hyperparameters, one factorisation of ``Psi`` serves
 every task: ``L0^T S L0 = M (Lpsi^{-1} L0)^T (Lpsi^{-1} L0)`` and
 ``b = Psi^{-1} sum_i y_i`` (MAGMA.md item 3).
+
+A padded grid (``grid_mask``, :mod:`._layout` ``pad=True``) adds points observed by no
+task (``S``, ``b`` zero there) with an identity block in ``K0``: ``L0``, ``B`` and ``LB`` are
+then block diagonal, the real block that of the unpadded grid, the padded one the identity
+(mean ``m0``, ``white`` zero, log-determinant zero), so the hyper-posterior on the real grid
+and ``log p(y | Theta)`` are unchanged. :meth:`HyperPosterior.cov_sqrt` is zero on the
+padded points, so the M-step's trace terms see no padded variance.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import jax.numpy as jnp
 
 from ..solvers import cho_inverse
 from ._linalg import LOG_2PI, cho_solve, chol, logdet_from_chol, tri_solve
-from ._model import MagmaParams, TaskData
+from ._model import MagmaParams, TaskData, grid_chol
 from ._progress import chunk_done
 from ._shard import like_tasks, over_tasks
 from ._taskcov import task_factor, woodbury_precision
@@ -53,7 +60,8 @@ class HyperPosterior(eqx.Module):
     ``L0 = chol(K0(T, T) + jitter)``, ``LB = chol(I + L0^T S L0)``, ``C = R R^T`` with
     ``R = L0 LB^{-T}``, and ``white = L0^{-1} (mean - m0)`` (used by the
     conditioning formula of MAGMA.md A.3 step 1). ``lml``: ``log p(y | Theta)`` at the
-    hyperparameters of this E-step (``None`` for a posterior built otherwise).
+    hyperparameters of this E-step (``None`` for a posterior built otherwise). ``grid_mask``:
+    the real grid points of a padded grid (``None``: none padded; module docstring).
     """
 
     grid: object
@@ -63,10 +71,12 @@ class HyperPosterior(eqx.Module):
     white: object
     m0: object
     lml: object = None
+    grid_mask: object = None
 
     def cov_sqrt(self):
-        """``R`` with ``C = R R^T``."""
-        return tri_solve(self.LB, self.L0.T).T
+        """``R`` with ``C = R R^T`` (zero rows on padded grid points)."""
+        R = tri_solve(self.LB, self.L0.T).T
+        return R if self.grid_mask is None else jnp.where(self.grid_mask[:, None], R, 0.0)
 
     def cov(self):
         R = self.cov_sqrt()
@@ -157,21 +167,23 @@ def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0, prog
     ``task_rank > 0``: task precisions from low-rank factors (:mod:`._taskcov`). ``progress``:
     report the task chunks done (``verbose``; :mod:`._progress`).
     """
-    T = data.grid
+    T, gm = data.grid, data.grid_mask
     N = T.shape[0]
-    L0 = chol(params.mean_kernel_at().gram(T), jitter)
+    L0 = grid_chol(params.mean_kernel_at(), T, jitter, gm)
     ones = jnp.ones((N,), T.dtype)
     if data.shared_inputs and params.shared_hyperparameters:
         # One factorisation of Psi for all tasks (MAGMA.md item 3).
-        Lp = chol(params.task_kernel.with_theta(params.theta_task).gram(T), jitter)
+        Lp = grid_chol(params.task_kernel.with_theta(params.theta_task), T, jitter, gm)
         A = tri_solve(Lp, L0)
+        observed = jnp.ones((N,), T.dtype) if gm is None else gm.astype(T.dtype)  # S is zero off the real grid
+        A = A * observed[:, None]
         n_real = jnp.sum(data.mask[:, 0])
         LtSL = n_real * (A.T @ A)
         Y = jnp.where(data.mask, data.y, 0.0).T  # (N, M_pad), zero for padded tasks
         b = cho_solve(Lp, jnp.sum(Y, axis=1))
         quad = jnp.sum(tri_solve(Lp, Y) ** 2)
         logdet_psi = n_real * logdet_from_chol(Lp)
-        S1 = n_real * cho_solve(Lp, ones)  # S 1
+        S1 = n_real * cho_solve(Lp, observed)  # S 1
     else:
         S, b, quad, logdet_psi = task_precisions(params, data, jitter, task_rank, progress=progress)
         LtSL = L0.T @ S @ L0
@@ -184,4 +196,4 @@ def e_step(params: MagmaParams, data: TaskData, jitter, task_rank: int = 0, prog
     c = tri_solve(LB, L0.T @ (b - m0 * S1))
     n_obs = jnp.sum(data.mask)
     lml = -0.5 * (quad_r - jnp.dot(c, c)) - 0.5 * (logdet_psi + logdet_from_chol(LB)) - 0.5 * n_obs * LOG_2PI
-    return HyperPosterior(grid=T, mean=mean, L0=L0, LB=LB, white=u - w0, m0=m0, lml=lml)
+    return HyperPosterior(grid=T, mean=mean, L0=L0, LB=LB, white=u - w0, m0=m0, lml=lml, grid_mask=gm)

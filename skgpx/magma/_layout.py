@@ -6,6 +6,15 @@ A.1): task ``i`` observes ``t_i``, and ``P_i`` selects ``t_i`` out of ``T``. Her
 different lengths are padded to the longest one and a boolean ``mask`` flags
 real rows. Nothing is truncated or dropped.
 
+With ``pad=True`` (the estimators) every shape is a size bucket
+(:func:`skgpx.gp.bucket`, as the single GP pads its training set; the grid with finer
+steps above 64 points): the task count, the
+rows per task block and the union grid, so a new number of tasks, a longer task or a
+slightly different grid (a cross-validation fold, one more task) reuses the compiled EM
+programs. Padded tasks and rows are masked; padded grid points (``grid_mask`` False) are
+observed by no task and carry an identity block in the mean-process prior, which leaves
+every result on the real grid unchanged (:mod:`._estep`).
+
 Building the layout is a sort + group-by, O(#rows log #rows) time and O(#rows)
 memory plus the padded arrays (M x max_N) - never O(#tasks x #rows) (MAGMA.md
 item 4).
@@ -22,7 +31,13 @@ import dataclasses
 
 import numpy as np
 
+from ..gp import bucket
+
 __all__ = ["TaskLayout", "build_layout", "pad_by_group", "chunk_size_for"]
+
+# The union grid's bucket steps by at most 12.5% from this size on, not by powers of two
+# up to 256 as the single GP's rows: every E- and mean-process M-step costs O(N^3) in it.
+_GRID_POW2_MAX = 64
 
 # Elements of one (chunk x n_max x n_max) block processed at once by vmap.
 _CHUNK_BUDGET = 1 << 22
@@ -44,7 +59,9 @@ class TaskLayout:
     """Padded task blocks on the union grid (host NumPy arrays).
 
     Attributes:
-        grid: ``(N, d)`` union grid ``T`` (unique rows, lexicographically sorted).
+        grid: ``(N, d)`` union grid ``T`` (unique rows, lexicographically sorted), then
+            ``N - n_grid`` padded points (copies of the first; ``pad=True``).
+        grid_mask: ``(N,)`` True on real grid points, or ``None`` when none is padded.
         X: ``(M_pad, n_max, d)`` task inputs; padded rows are 0.
         y: ``(M_pad, n_max)`` task outputs; padded entries are 0.
         index: ``(M_pad, n_max)`` row of ``grid`` of each input (0 on padding).
@@ -59,6 +76,7 @@ class TaskLayout:
     """
 
     grid: np.ndarray
+    grid_mask: np.ndarray | None
     X: np.ndarray
     y: np.ndarray
     index: np.ndarray
@@ -73,10 +91,16 @@ class TaskLayout:
 
     @property
     def n_grid(self) -> int:
-        return self.grid.shape[0]
+        """Real grid points (padding excluded)."""
+        return self.grid.shape[0] if self.grid_mask is None else int(self.grid_mask.sum())
+
+    @property
+    def real_grid(self) -> np.ndarray:
+        return self.grid[: self.n_grid]
 
     @property
     def n_max(self) -> int:
+        """Rows per task block (padding included)."""
         return self.X.shape[1]
 
 
@@ -104,7 +128,8 @@ def pad_by_group(task_of_row: np.ndarray, n_tasks: int, order_key=None):
 
 
 def build_layout(
-    X, y, groups, *, decimals=None, max_grid_size=None, chunk_budget=_CHUNK_BUDGET, n_shards: int = 1
+    X, y, groups, *, decimals=None, max_grid_size=None, chunk_budget=_CHUNK_BUDGET, n_shards: int = 1,
+    pad: bool = False,
 ) -> TaskLayout:
     """Union grid and padded task blocks from long-format ``(X, y, groups)``.
 
@@ -141,7 +166,16 @@ def build_layout(
         )
 
     order, pos, counts, n_max = pad_by_group(task, M, order_key=grid_index)
+    shared = bool(np.all(counts == grid.shape[0]))
     share = -(-M // n_shards)
+    grid_mask = None
+    if pad:
+        share = bucket(share)
+        n_grid = bucket(grid.shape[0], pow2_max=_GRID_POW2_MAX)
+        grid_mask = np.arange(n_grid) < grid.shape[0]
+        grid = np.concatenate([grid, np.repeat(grid[:1], n_grid - grid.shape[0], axis=0)])
+        # Shared inputs: task blocks are aligned with the grid (index[i] = arange(N)).
+        n_max = n_grid if shared else bucket(n_max)
     chunk = chunk_size_for(share, n_max, chunk_budget)
     M_pad = n_shards * (-(-share // chunk) * chunk)
     Xp = np.zeros((M_pad, n_max, d))
@@ -152,9 +186,11 @@ def build_layout(
     yp[task, pos] = y
     ip[task, pos] = grid_index
     mp[task, pos] = True
-    shared = bool(np.all(counts == grid.shape[0]))
+    if shared and pad:
+        ip[:] = np.arange(n_max, dtype=np.int32)
     return TaskLayout(
         grid=grid,
+        grid_mask=grid_mask,
         X=Xp,
         y=yp,
         index=ip,

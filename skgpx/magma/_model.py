@@ -15,8 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._layout import TaskLayout
+from ._linalg import chol
 
-__all__ = ["MagmaParams", "TaskData", "task_data_from_layout", "canonical"]
+__all__ = ["MagmaParams", "TaskData", "task_data_from_layout", "canonical", "grid_chol", "grid_size"]
 
 
 class MagmaParams(eqx.Module):
@@ -45,20 +46,36 @@ class MagmaParams(eqx.Module):
 
 
 class TaskData(eqx.Module):
-    """Device copy of a :class:`~skgpx.magma._layout.TaskLayout` (see there for the fields)."""
+    """Device copy of a :class:`~skgpx.magma._layout.TaskLayout` (see there for the fields).
+
+    Only shapes, the chunk and ``shared_inputs`` are static: the number of real tasks is
+    read from ``mask`` (real tasks come first and have a real first row), so tasks padded
+    to one bucket share every compiled program.
+    """
 
     grid: object
     X: object
     y: object
     index: object
     mask: object
-    n_tasks: int = eqx.field(static=True)
+    grid_mask: object  # (N,) bool, or None: no padded grid point
     chunk: int = eqx.field(static=True)
     shared_inputs: bool = eqx.field(static=True)
 
     @property
     def n_obs(self):
         return jnp.sum(self.mask)
+
+    @property
+    def n_tasks(self) -> int:
+        """Real tasks (host; the padded ones are fully masked)."""
+        return int(np.count_nonzero(np.asarray(self.mask)[:, 0]))  # on the host: no eager device op
+
+    @property
+    def longest(self) -> int:
+        """Rows of the longest real task (host): what size thresholds compare with, so that
+        padding the task blocks changes no decision."""
+        return int(np.max(np.sum(np.asarray(self.mask), axis=1)))
 
     def chunked(self, *arrays):
         """Reshape leading task axes ``(M_pad, ...)`` to ``(M_pad // chunk, chunk, ...)``."""
@@ -73,10 +90,22 @@ def task_data_from_layout(layout: TaskLayout, y=None, dtype=np.float64) -> TaskD
         y=jnp.asarray(layout.y if y is None else y, dtype),
         index=jnp.asarray(layout.index),
         mask=jnp.asarray(layout.mask),
-        n_tasks=layout.n_tasks,
+        grid_mask=None if layout.grid_mask is None else jnp.asarray(layout.grid_mask),
         chunk=layout.chunk,
         shared_inputs=layout.shared_inputs,
     )
+
+
+def grid_size(grid, grid_mask):
+    """Real points of a (possibly padded) grid: ``N``, or the count of ``grid_mask``."""
+    return grid.shape[0] if grid_mask is None else jnp.sum(grid_mask)
+
+
+def grid_chol(kernel, grid, jitter, grid_mask=None):
+    """Cholesky factor of ``kernel`` on the grid with the relative jitter; padded grid
+    points (``grid_mask`` False) get an identity block, observed by no task, so the
+    factor's real block, and every result on the real grid, is that of the unpadded grid."""
+    return chol(kernel.gram(grid, grid_mask), jitter, grid_mask)
 
 
 def canonical(tree, dtype=np.float64):

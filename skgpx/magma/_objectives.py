@@ -19,7 +19,9 @@ and nothing is recomputed. (:func:`task_terms` alone, reverse-differentiated thr
 the loop, checkpoints its chunk body on large problems instead.)
 Padded rows contribute exactly zero: ``Psi_i`` is identity there (no jitter), the
 residual and ``C_i`` are masked to zero, and the ``log 2 pi`` count uses the real
-number of observations.
+number of observations. Padded grid points (``grid_mask``) contribute exactly zero too:
+``K0`` is identity there, the mean process's residual and its covariance factor are
+masked to zero, and ``N`` counts the real points.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 from ..solvers import cho_inverse
 from ._estep import HyperPosterior
 from ._linalg import LOG_2PI, add_jitter, cho_solve, chol, logdet_from_chol, tri_solve
-from ._model import MagmaParams, TaskData
+from ._model import MagmaParams, TaskData, grid_chol, grid_size
 from ._shard import like_tasks, over_tasks
 from ._taskcov import task_factor, woodbury_density, woodbury_trace_factor, woodbury_trace_full
 
@@ -75,12 +77,16 @@ class TaskMoments(eqx.Module):
         raise NotImplementedError
 
 
-def mean_process_term(theta0, m0, mean_kernel, grid, mean, cov_sqrt, jitter):
-    """``J0 = log N(mean; m0, K0) - 1/2 tr(K0^{-1} C)`` with ``C = cov_sqrt cov_sqrt^T``."""
-    L0 = chol(mean_kernel.with_theta(theta0).gram(grid), jitter)
-    a = tri_solve(L0, mean - m0)
+def mean_process_term(theta0, m0, mean_kernel, grid, mean, cov_sqrt, jitter, grid_mask=None):
+    """``J0 = log N(mean; m0, K0) - 1/2 tr(K0^{-1} C)`` with ``C = cov_sqrt cov_sqrt^T``
+    (on the real points of a padded grid, ``grid_mask``)."""
+    L0 = grid_chol(mean_kernel.with_theta(theta0), grid, jitter, grid_mask)
+    r = mean - m0
+    if grid_mask is not None:
+        r, cov_sqrt = jnp.where(grid_mask, r, 0.0), jnp.where(grid_mask[:, None], cov_sqrt, 0.0)
+    a = tri_solve(L0, r)
     W = tri_solve(L0, cov_sqrt)  # tr(K0^{-1} C) = ||L0^{-1} R||_F^2
-    N = grid.shape[0]
+    N = grid_size(grid, grid_mask)
     return -0.5 * jnp.dot(a, a) - 0.5 * logdet_from_chol(L0) - 0.5 * N * LOG_2PI - 0.5 * jnp.sum(W * W)
 
 
@@ -181,9 +187,9 @@ def task_terms(theta_task, params: MagmaParams, data: TaskData, mean, cov, jitte
     """
     if data.shared_inputs and params.shared_hyperparameters:
         # One Cholesky of Psi for every task (MAGMA.md item 3).
-        L = chol(params.task_kernel.with_theta(theta_task).gram(data.grid), jitter)
+        L = grid_chol(params.task_kernel.with_theta(theta_task), data.grid, jitter, data.grid_mask)
         M = jnp.sum(data.mask[:, 0])
-        N = data.grid.shape[0]
+        N = grid_size(data.grid, data.grid_mask)  # cov is zero on padded points (HyperPosterior.cov_sqrt)
         if isinstance(mean, TaskMoments):
             quad, tr = mean.pooled(L, data.y, data.mask)
             return -0.5 * quad - 0.5 * tr - 0.5 * M * (logdet_from_chol(L) + N * LOG_2PI)
@@ -228,24 +234,29 @@ def elbo(params: MagmaParams, data: TaskData, post: HyperPosterior, jitter, task
     """
     R = post.cov_sqrt()
     C = R @ R.T
-    N = data.grid.shape[0]
-    j0 = mean_process_term(params.theta0, params.m0, params.mean_kernel, data.grid, post.mean, R, jitter)
+    N = grid_size(data.grid, data.grid_mask)
+    j0 = mean_process_term(params.theta0, params.m0, params.mean_kernel, data.grid, post.mean, R, jitter,
+                           data.grid_mask)
     ji = task_terms(params.theta_task, params, data, post.mean, C, jitter, task_rank)
     return j0 + ji + 0.5 * post.logdet_cov() + 0.5 * N * (1.0 + LOG_2PI)
 
 
-@eqx.filter_jit
-def gls_prior_mean(theta0, mean_kernel, grid, mean, jitter):
-    """Constant ``m0`` maximising ``log N(mean; m0 1, K0)``: ``1^T K0^{-1} mean / 1^T K0^{-1} 1``."""
-    L0 = chol(mean_kernel.with_theta(theta0).gram(grid), jitter)
-    one = tri_solve(L0, jnp.ones_like(mean))
-    return jnp.dot(one, tri_solve(L0, mean)) / jnp.dot(one, one)
+def gls_constant(theta0, mean_kernel, grid, mean, jitter, grid_mask=None):
+    """Constant ``m0`` maximising ``log N(mean; m0 1, K0)``: ``1^T K0^{-1} mean / 1^T K0^{-1} 1``
+    (over the real points of a padded grid)."""
+    L0 = grid_chol(mean_kernel.with_theta(theta0), grid, jitter, grid_mask)
+    ones = jnp.ones_like(mean) if grid_mask is None else grid_mask.astype(mean.dtype)
+    one = tri_solve(L0, ones)
+    return jnp.dot(one, tri_solve(L0, mean * ones)) / jnp.dot(one, one)
+
+
+gls_prior_mean = eqx.filter_jit(gls_constant)
 
 
 @eqx.filter_jit
-def mean_objective_and_grad(theta0, m0, mean_kernel, grid, mean, cov_sqrt, jitter, scale):
+def mean_objective_and_grad(theta0, m0, mean_kernel, grid, mean, cov_sqrt, jitter, scale, grid_mask=None):
     """Value and gradient of ``-J0 * scale`` w.r.t. ``theta0`` (minimised by L-BFGS-B)."""
-    f = lambda t: -scale * mean_process_term(t, m0, mean_kernel, grid, mean, cov_sqrt, jitter)  # noqa: E731
+    f = lambda t: -scale * mean_process_term(t, m0, mean_kernel, grid, mean, cov_sqrt, jitter, grid_mask)  # noqa: E731
     return jax.value_and_grad(f)(theta0)
 
 
@@ -370,17 +381,20 @@ _LOWRANK_MAX_FRACTION = 0.25
 
 @eqx.filter_jit
 def _cov_eigh(post: HyperPosterior, jitter):
-    C = post.cov()
-    # K0 was factorised with jitter * mean(diag K0) on its diagonal: C's uninformed
-    # directions sit exactly on that floor.
-    k0_diag = jnp.mean(jnp.sum(post.L0 * post.L0, axis=1))
+    C = post.cov()  # zero on padded grid points: no eigenvalue there above the floor
+    # K0 was factorised with jitter * mean(diag K0) on its diagonal (over the real grid):
+    # C's uninformed directions sit exactly on that floor.
+    d = jnp.sum(post.L0 * post.L0, axis=1)
+    gm = post.grid_mask
+    k0_diag = jnp.mean(d) if gm is None else jnp.sum(jnp.where(gm, d, 0.0)) / jnp.sum(gm)
     floor = jitter / (1.0 + jitter) * k0_diag
     lam, U = jnp.linalg.eigh(C)
     return C, lam, U, floor
 
 
 def m_step_covariance(post: HyperPosterior, jitter, n_max: int):
-    """The hyper-posterior covariance as the task M-step uses it: ``(cov, lowrank)``.
+    """The hyper-posterior covariance as the task M-step uses it: ``(cov, lowrank)``
+    (``n_max``: rows of the longest real task, :attr:`~._model.TaskData.longest`).
 
     ``C = (K0^{-1} + S)^{-1}`` inherits the jitter ``j = jitter * mean(diag K0)`` that makes
     ``K0`` factorisable: every direction the data do not inform has variance ``j``

@@ -47,8 +47,10 @@ __all__ = ["mean_process_at", "task_posteriors", "new_task_objective_and_grad", 
 
 
 def _hyper_at(post: HyperPosterior, mean_kernel, A, mask=None):
-    """``(m(A), C(A))`` (step 1); padded rows of ``A`` get mean ``m0`` and identity covariance."""
-    K_TA = mean_kernel.cross(post.grid, A, None, mask)
+    """``(m(A), C(A))`` (step 1); padded rows of ``A`` get mean ``m0`` and identity covariance.
+    Padded grid points have zero cross-covariance with ``A`` (and ``L0``, ``LB`` identity there),
+    so they add nothing."""
+    K_TA = mean_kernel.cross(post.grid, A, post.grid_mask, mask)
     V = tri_solve(post.L0, K_TA)
     W = tri_solve(post.LB, V)
     mean = post.m0 + V.T @ post.white
@@ -61,9 +63,10 @@ def _hyper_at(post: HyperPosterior, mean_kernel, A, mask=None):
 
 
 @eqx.filter_jit
-def mean_process_at(post: HyperPosterior, mean_kernel, A, full_cov: bool):
-    """Mean and covariance (``full_cov``) or variance of the mean process at ``A`` ``(m, d)``."""
-    mean, cov = _hyper_at(post, mean_kernel, A)
+def mean_process_at(post: HyperPosterior, mean_kernel, A, full_cov: bool, mask=None):
+    """Mean and covariance (``full_cov``) or variance of the mean process at ``A`` ``(m, d)``
+    (``mask``: real rows of a padded ``A``)."""
+    mean, cov = _hyper_at(post, mean_kernel, A, mask)
     return mean, (cov if full_cov else jnp.diagonal(cov))
 
 
@@ -120,13 +123,14 @@ def new_task_objective_and_grad(thetas, post, mean_kernel, task_kernel, Xo, yo, 
     `prior`: ``None`` (maximum likelihood, eq. (7)) or ``(mean, precision)`` of a Gaussian
     on the log-hyperparameters, ``log p(theta) = -1/2 (theta - mean)^T precision (theta - mean)``
     (the population of the training tasks' hyperparameters: a maximum a posteriori estimate).
+    Fully masked (padded) tasks add exactly zero, prior included.
     """
 
     def total(th):
         f = lambda t, x, y, m: _new_task_lml(t, post, mean_kernel, task_kernel, x, y, m, jitter)  # noqa: E731
         value = jnp.sum(jax.vmap(f)(th, Xo, yo, mo))
         if prior is not None:
-            delta = th - prior[0]
+            delta = jnp.where(jnp.any(mo, axis=1)[:, None], th - prior[0], 0.0)
             value = value - 0.5 * jnp.sum((delta @ prior[1]) * delta)
         return -scale * value
 

@@ -94,5 +94,6 @@ def place_task_data(data, placement):
 
     return type(data)(
         grid=put(data.grid, placement), X=task_array(data.X), y=task_array(data.y), index=task_array(data.index),
-        mask=task_array(data.mask), n_tasks=data.n_tasks, chunk=data.chunk, shared_inputs=data.shared_inputs,
+        mask=task_array(data.mask), grid_mask=None if data.grid_mask is None else put(data.grid_mask, placement),
+        chunk=data.chunk, shared_inputs=data.shared_inputs,
     )

@@ -191,8 +191,9 @@ RANK_LADDER = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
 def rank_cap(data) -> int:
-    """The largest rank worth a low-rank factor: ``_MAX_RANK_FRACTION`` of the longest task."""
-    return int(_MAX_RANK_FRACTION * data.X.shape[1])
+    """The largest rank worth a low-rank factor: ``_MAX_RANK_FRACTION`` of the longest real task
+    (padding the task blocks changes no rank)."""
+    return int(_MAX_RANK_FRACTION * data.longest)
 
 
 def ladder_ranks(need, cap: int) -> np.ndarray:
@@ -212,7 +213,11 @@ def task_needs(params, data, jitter):
     if cap < 8 or float(jitter) <= 0.0 or not has_noise_term(params.task_kernel):
         return None
     thetas = params.task_thetas(data.X.shape[0])
-    need, need_j = pivot_needs(params.task_kernel, thetas, data.X, data.mask, jnp.asarray(jitter, data.y.dtype), cap)
+    # Pivot buffer from the padded block size (one compilation per bucket); needs beyond
+    # `cap` are refused by the callers either way.
+    buffer = max(cap, int(_MAX_RANK_FRACTION * data.X.shape[1]))
+    need, need_j = pivot_needs(params.task_kernel, thetas, data.X, data.mask, jnp.asarray(jitter, data.y.dtype),
+                               buffer)
     return np.asarray(need), np.asarray(need_j)
 
 
