@@ -36,8 +36,9 @@ from ._registry import register_solver
 __all__ = ["Cholesky", "ExactInference", "ExactPosterior", "LAPACK_MIN_N", "PAD_MAX_N"]
 
 # From this many rows on the CPU, LAPACK potrf/potri between compiled stages beat one
-# compiled program (value and gradient); below, the host round trips cost more.
-LAPACK_MIN_N = 1024
+# compiled program (value and gradient) and compile in a fraction of its time; below, the
+# padded compiled program serves every nearby n (and the host path scikit-learn's kernels).
+LAPACK_MIN_N = 512
 # Up to this many rows the Gram is differentiated by plain autodiff, which compiles faster
 # than the row-tiled backward pass of noisy_gram (that one saves memory traffic at large n).
 _TILED_GRAM_MIN_N = 512
