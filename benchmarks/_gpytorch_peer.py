@@ -47,9 +47,9 @@ def main(path, cg_tol, max_iter, love_rank):
     row = {"lib": "gpytorch"}
     # Training (the likelihood evaluation) keeps GPyTorch's defaults (CG tolerance 1, 20 iterations for
     # the log-determinant's Lanczos); prediction solves to ``cg_tol`` like skgpx's fit (``SKI.tol``).
-    # GPyTorch's default rank-15 pivoted-Cholesky preconditioner reads kernel entries through the
-    # interpolated operator's index tensors: 52 s instead of 2.6 s per evaluation at n = 2 000 on a
-    # 30x30x9 grid, and the n = 5 000 run died. Off, as on a KISS-GP one would set it.
+    # GPyTorch's default pivoted-Cholesky preconditioner reads kernel entries through the
+    # interpolated operator's index tensors, which dominates its time and memory on KISS-GP
+    # (figures: docs/performance.md); off, as one would set it there.
     settings = [gpytorch.settings.eval_cg_tolerance(cg_tol), gpytorch.settings.max_cg_iterations(max_iter),
                 gpytorch.settings.max_root_decomposition_size(love_rank), gpytorch.settings.max_preconditioner_size(0)]
     for s in settings:

@@ -35,7 +35,7 @@ TESTED_JAX = ">=0.9.2, !=0.10.*, !=0.11.*, <0.13"
 
 _DEADLOCKING_JAXLIB = ("0.10.0",)
 # jaxlib releases the whole suite passed on (tests/test_toolchain.py runs the same check):
-# the first fit skips compiling the check there, which costs a cold process ~0.4 s.
+# the first fit skips compiling the check there (one compilation of a cold process's first fit).
 _VERIFIED_JAXLIB = ("0.9.2", "0.12.0.1")
 
 
