@@ -74,7 +74,7 @@ def test_sq_dist_product_jvp_equals_autodiff_of_the_column_sum(same):
     np.testing.assert_array_equal(ours(ls, A, B), ref(ls, A, B))  # the forward is the column sum
     for f in (jax.grad, jax.jacfwd, jax.hessian):  # reverse, forward, second order
         for argnums in (0, 1, (0, 1, 2)):
-            got, want = f(ours, argnums)(ls, A, B), f(ref, argnums)(ls, A, B)
+            got, want = jax.jit(f(ours, argnums))(ls, A, B), jax.jit(f(ref, argnums))(ls, A, B)
             for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
                 np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
 
@@ -94,9 +94,9 @@ def test_gradient_matches_sklearn_eval_gradient():
         k = K.from_sklearn(sk)
         X = RNG.normal(size=(6, d))
         _, dK = sk(X, eval_gradient=True)
-        jac = jax.jacfwd(lambda th: k.with_theta(th).gram(X))(k.theta)
+        jac = jax.jit(jax.jacfwd(lambda th: k.with_theta(th).gram(X)))(k.theta)
         np.testing.assert_allclose(jac, dK, rtol=1e-10, atol=1e-12)
-        rev = jax.jacrev(lambda th: k.with_theta(th).gram(X))(k.theta)
+        rev = jax.jit(jax.jacrev(lambda th: k.with_theta(th).gram(X)))(k.theta)
         np.testing.assert_allclose(rev, dK, rtol=1e-10, atol=1e-12)
 
 
