@@ -25,7 +25,8 @@ ROOT = pathlib.Path(skgpx.__file__).resolve().parent.parent
 
 def _env(n_devices):
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n_devices}"
+    # keeps the suite's flags (tests/conftest.py) and adds the device count
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n_devices}".strip()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     env["JAX_PLATFORMS"] = "cpu"
     return env
