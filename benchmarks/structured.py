@@ -227,11 +227,18 @@ def main():
                    ["--peer-python", a.peer_python] if a.peer_python else [])
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's skgpx
         env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if out.returncode:
-            print(f"{n} | failed: {out.stderr.strip().splitlines()[-1] if out.stderr else out.returncode}")
+        # Progress lines of the long solves ("[skgpx] ...") pass through to stderr as they come.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)  # its stderr is ours
+        lines = []
+        for line in proc.stdout:
+            if line.startswith("[skgpx]"):
+                print(line, end="", file=sys.stderr, flush=True)
+            else:
+                lines.append(line)
+        if proc.wait():
+            print(f"{n} | failed: exit status {proc.returncode} (its error above)")
             continue
-        for r in json.loads(out.stdout.strip().splitlines()[-1]):
+        for r in json.loads("".join(lines).strip().splitlines()[-1]):
             if "error" in r:
                 print(f"{r['lib']} | {n} | failed: {r['error']}", flush=True)
                 continue

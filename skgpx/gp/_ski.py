@@ -263,13 +263,14 @@ class SKI(AbstractInference):
         if P is None:
             blocks = [Y, Z] + ([] if extra is None else [extra])
             res = pcg(op.mm, jnp.concatenate(blocks, axis=1), tol=tol, max_iter=self.max_iter,
-                      record=self.lanczos_order)
+                      record=self.lanczos_order, label="SKI fit")
             x, coef = res.x, res
             sl = slice(t, t + k)
         else:
             B = Y if extra is None else jnp.concatenate([Y, extra], axis=1)
-            res = pcg(op.mm, B, P, tol=tol, max_iter=self.max_iter)
-            coef = pcg(op.mm, Z, tol=tol, max_iter=self.lanczos_order, record=self.lanczos_order)
+            res = pcg(op.mm, B, P, tol=tol, max_iter=self.max_iter, label="SKI fit (preconditioned)")
+            coef = pcg(op.mm, Z, tol=tol, max_iter=self.lanczos_order, record=self.lanczos_order,
+                       label="SKI log-determinant probes")
             x = jnp.concatenate([res.x[:, :t], coef.x, res.x[:, t:]], axis=1)
             sl = slice(0, k)
         quad = slq_quadratures(coef.alphas[:, sl], coef.betas[:, sl], coef.n_steps[sl])

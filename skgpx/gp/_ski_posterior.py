@@ -69,7 +69,7 @@ class SKIPosterior(AbstractPosterior):
     def _solve(self, R, tol=None):
         inf = self.inference
         res = pcg(self.operator.mm, R, inf.precond(self.operator), tol=inf.tol if tol is None else tol,
-                  max_iter=inf.max_iter)
+                  max_iter=inf.max_iter, label="SKI posterior solve")
         return res.x
 
     def _chunks(self, Xs, fn, size):

@@ -60,3 +60,8 @@ from ._time_groups import (
     time_group_operator as time_group_operator,
     time_group_surrogate_grad as time_group_surrogate_grad,
 )
+from ._time_slices import (
+    TimeSliceSKIOperator as TimeSliceSKIOperator,
+    time_slice_operator as time_slice_operator,
+    time_slices as time_slices,
+)

@@ -51,11 +51,15 @@ class GridInterpolation(eqx.Module):
 
     @property
     def stencil_size(self) -> int:
-        return self.weights.shape[2] ** self.grid.ndim
+        return len(self._offset_list())
+
+    def _offset_list(self):
+        # An axis of one node (the kernel is constant along it) has weight 1 on its first node.
+        q = self.weights.shape[2]
+        return list(itertools.product(*[range(q if m > 1 else 1) for m in self.grid.shape]))
 
     def _offsets(self):
-        q = self.weights.shape[2]
-        return jnp.asarray(list(itertools.product(range(q), repeat=self.grid.ndim)), jnp.int32)
+        return jnp.asarray(self._offset_list(), jnp.int32)
 
     def _node(self, off):
         """Flat grid index and weight ``(n,)`` of stencil node ``off`` (``(d,)``); nodes off
@@ -71,24 +75,29 @@ class GridInterpolation(eqx.Module):
         w = jnp.prod(jnp.take_along_axis(self.weights, off[None, :, None], axis=2)[:, :, 0], axis=1)
         return flat, jnp.where(ok, w, 0.0)
 
-    def gather(self, U):
-        """``W @ U``: grid values ``(M, k)`` to the points, ``(n, k)``."""
+    def gather(self, U, slots=None):
+        """``W @ U``: grid values ``(M, k)`` to the points, ``(n, k)``. With ``slots`` (``(n,)``
+        ints), ``U`` is ``(S M, k)``, ``S`` stacked grids, and point ``i`` reads grid ``slots[i]``."""
+        base = 0 if slots is None else slots * self.grid.size
 
         def step(out, off):
             flat, w = self._node(off)
-            return out + w[:, None] * U[flat], None
+            return out + w[:, None] * U[flat + base], None
 
         out, _ = jax.lax.scan(step, jnp.zeros((self.n, U.shape[1]), U.dtype), self._offsets())
         return out
 
-    def scatter(self, V):
-        """``W^T @ V``: point values ``(n, k)`` onto the grid, ``(M, k)``."""
+    def scatter(self, V, slots=None, n_slots: int = 1):
+        """``W^T @ V``: point values ``(n, k)`` onto the grid, ``(M, k)``; with ``slots`` onto
+        ``n_slots`` stacked grids, ``(n_slots M, k)``, point ``i`` onto grid ``slots[i]``."""
+        base = 0 if slots is None else slots * self.grid.size
 
         def step(acc, off):
             flat, w = self._node(off)
-            return acc.at[flat].add(w[:, None] * V), None
+            return acc.at[flat + base].add(w[:, None] * V), None
 
-        acc, _ = jax.lax.scan(step, jnp.zeros((self.grid.size, V.shape[1]), V.dtype), self._offsets())
+        size = self.grid.size * (1 if slots is None else int(n_slots))
+        acc, _ = jax.lax.scan(step, jnp.zeros((size, V.shape[1]), V.dtype), self._offsets())
         return acc
 
     def covered(self):

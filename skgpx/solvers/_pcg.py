@@ -25,6 +25,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .. import _progress
+
 __all__ = ["PCGResult", "pcg"]
 
 
@@ -53,6 +55,7 @@ def pcg(
     tol: float = 1e-6,
     max_iter: int = 1000,
     record: int = 0,
+    label: str | None = "CG",
 ) -> PCGResult:
     """Solve ``A X = B`` for SPD ``A`` given as ``matmul(V) = A @ V`` (``V`` of shape ``(n, k)``).
 
@@ -64,6 +67,9 @@ def pcg(
     - ``tol``: relative residual ``||r_j|| / ||b_j||`` to reach in every column.
     - ``max_iter``: iteration cap.
     - ``record``: keep the CG coefficients of the first ``record`` iterations.
+    - ``label``: name of the solve in progress lines (:mod:`skgpx._progress`: printed only
+      once it has run for a few seconds, on systems of ``_progress.MIN_ROWS`` rows or more);
+      ``None``: never.
 
     **Returns:** a :class:`PCGResult`.
     """
@@ -107,6 +113,11 @@ def pcg(
             alphas = alphas.at[idx].set(jnp.where(keep, alpha, alphas[idx]))
             betas = betas.at[idx].set(jnp.where(keep, beta, betas[idx]))
             n_steps = n_steps + keep.astype(jnp.int32)
+        if label is not None and n >= _progress.MIN_ROWS:
+            rnorm = jnp.linalg.norm(R, axis=0)
+            last = (it + 1 >= max_iter) | ~jnp.any(rnorm > thresh)
+            worst = jnp.max(jnp.where(bnorm > 0, rnorm / jnp.where(bnorm > 0, bnorm, 1.0), 0.0))
+            _progress.iteration(label, it + 1, worst, last, target=tol)
         return it + 1, X, R, P, rz, alphas, betas, n_steps
 
     init = (jnp.asarray(0), X, R, P, rz, alphas, betas, n_steps)

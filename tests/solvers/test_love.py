@@ -47,3 +47,26 @@ def test_accurate_variances_when_preconditioner_is_good():
     base = 1.0 - jnp.sum(Ks * P.solve(Ks), axis=0)
     rel0 = jnp.abs(jnp.sqrt(jnp.maximum(base, 0)) - jnp.sqrt(var_exact)) / jnp.sqrt(var_exact)
     assert float(jnp.median(rel)) < float(jnp.median(rel0))
+
+
+def test_checked_lanczos_reports_progress(monkeypatch, capsys):
+    """``lanczos_checked`` prints ``[skgpx] LOVE: i Lanczos steps, ...`` at each check once the
+    loop has run for ``_progress.EVERY`` seconds (0 here), ending with ``done``."""
+    import jax
+
+    from skgpx import _progress
+    from skgpx.solvers import lanczos_checked
+
+    monkeypatch.setattr(_progress, "MIN_ROWS", 1)
+    monkeypatch.setattr(_progress, "EVERY", 0.0)
+    n = 40
+    d = jnp.linspace(1.0, 100.0, n)
+    start = jnp.ones(n)
+    # The check's "error" falls with the step count and is met after 24 steps.
+    check = lambda V, dd, e: 24.5 - jnp.sum(jnp.any(V != 0, axis=0))
+    _, _, _, steps, _ = jax.jit(lambda s: lanczos_checked(lambda V: d[:, None] * V, s, n, check, 8))(start)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[skgpx] LOVE:")]
+    assert int(steps) == 32
+    assert [ln.split(":")[1].split(",")[0].strip() for ln in lines] == ["8 Lanczos steps", "16 Lanczos steps",
+                                                                       "24 Lanczos steps", "32 Lanczos steps"]
+    assert ", done" in lines[-1]

@@ -60,3 +60,36 @@ def test_not_converged_is_reported():
     assert int(res.iterations) == 5
     assert not bool(res.converged)
     assert float(jnp.max(res.relative_residual)) > 1e-10
+
+
+def _diag_problem(n=64):
+    d = jnp.linspace(1.0, 1e4, n)
+    B = jnp.ones((n, 2))
+    return (lambda V: d[:, None] * V), B, d
+
+
+def test_progress_lines_on_long_solves_only(monkeypatch, capsys):
+    """A solve prints ``[skgpx] LABEL: i iterations, max relative residual ...`` lines once it has
+    run for ``_progress.EVERY`` seconds (0 here), and a last line with ``done``; a solve below
+    ``MIN_ROWS`` rows compiles without callbacks, and a quick one with the default EVERY is silent."""
+    import jax
+
+    from skgpx import _progress
+
+    mm, B, d = _diag_problem()
+    monkeypatch.setattr(_progress, "MIN_ROWS", 1)
+    monkeypatch.setattr(_progress, "EVERY", 0.0)
+    res = jax.jit(lambda B: pcg(mm, B, tol=1e-10, max_iter=500, label="test solve"))(B)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[skgpx] test solve:")]
+    its = int(res.iterations)
+    assert its > 20 and len(lines) == its // _progress.CHECK_EVERY + (its % _progress.CHECK_EVERY != 0)
+    assert lines[-1].startswith(f"[skgpx] test solve: {its} iterations") and ", done" in lines[-1]
+    assert "(target 1e-10)" in lines[-1]
+    np.testing.assert_allclose(res.x, B / d[:, None], rtol=1e-8)
+
+    monkeypatch.setattr(_progress, "EVERY", 5.0)  # a quick solve: silent
+    jax.jit(lambda B: pcg(mm, B, tol=1e-10, max_iter=500, label="quick"))(B).x.block_until_ready()
+    monkeypatch.setattr(_progress, "EVERY", 0.0)
+    monkeypatch.setattr(_progress, "MIN_ROWS", 4096)  # below MIN_ROWS: no callback at all
+    jax.jit(lambda B: pcg(mm, B, tol=1e-10, max_iter=500, label="small"))(B).x.block_until_ready()
+    assert capsys.readouterr().out == ""

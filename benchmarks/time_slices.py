@@ -1,0 +1,138 @@
+"""SKI in space and exact in time against 3-D SKI: the posterior mean of the SSH benchmark.
+
+The problem of ``benchmarks/structured.py`` (issue 19's kernel ``0.01 * Matern-3/2(100 km) *
+Matern-1/2(10 days)``, 3 cm noise, along-track passes each at one time, hyperparameters fixed at
+the truth). Both routes solve ``A alpha = y`` by CG to ``--tol`` (one right-hand side) and map the
+mean on the 200 x 200 grid at the central day:
+
+* ``ski-3d``: ``SKI()`` as the estimator builds it (automatic space-time grid, refined to its
+  interpolation tolerance within its cap; cubic in all three axes);
+* ``time-slices``: :class:`skgpx.operators.TimeSliceSKIOperator`, cubic in space at ``--ppl``
+  points per length scale, the Matern-1/2 time factor exact over the passes' distinct times (the
+  two-sweep recursion).
+
+Columns: ``G`` distinct times, ``grid`` the spatial (and time) grid, ``solve_s`` the CG solve
+(first call, compilation included), ``iters``, ``map_s`` the 40 000-point mean map, ``rmse``
+against the true field, ``d_mean`` median and ``d_mean_max`` max ``|mean - exact|`` over 256 map
+points, relative to the prior sd (exact GP: dense Cholesky, only for ``n <= --exact-n``), ``interp``
+the largest spatial/space-time interpolation error over the map points' pairs with the data (relative
+to the prior variance).
+
+    .venv/bin/python benchmarks/time_slices.py --sizes 5000 20000 --exact-n 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from structured import BOX, DAYS, L_SPACE, NOISE_SD, SIGNAL_VAR, _kernel, tracks, trilinear, truth_field  # noqa: E402
+
+
+def _exact_mean(kernel, X, y, Xs):
+    import scipy.linalg
+
+    K = np.array(kernel.gram(X))
+    K[np.diag_indices_from(K)] += NOISE_SD**2
+    c = scipy.linalg.cho_factor(K, overwrite_a=True)
+    return np.asarray(kernel.cross(Xs, X)) @ scipy.linalg.cho_solve(c, y)
+
+
+def run(n, exact_n, ppl, tol, seed, routes):
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    from skgpx.gp import SKI
+    from skgpx.operators import auto_grid, interpolation_weights
+    from skgpx.operators import time_slice_operator, time_slices
+    from skgpx.solvers import pcg
+
+    rng = np.random.default_rng(seed)
+    field, fgrid = truth_field(seed)
+    X = tracks(n, rng)
+    y = trilinear(field, fgrid, X) + NOISE_SD * rng.standard_normal(n)
+    gx = np.arange(200) * 10.0
+    MX, MY = np.meshgrid(gx, gx, indexing="ij")
+    Xm = np.column_stack([MX.ravel(), MY.ravel(), np.full(MX.size, DAYS / 2)])
+    truth = field[:200, :200, 10].ravel()
+    lo, hi = X.min(0), X.max(0)
+    Xm[:, :2] = np.clip(Xm[:, :2], lo[:2], hi[:2])
+    kernel = _kernel()
+    idx = rng.choice(len(Xm), 256, replace=False)
+    exact = _exact_mean(kernel, X, y, Xm[idx]) if n <= exact_n else None
+    Xj, yj, Xmj = jnp.asarray(X), jnp.asarray(y)[:, None], jnp.asarray(Xm)
+    noise = jnp.full(n, NOISE_SD**2)
+    rows = []
+
+    def row(route, G, grid, solve_s, iters, map_s, mean):
+        r = dict(route=route, n=n, G=G, grid="x".join(map(str, grid)), solve_s=solve_s, iters=iters, map_s=map_s,
+                 rmse=float(np.sqrt(np.mean((mean - truth) ** 2))),
+                 rss_GB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+        if exact is not None:
+            d = np.abs(mean[idx] - exact) / np.sqrt(SIGNAL_VAR)
+            r.update(d_mean=float(np.median(d)), d_mean_max=float(np.max(d)))
+        rows.append(r)
+        print(" | ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
+
+    if "ski-3d" in routes:
+        inf = SKI().for_data(kernel, X, NOISE_SD**2)
+
+        @jax.jit
+        def solve3(X, y, noise):
+            op = inf.operator(kernel, X, noise)
+            res = pcg(op.mm, y, tol=tol, max_iter=5000, label="3-D SKI solve")
+            return res.x, res.iterations, op.grid_op.mm(op.interp.scatter(res.x))
+
+        t0 = time.perf_counter()
+        alpha, it, field_u = jax.block_until_ready(solve3(Xj, yj, noise))
+        solve_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        mean = np.asarray(jax.jit(lambda Xm, f: interpolation_weights(Xm, inf.grid, 3).gather(f))(Xmj, field_u))[:, 0]
+        row("ski-3d", "-", inf.grid.shape, solve_s, int(it), time.perf_counter() - t0, mean)
+
+    if "time-slices" in routes:
+        scales = np.array([L_SPACE, L_SPACE, np.inf])
+        grid = auto_grid(X, scales, ppl, pad=2)
+        tau, slots = time_slices(X, 2)
+
+        @jax.jit
+        def solve_ts(X, y, noise):
+            op = time_slice_operator(kernel, X, noise, grid, 2, tau, slots)
+            res = pcg(op.mm, y, tol=tol, max_iter=5000, label="time-slice SKI solve")
+            return res.x, res.iterations
+
+        @jax.jit
+        def map_mean(X, alpha, Xm):
+            return time_slice_operator(kernel, X, noise, grid, 2, tau, slots).cross_mm(Xm, alpha)[:, 0]
+
+        t0 = time.perf_counter()
+        alpha, it = jax.block_until_ready(solve_ts(Xj, yj, noise))
+        solve_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        mean = np.asarray(map_mean(Xj, alpha, Xmj))
+        row("time-slices", len(tau), grid.shape, solve_s, int(it), time.perf_counter() - t0, mean)
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
+    p.add_argument("--exact-n", type=int, default=20000)
+    p.add_argument("--ppl", type=float, default=8.0, help="spatial grid points per length scale (time-slices)")
+    p.add_argument("--tol", type=float, default=1e-8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--routes", nargs="+", default=["ski-3d", "time-slices"])
+    a = p.parse_args()
+    for n in a.sizes:
+        run(n, a.exact_n, a.ppl, a.tol, a.seed, a.routes)
+
+
+if __name__ == "__main__":
+    main()
