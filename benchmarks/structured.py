@@ -105,6 +105,34 @@ def tracks(n, rng):
     return np.concatenate(pts)[:n]
 
 
+def lml_only(n, ppl, seed, interp_tol="default"):
+    """One log-likelihood-and-gradient evaluation of ``solver="ski"`` at ``n`` (the optimiser's
+    objective, ``inference.objective``): first call (compilation included) and second call."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from skgpx.gp import SKI
+
+    rng = np.random.default_rng(seed)
+    field, fgrid = truth_field(seed)
+    X = tracks(n, rng)
+    y = trilinear(field, fgrid, X) + NOISE_SD * rng.standard_normal(n)
+    tol = {} if interp_tol == "default" else {"interpolation_tol": None if interp_tol == "none" else float(interp_tol)}
+    kernel = _kernel()
+    inf = SKI(points_per_length_scale=tuple(ppl) if len(ppl) > 1 else ppl[0], **tol).for_data(kernel, X, NOISE_SD**2)
+    data = inf.prepare(X, y[:, None], np.full(n, NOISE_SD**2), np.float64)
+    key = jax.random.key(seed)
+    theta = np.asarray(kernel.theta)
+    out = {}
+    for name in ("first", "second"):
+        t0 = time.perf_counter()
+        value, grad = inf.objective(theta, kernel, data, key)
+        out[name + "_s"] = time.perf_counter() - t0
+    return [dict(lib="skgpx", n=n, grid="x".join(map(str, inf.grid.shape)), lml_s=out["second_s"],
+                 lml_first_s=out["first_s"], value=float(value), grad_norm=float(np.linalg.norm(grad)),
+                 rss_GB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)]
+
+
 def run_one(n, exact_n, ppl, seed, variance, n_var_samples, interp_tol="default", separable=False, peer=None):
     import jax
 
@@ -210,21 +238,29 @@ def main():
                    help="the product of 1-D Matern-3/2 kernels (GPyTorch's KISS-GP model) instead of the issue's kernel")
     p.add_argument("--peer-python", help="an interpreter with gpytorch: GPyTorch's KISS-GP on the same data "
                    "(needs --separable)")
+    p.add_argument("--lml-only", action="store_true",
+                   help="only one log-likelihood-and-gradient evaluation per size (first and second call)")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.one is not None and a.lml_only:
+        print(json.dumps(lml_only(a.one, a.ppl, a.seed, a.interp_tol)))
+        return
     if a.one is not None:
         rows = run_one(a.one, a.exact_n, a.ppl, a.seed, a.variance, a.n_var_samples, a.interp_tol, a.separable,
                        a.peer_python)
         print(json.dumps(rows))
         return
-    cols = ["lib", "n", "grid", "fit_s", "mean_s", "std_s", "samp_s", "lml_s", "rss_GB", "iters", "rmse", "cover",
-            "d_mean", "d_std", "interp", "love", "rank", "refine"]
+    if a.lml_only:
+        cols = ["lib", "n", "grid", "lml_first_s", "lml_s", "value", "grad_norm", "rss_GB"]
+    else:
+        cols = ["lib", "n", "grid", "fit_s", "mean_s", "std_s", "samp_s", "lml_s", "rss_GB", "iters", "rmse", "cover",
+                "d_mean", "d_std", "interp", "love", "rank", "refine"]
     print(" | ".join(cols))
     for n in a.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--exact-n", str(a.exact_n), "--ppl", *map(str, a.ppl),
                "--seed", str(a.seed), "--variance", a.variance, "--n-var-samples", str(a.n_var_samples),
                "--interp-tol", a.interp_tol] + (["--separable"] if a.separable else []) + (
-                   ["--peer-python", a.peer_python] if a.peer_python else [])
+                   ["--peer-python", a.peer_python] if a.peer_python else []) + (["--lml-only"] if a.lml_only else [])
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's skgpx
         env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
         # Progress lines of the long solves ("[skgpx] ...") pass through to stderr as they come.

@@ -439,7 +439,7 @@ class CG(AbstractInference):
         # At most n Lanczos steps are informative (the Krylov space of an n x n matrix), and the
         # SLQ eigendecompositions cost record^3 per probe: record no more than n of them.
         res = pcg(op.mm, jnp.concatenate(blocks, axis=1), P.solve, tol=tol, max_iter=self.max_iter,
-                  record=min(self.lanczos_order, X.shape[0]), label="CG fit")
+                  record=min(self.lanczos_order, X.shape[0]), label="CG")
         W = P.solve(Z)
         zPz = jnp.sum(Z * W, axis=0)
         quad = slq_quadratures(res.alphas[:, t:t + k], res.betas[:, t:t + k], res.n_steps[t:t + k])

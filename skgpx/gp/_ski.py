@@ -263,12 +263,12 @@ class SKI(AbstractInference):
         if P is None:
             blocks = [Y, Z] + ([] if extra is None else [extra])
             res = pcg(op.mm, jnp.concatenate(blocks, axis=1), tol=tol, max_iter=self.max_iter,
-                      record=self.lanczos_order, label="SKI fit")
+                      record=self.lanczos_order, label="SKI CG")
             x, coef = res.x, res
             sl = slice(t, t + k)
         else:
             B = Y if extra is None else jnp.concatenate([Y, extra], axis=1)
-            res = pcg(op.mm, B, P, tol=tol, max_iter=self.max_iter, label="SKI fit (preconditioned)")
+            res = pcg(op.mm, B, P, tol=tol, max_iter=self.max_iter, label="SKI PCG")
             coef = pcg(op.mm, Z, tol=tol, max_iter=self.lanczos_order, record=self.lanczos_order,
                        label="SKI log-determinant probes")
             x = jnp.concatenate([res.x[:, :t], coef.x, res.x[:, t:]], axis=1)

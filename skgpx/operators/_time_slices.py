@@ -100,7 +100,12 @@ class TimeSliceSKIOperator(lx.AbstractLinearOperator):
 
     def grid_mm(self, U):
         """``(K_t (x) K_ss) U`` for ``U`` ``(G, M, k)``: ``K_ss`` one slot at a time."""
-        return self.mix(jax.lax.map(self.grid_op.mm, U))
+        return self.mix(self.space_mm(U))
+
+    def space_mm(self, U):
+        """``K_ss`` on every slot of ``U`` ``(G, M, k)``, one slot per FFT product (batching
+        slots into one product's columns measured slower: docs/performance.md)."""
+        return jax.lax.map(self.grid_op.mm, U)
 
     def mm(self, V):
         G, M = self.n_slots, self.grid_op.grid.size
@@ -121,7 +126,7 @@ class TimeSliceSKIOperator(lx.AbstractLinearOperator):
         exact in time (``sum_g k_t(t*, tau_g) w*^T K_ss (W^T V)_g``; ``G`` FFT products per column
         and ``m G`` stencil gathers)."""
         G, M = self.n_slots, self.interp.grid.size
-        Phi = jax.lax.map(self.grid_op.mm, self.interp.scatter(V, self.slots, G).reshape(G, M, V.shape[1]))
+        Phi = self.space_mm(self.interp.scatter(V, self.slots, G).reshape(G, M, V.shape[1]))
         Ws = interpolation_weights(Xs, self.interp.grid, self.interp.order)
         C = self.temporal.cross(Xs, self._times(self.tau))  # (m, G)
 
