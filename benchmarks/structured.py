@@ -105,6 +105,22 @@ def tracks(n, rng):
     return np.concatenate(pts)[:n]
 
 
+def problem(n, seed, rng, separable=False):
+    """``(X, y, Xm, truth)``: ``n`` noisy along-track observations of the true field (seed
+    ``seed``, tracks from ``rng``), the 200 x 200 map points at the central day and the field there."""
+    field, fgrid = truth_field(seed, separable)
+    X = tracks(n, rng)
+    y = trilinear(field, fgrid, X) + NOISE_SD * rng.standard_normal(n)
+    gx = np.arange(200) * 10.0
+    MX, MY = np.meshgrid(gx, gx, indexing="ij")
+    Xm = np.column_stack([MX.ravel(), MY.ravel(), np.full(MX.size, DAYS / 2)])
+    truth = field[:200, :200, 10].ravel()
+    # The map lies inside the data's extent only where tracks reach; clip to the data box.
+    lo, hi = X.min(0), X.max(0)
+    Xm[:, :2] = np.clip(Xm[:, :2], lo[:2], hi[:2])
+    return X, y, Xm, truth
+
+
 def lml_only(n, ppl, seed, interp_tol="default"):
     """One log-likelihood-and-gradient evaluation of ``solver="ski"`` at ``n`` (the optimiser's
     objective, ``inference.objective``): first call (compilation included) and second call."""
@@ -113,10 +129,7 @@ def lml_only(n, ppl, seed, interp_tol="default"):
     jax.config.update("jax_enable_x64", True)
     from skgpx.gp import SKI
 
-    rng = np.random.default_rng(seed)
-    field, fgrid = truth_field(seed)
-    X = tracks(n, rng)
-    y = trilinear(field, fgrid, X) + NOISE_SD * rng.standard_normal(n)
+    X, y, _, _ = problem(n, seed, np.random.default_rng(seed))
     tol = {} if interp_tol == "default" else {"interpolation_tol": None if interp_tol == "none" else float(interp_tol)}
     kernel = _kernel()
     inf = SKI(points_per_length_scale=tuple(ppl) if len(ppl) > 1 else ppl[0], **tol).for_data(kernel, X, NOISE_SD**2)
@@ -141,16 +154,7 @@ def run_one(n, exact_n, ppl, seed, variance, n_var_samples, interp_tol="default"
     from skgpx.gp import SKIInference
 
     rng = np.random.default_rng(seed)
-    field, fgrid = truth_field(seed, separable)
-    X = tracks(n, rng)
-    y = trilinear(field, fgrid, X) + NOISE_SD * rng.standard_normal(n)
-    gx = np.arange(200) * 10.0
-    MX, MY = np.meshgrid(gx, gx, indexing="ij")
-    Xm = np.column_stack([MX.ravel(), MY.ravel(), np.full(MX.size, DAYS / 2)])
-    truth = field[:200, :200, 10].ravel()
-    # The map lies inside the data's extent only where tracks reach; clip to the data box.
-    lo, hi = X.min(0), X.max(0)
-    Xm[:, :2] = np.clip(Xm[:, :2], lo[:2], hi[:2])
+    X, y, Xm, truth = problem(n, seed, rng, separable)
 
     tol = {} if interp_tol == "default" else {"interpolation_tol": None if interp_tol == "none" else float(interp_tol)}
     solver = SKIInference(points_per_length_scale=tuple(ppl) if len(ppl) > 1 else ppl[0],

@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from structured import BOX, DAYS, L_SPACE, NOISE_SD, SIGNAL_VAR, _kernel, tracks, trilinear, truth_field  # noqa: E402
+from structured import L_SPACE, NOISE_SD, SIGNAL_VAR, _kernel, problem  # noqa: E402
 
 
 def _exact_mean(kernel, X, y, Xs):
@@ -55,15 +55,7 @@ def run(n, exact_n, ppl, tol, seed, routes):
     from skgpx.solvers import pcg
 
     rng = np.random.default_rng(seed)
-    field, fgrid = truth_field(seed)
-    X = tracks(n, rng)
-    y = trilinear(field, fgrid, X) + NOISE_SD * rng.standard_normal(n)
-    gx = np.arange(200) * 10.0
-    MX, MY = np.meshgrid(gx, gx, indexing="ij")
-    Xm = np.column_stack([MX.ravel(), MY.ravel(), np.full(MX.size, DAYS / 2)])
-    truth = field[:200, :200, 10].ravel()
-    lo, hi = X.min(0), X.max(0)
-    Xm[:, :2] = np.clip(Xm[:, :2], lo[:2], hi[:2])
+    X, y, Xm, truth = problem(n, seed, rng)
     kernel = _kernel()
     idx = rng.choice(len(Xm), 256, replace=False)
     exact = _exact_mean(kernel, X, y, Xm[idx]) if n <= exact_n else None

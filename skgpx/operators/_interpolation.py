@@ -154,14 +154,9 @@ def interpolation_weights(X, grid: Grid, order: int = 3) -> GridInterpolation:
     return GridInterpolation(grid, base, W, order)
 
 
-class SKIOperator(lx.AbstractLinearOperator):
-    """``W K(U, U) W^T + diag(s)``, ``(n,) -> (n,)``: the SKI (or masked-grid) noisy Gram matrix."""
-
-    grid_op: object  # an AbstractGridOperator
-    interp: GridInterpolation
-    diag_noise: jax.Array  # (n,)
-
-    kind = "ski"
+class AbstractInterpolatedOperator(lx.AbstractLinearOperator):
+    """A symmetric ``(n,) -> (n,)`` noisy Gram matrix reaching its ``n`` points through an
+    interpolation ``interp`` and with noise ``diag_noise``: subclasses define ``mm``."""
 
     def mv(self, vector):
         return self.mm(vector[:, None])[:, 0]
@@ -174,6 +169,16 @@ class SKIOperator(lx.AbstractLinearOperator):
 
     def out_structure(self):
         return self.in_structure()
+
+
+class SKIOperator(AbstractInterpolatedOperator):
+    """``W K(U, U) W^T + diag(s)``, ``(n,) -> (n,)``: the SKI (or masked-grid) noisy Gram matrix."""
+
+    grid_op: object  # an AbstractGridOperator
+    interp: GridInterpolation
+    diag_noise: jax.Array  # (n,)
+
+    kind = "ski"
 
     def mm(self, V):
         return self.interp.gather(self.grid_op.mm(self.interp.scatter(V))) + self.diag_noise[:, None] * V

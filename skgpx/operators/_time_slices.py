@@ -26,13 +26,12 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
 import numpy as np
 
 from ..kernels import ActiveDims, Matern
 from ._common import noise_diagonal
 from ._grid import Grid, register_grid_operator
-from ._interpolation import GridInterpolation, interpolation_weights
+from ._interpolation import AbstractInterpolatedOperator, GridInterpolation, interpolation_weights
 from ._kronecker import grid_operator
 from ._time_groups import split_space_time
 
@@ -53,7 +52,7 @@ def _markov_scale(temporal):
     return None
 
 
-class TimeSliceSKIOperator(lx.AbstractLinearOperator):
+class TimeSliceSKIOperator(AbstractInterpolatedOperator):
     """``[k_t(tau_g(i), tau_g(j)) (W K_ss W^T)_ij] + diag(s)`` (module docstring), ``(n,) -> (n,)``."""
 
     grid_op: object  # K_ss on the spatial grid (its time axis one node)
@@ -113,9 +112,6 @@ class TimeSliceSKIOperator(lx.AbstractLinearOperator):
         Z = self.grid_mm(U).reshape(G * M, V.shape[1])
         return self.interp.gather(Z, self.slots) + self.diag_noise[:, None] * V
 
-    def mv(self, vector):
-        return self.mm(vector[:, None])[:, 0]
-
     def time_kernel(self):
         """``K_t`` ``(G, G)``, dense."""
         T = self._times(self.tau)
@@ -146,15 +142,6 @@ class TimeSliceSKIOperator(lx.AbstractLinearOperator):
         Kloc = self.grid_op.entries(flat[:, :, None], flat[:, None, :])
         kt0 = jnp.diag(self.time_kernel())[self.slots]
         return jnp.einsum("na,nab,nb->n", w, Kloc, w) * kt0 + self.diag_noise
-
-    def transpose(self):
-        return self
-
-    def in_structure(self):
-        return jax.ShapeDtypeStruct((self.interp.n,), self.diag_noise.dtype)
-
-    def out_structure(self):
-        return self.in_structure()
 
 
 register_grid_operator(TimeSliceSKIOperator, lambda operator: operator.diagonal())
