@@ -38,12 +38,28 @@ def _keys_cubic(s):
 
 
 class GridInterpolation(eqx.Module):
-    """The sparse ``(n, M)`` interpolation matrix ``W`` from a grid to ``n`` points."""
+    """The sparse ``(n, M)`` interpolation matrix ``W`` from a grid to ``n`` points.
+
+    With ``perm``, the stencils are stored in grid order (row ``j`` is point ``perm[j]``; ``inv``
+    the inverse permutation): a product then reads and writes the grid in order, which is faster
+    (docs/performance.md, "Interpolation in grid order"); every method takes and returns the
+    points in their own order.
+    """
 
     grid: Grid
     base: jax.Array  # (n, d) int32: the stencil's first node on each axis
     weights: jax.Array  # (n, d, q)
     order: int = eqx.field(static=True)
+    perm: jax.Array | None = None  # (n,) int32: the point of each stored row
+    inv: jax.Array | None = None  # (n,) int32: the stored row of each point
+
+    def _own(self, A):
+        """Stored rows back in the points' order."""
+        return A if self.inv is None else A[self.inv]
+
+    def _stored(self, A):
+        """Rows in the points' order to stored order."""
+        return A if self.perm is None else A[self.perm]
 
     @property
     def n(self) -> int:
@@ -78,19 +94,20 @@ class GridInterpolation(eqx.Module):
     def gather(self, U, slots=None):
         """``W @ U``: grid values ``(M, k)`` to the points, ``(n, k)``. With ``slots`` (``(n,)``
         ints), ``U`` is ``(S M, k)``, ``S`` stacked grids, and point ``i`` reads grid ``slots[i]``."""
-        base = 0 if slots is None else slots * self.grid.size
+        base = 0 if slots is None else self._stored(slots) * self.grid.size
 
         def step(out, off):
             flat, w = self._node(off)
             return out + w[:, None] * U[flat + base], None
 
         out, _ = jax.lax.scan(step, jnp.zeros((self.n, U.shape[1]), U.dtype), self._offsets())
-        return out
+        return self._own(out)
 
     def scatter(self, V, slots=None, n_slots: int = 1):
         """``W^T @ V``: point values ``(n, k)`` onto the grid, ``(M, k)``; with ``slots`` onto
         ``n_slots`` stacked grids, ``(n_slots M, k)``, point ``i`` onto grid ``slots[i]``."""
-        base = 0 if slots is None else slots * self.grid.size
+        base = 0 if slots is None else self._stored(slots) * self.grid.size
+        V = self._stored(V)
 
         def step(acc, off):
             flat, w = self._node(off)
@@ -106,12 +123,12 @@ class GridInterpolation(eqx.Module):
         q = self.weights.shape[2]
         shape = jnp.asarray(self.grid.shape)
         ok = (self.base >= 0) & (self.base + (q - 1) < shape)
-        return jnp.all(ok | (shape == 1), axis=1)
+        return self._own(jnp.all(ok | (shape == 1), axis=1))
 
     def stencil(self):
         """All stencil nodes at once: flat indices and weights ``(n, q^d)`` (small ``n`` only)."""
         flat, w = jax.vmap(self._node)(self._offsets())
-        return flat.T, w.T
+        return self._own(flat.T), self._own(w.T)
 
     def as_matrix(self):
         """Dense ``(n, M)`` (tests only)."""
@@ -151,7 +168,13 @@ def interpolation_weights(X, grid: Grid, order: int = 3) -> GridInterpolation:
     first = jnp.zeros((q,), X.dtype).at[0].set(1.0)
     W = jnp.where(single[None, :, None], first, W)
     base = jnp.where(single[None, :], 0, base).astype(jnp.int32)
-    return GridInterpolation(grid, base, W, order)
+    # Stored in grid order (row-major flat index of the first stencil node).
+    key = jnp.zeros(base.shape[:1], jnp.int32)
+    for a, m in enumerate(grid.shape):
+        key = key * m + jnp.clip(base[:, a], 0, m - 1)
+    perm = jnp.argsort(key).astype(jnp.int32)
+    inv = jnp.zeros_like(perm).at[perm].set(jnp.arange(perm.shape[0], dtype=jnp.int32))
+    return GridInterpolation(grid, base[perm], W[perm], order, perm, inv)
 
 
 class AbstractInterpolatedOperator(lx.AbstractLinearOperator):
