@@ -172,7 +172,8 @@ def test_cg_padded_equals_unpadded(inference):
     # The value-only program evaluates what the value-and-gradient one does: checked on the
     # two above, the value-and-gradient program alone below (each program is a compilation).
     (Nystrom(n_components=20, landmark_method="kmeans++"), (neg_lml_and_grad,)),
-    (Nystrom(n_components=64, landmark_method="uniform"), (neg_lml_and_grad,)),  # more landmarks than rows: unused slots
+    # more landmarks than rows: unused slots
+    (Nystrom(n_components=64, landmark_method="uniform"), (neg_lml_and_grad,)),
     (Nystrom(n_components=64, landmark_method="rpcholesky"), (neg_lml_and_grad,)),
 ])
 def test_lowrank_padded_equals_unpadded(inference, programs):
