@@ -103,7 +103,7 @@ def unpadded(monkeypatch):
 
 
 def _est(**kw):
-    kw.setdefault("max_iter", 6)
+    kw.setdefault("max_iter", 3)
     kw.setdefault("prior_mean", "constant")
     kw.setdefault("random_state", 0)
     return MultiTaskMagmaRegressor(SkC(1.0) * SkRBF(1.5), SkC(0.5) * SkRBF(1.0) + SkWhite(0.1), **kw)
@@ -161,8 +161,8 @@ def test_padded_fit_equals_unpadded_fit(kw, unpadded):
             np.testing.assert_allclose(u, v, **tol)
 
 
-def _counted_fits(count_traces, clusters, **kw):
-    """Fit 10 tasks, then (counted) 11 tasks, then a task one row longer, and predict."""
+def _counted_fits(count_traces, clusters, longer=True, **kw):
+    """Fit 10 tasks, then (counted) 11 tasks, then (``longer``) a task one row longer, and predict."""
     X, y, g = make_magma_data(12, 10, shared_inputs=False, grid_size=40, random_state=3)
     extra = make_magma_data(1, 11, shared_inputs=False, grid_size=40, random_state=5)
     sizes = []
@@ -180,7 +180,8 @@ def _counted_fits(count_traces, clusters, **kw):
     fit(g < 10)
     with count_traces() as traces:
         fit(g < 11)
-        fit(g < 11, extra)
+        if longer:
+            fit(g < 11, extra)
     return traces, sizes
 
 
@@ -193,7 +194,8 @@ def test_more_tasks_and_longer_tasks_compile_no_new_em_program(clusters, count_t
 
 
 def test_the_compile_counter_sees_unpadded_recompilation(count_traces, unpadded):
-    """The reference: without buckets the same fits compile the E-step again (the counter works)."""
+    """The reference: without buckets the same first two fits compile the E-step again (the counter works)."""
     unpadded()
-    traces, _ = _counted_fits(count_traces, 1)
+    traces, sizes = _counted_fits(count_traces, 1, longer=False)  # one task more is enough to recompile
+    assert [s[0] for s in sizes] == [10, 11]
     assert traces["e_step"] >= 1

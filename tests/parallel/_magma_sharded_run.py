@@ -1,5 +1,6 @@
-"""Run by tests/parallel/test_sharding.py in a subprocess with 4 host CPU devices (XLA_FLAGS
-set by the parent): Magma on one device and on a mesh of 4. Prints one JSON line."""
+"""Magma on one device and on a mesh of 4 host CPU devices: ``report()`` is run by
+tests/parallel/_four_device_run.py in a subprocess (XLA_FLAGS set by the parent). Run alone,
+it prints its report as one JSON line."""
 
 import json
 import warnings
@@ -79,7 +80,7 @@ def _fixed(X, y, g, placement, n_shards):
     return {k: np.asarray(v, np.float64) for k, v in out.items()}, shards
 
 
-def main():
+def report():
     X, y, g = _data()
     mesh = resolve_placement(jax.devices())
     report = {"n_devices": len(jax.devices())}
@@ -95,8 +96,8 @@ def main():
     one, _ = _fixed(X, y, g, jax.devices()[0], 1)
     many, report["shards"] = _fixed(X, y, g, mesh, 4)
     report["fixed"] = {k: float(np.max(np.abs(one[k] - many[k])) / max(1.0, np.max(np.abs(one[k])))) for k in one}
-    print(json.dumps(report))
+    return report
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(report()))

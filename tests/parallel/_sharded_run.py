@@ -1,5 +1,6 @@
-"""Run by tests/parallel/test_sharding.py in a subprocess with 4 host CPU devices (XLA_FLAGS
-set by the parent: JAX fixes its device count at start-up). Prints one JSON line."""
+"""The dense GP on one device and on a mesh of 4 host CPU devices: ``report(n)`` is run by
+tests/parallel/_four_device_run.py in a subprocess (XLA_FLAGS set by the parent: JAX fixes its
+device count at start-up). Run alone, it prints its report as one JSON line."""
 
 import json
 import sys
@@ -51,9 +52,8 @@ def matrix_free_run(X, V, Wt, placement, block):
     return out, jax.tree_util.tree_leaves(grad), names[0]
 
 
-def main():
+def report(n=90):  # 90: not a multiple of 4, padded rows
     rng = np.random.default_rng(0)
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 90  # not a multiple of 4: padded rows
     X = rng.uniform(size=(n, 2))
     y = np.sin(6 * X[:, 0]) + X[:, 1] + 0.05 * rng.normal(size=n)
     Xs = rng.uniform(size=(30, 2))
@@ -83,12 +83,15 @@ def main():
     # "auto" budgets one device's rows: 200 x 50 entries fit where 200 x 200 do not.
     import skgpx.operators._factory as factory
 
-    factory.dense_memory_budget = lambda: 200 * 50 * 8
-    with placement_scope(mesh):
-        report["auto_kind_mesh"] = factory.operator_kind("auto", 200)
-    report["auto_kind_one"] = factory.operator_kind("auto", 200)
-    print(json.dumps(report))
+    budget, factory.dense_memory_budget = factory.dense_memory_budget, lambda: 200 * 50 * 8
+    try:  # restored: Magma's checks run next in the same process
+        with placement_scope(mesh):
+            report["auto_kind_mesh"] = factory.operator_kind("auto", 200)
+        report["auto_kind_one"] = factory.operator_kind("auto", 200)
+    finally:
+        factory.dense_memory_budget = budget
+    return report
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(report(int(sys.argv[1]) if len(sys.argv) > 1 else 90)))

@@ -1,8 +1,8 @@
 """One GP over several devices (device=[...]) and over several processes (jax.distributed).
 
-JAX fixes its device count when it starts, so each check runs in a fresh subprocess:
-4 host CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=4), or two processes
-joined by jax.distributed on 127.0.0.1.
+JAX fixes its device count when it starts, so the checks run in fresh subprocesses: one with
+4 host CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=4) for the dense GP's and
+Magma's checks together, and two processes joined by jax.distributed on 127.0.0.1.
 """
 
 import json
@@ -38,11 +38,18 @@ def _json_line(stdout):
     return json.loads(lines[-1])
 
 
-def test_four_devices_equal_one_device():
-    proc = subprocess.run([sys.executable, str(HERE / "_sharded_run.py"), "90"], env=_env(4), capture_output=True,
+@pytest.fixture(scope="module")
+def four_devices():
+    """The report of tests/parallel/_four_device_run.py: one process (one JAX start-up) for the
+    dense GP's checks ("gp") and Magma's ("magma")."""
+    proc = subprocess.run([sys.executable, str(HERE / "_four_device_run.py")], env=_env(4), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    report = _json_line(proc.stdout)
+    return _json_line(proc.stdout)
+
+
+def test_four_devices_equal_one_device(four_devices):
+    report = four_devices["gp"]
     assert report["n_devices"] == 4
     r = report["dense"]
     assert r["operator"] == "ShardedKernelOperator", r
@@ -62,13 +69,11 @@ def test_four_devices_equal_one_device():
     assert (report["auto_kind_mesh"], report["auto_kind_one"]) == ("dense", "matrix-free")
 
 
-def test_magma_four_devices_equal_one_device():
+def test_magma_four_devices_equal_one_device(four_devices):
     """MultiTaskMagmaRegressor on a mesh of 4 devices: the per-task work split by tasks (10 tasks
     padded to 12 = 4 x 3), the fit equal to the one-device fit."""
-    proc = subprocess.run([sys.executable, str(HERE / "_magma_sharded_run.py")], env=_env(4), capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    report = _json_line(proc.stdout)
+    report = four_devices["magma"]
+    assert report["n_devices"] == 4
     # At fixed hyperparameters the E-step and the task M-step's per-task values and gradients
     # (all tasks, and a subset listed per device) are the one-device ones to round-off.
     for key, diff in report["fixed"].items():
