@@ -64,6 +64,8 @@ class TimeSliceSKIOperator(AbstractInterpolatedOperator):
     time_dim: int = eqx.field(static=True)
     markov: bool = eqx.field(static=True)  # k_t a Matern-1/2: the two-sweep mixing
 
+    kind = "ski-time-slices"
+
     @property
     def n_slots(self) -> int:
         return self.tau.shape[0]
@@ -77,8 +79,6 @@ class TimeSliceSKIOperator(AbstractInterpolatedOperator):
     def decay(self):
         """``(G - 1,)`` ``k_t(tau_g, tau_{g-1})``: ``exp(-(tau_g - tau_{g-1}) / l)`` for a Matern-1/2."""
         return jnp.exp(-jnp.diff(self.tau) / _markov_scale(self.temporal))
-
-    kind = "ski-time-slices"
 
     def mix(self, U):
         """``(K_t (x) I) U`` for slot-stacked grid values ``U`` ``(G, M, k)``."""
@@ -140,7 +140,7 @@ class TimeSliceSKIOperator(AbstractInterpolatedOperator):
     def diagonal(self):
         flat, w = self.interp.stencil()
         Kloc = self.grid_op.entries(flat[:, :, None], flat[:, None, :])
-        kt0 = jnp.diag(self.time_kernel())[self.slots]
+        kt0 = self.temporal.diag(self._times(self.tau))[self.slots]
         return jnp.einsum("na,nab,nb->n", w, Kloc, w) * kt0 + self.diag_noise
 
 
