@@ -53,13 +53,14 @@ def _tick(label, unit, what, target, i, value, last):
         _LOOPS.pop(label, None)
 
 
-def iteration(label: str, i, value, last, *, unit: str = "iterations", what: str = "max relative residual",
-              target: float | None = None, every: int | None = None):
-    """Inside a compiled loop: iteration ``i`` (traced int) done with ``value`` (traced
-    scalar, e.g. the largest relative residual); ``last`` (traced bool): the loop ends here.
-    Calls the host every ``every`` (default :data:`CHECK_EVERY`) iterations and on the last."""
+def iteration(label: str, rows: int, i, value, last, *, unit: str = "iterations",
+              what: str = "max relative residual", target: float | None = None, every: int | None = None):
+    """Inside a compiled loop on a system of ``rows`` rows (static; below :data:`MIN_ROWS`
+    nothing is compiled in): iteration ``i`` (traced int) done with ``value`` (traced scalar,
+    e.g. the largest relative residual); ``last`` (traced bool): the loop ends here. Calls the
+    host every ``every`` (default :data:`CHECK_EVERY`) iterations and on the last."""
+    if rows < MIN_ROWS:
+        return
     every = CHECK_EVERY if every is None else int(every)
     tick = functools.partial(_tick, label, unit, what, target)
     jax.lax.cond((i % every == 0) | last, lambda: jax.debug.callback(tick, i, value, last), lambda: None)
-    return None
-

@@ -113,17 +113,16 @@ def pcg(
             alphas = alphas.at[idx].set(jnp.where(keep, alpha, alphas[idx]))
             betas = betas.at[idx].set(jnp.where(keep, beta, betas[idx]))
             n_steps = n_steps + keep.astype(jnp.int32)
-        if label is not None and n >= _progress.MIN_ROWS:
+        if label is not None:
             rnorm = jnp.linalg.norm(R, axis=0)
             last = (it + 1 >= max_iter) | ~jnp.any(rnorm > thresh)
-            worst = jnp.max(jnp.where(bnorm > 0, rnorm / jnp.where(bnorm > 0, bnorm, 1.0), 0.0))
-            _progress.iteration(label, it + 1, worst, last, target=tol)
+            _progress.iteration(label, n, it + 1, jnp.max(_safe_div(rnorm, bnorm)), last, target=tol)
         return it + 1, X, R, P, rz, alphas, betas, n_steps
 
     init = (jnp.asarray(0), X, R, P, rz, alphas, betas, n_steps)
     it, X, R, P, rz, alphas, betas, n_steps = jax.lax.while_loop(cond, body, init)
     rnorm = jnp.linalg.norm(R, axis=0)
-    relres = jnp.where(bnorm > 0, rnorm / jnp.where(bnorm > 0, bnorm, 1.0), 0.0)
+    relres = _safe_div(rnorm, bnorm)
     return PCGResult(
         x=X,
         iterations=it,
