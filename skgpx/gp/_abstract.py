@@ -113,7 +113,7 @@ class AbstractInference(eqx.Module):
         # Only the options that differ from their defaults, as scikit-learn prints estimators.
         changed = []
         for f in dataclasses.fields(self):
-            if not f.init:
+            if not f.init or not f.repr:  # repr=False: set from the data by for_data
                 continue
             value = getattr(self, f.name)
             if f.default is dataclasses.MISSING or not _same(value, f.default):

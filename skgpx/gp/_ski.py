@@ -58,6 +58,8 @@ from ..operators import (
     interpolation_weights,
     lattice_of,
     noise_diagonal,
+    split_space_time,
+    time_slice_operator,
 )
 from ..solvers import gaussian_log_likelihood, lanczos_checked, pcg, slq_quadratures, tridiagonal_solve
 from ..solvers._matmul import t_matmul
@@ -66,7 +68,8 @@ from ._abstract import AbstractInference
 from ._registry import register_solver
 from ._cg import _stop, _warn_lml
 from ._ski_grid import posterior_variance_ratio, refine_grid
-from ._ski_posterior import SKIPosterior, prior_variance
+from ._ski_posterior import SKIPosterior
+from ._ski_time import TimeSlicePosterior
 
 __all__ = ["SKI", "SKIInference"]
 
@@ -88,6 +91,9 @@ class SKI(AbstractInference):
     # within 1 GiB at rank 2048 (None: max_grid_size and the memory budget alone).
     max_refined_size: int | None = eqx.field(static=True, default=2**16)
     refinement: tuple = eqx.field(static=True, default=())  # set by for_data: (key, value) pairs
+    # Exact in time over the data's distinct times (TimeSliceSKIOperator) on this input column.
+    time_dim: int | None = eqx.field(static=True, default=None)
+    times: tuple = eqx.field(static=True, default=(), repr=False)  # set by for_data: the distinct times
     tol: float = eqx.field(static=True, default=1e-6)
     train_tol: float | None = eqx.field(static=True, default=1e-2)
     var_tol: float | None = eqx.field(static=True, default=None)
@@ -129,6 +135,15 @@ class SKI(AbstractInference):
         if not (self.tol > 0) or not np.all(np.asarray(self.points_per_length_scale) > 0):
             raise ValueError(f"`tol` and `points_per_length_scale` must be > 0, got {self.tol!r}, "
                              f"{self.points_per_length_scale!r}.")
+        if self.time_dim is not None:
+            if isinstance(self.time_dim, bool) or not isinstance(self.time_dim, (int, np.integer)) or self.time_dim < 0:
+                raise ValueError(f"`time_dim` must be None or the index of the input column holding time, got "
+                                 f"{self.time_dim!r}.")
+            if self.variance_method == "samples":
+                raise ValueError("variance_method='samples' is not available with `time_dim` (its draws would be "
+                                 "needed at every test time); use 'auto', 'love' or 'exact'.")
+            if self.preconditioner == "circulant":
+                raise ValueError("preconditioner='circulant' is not available with `time_dim`; use 'auto' or 'none'.")
         if int(self.love_rank) < 1 or int(self.n_probes) < 1 or int(self.max_iter) < 1:
             raise ValueError("`love_rank`, `n_probes` and `max_iter` must be >= 1.")
         if int(self.love_max_rank) < int(self.love_rank):
@@ -153,39 +168,58 @@ class SKI(AbstractInference):
     def for_data(self, kernel, X, noise=None) -> "SKIInference":
         """This inference with its grid and interpolation order fixed for data ``X`` (host);
         ``noise`` (scalar or ``(n,)``, the estimator's ``alpha``) lets the refinement's
-        tolerance follow the posterior variance (``interpolation_std_tol``)."""
+        tolerance follow the posterior variance (``interpolation_std_tol``). With ``time_dim``
+        the grid has one node on that column (space only) and the data's distinct times are kept."""
+        X = np.asarray(X, dtype=np.float64)
+        d = X.shape[1]
+        time = {}
+        space = X
+        if self.time_dim is not None:
+            td = int(self.time_dim)
+            if td >= d:
+                raise ValueError(f"`time_dim`={td} but X has {d} columns; pass the index of the column holding time.")
+            split_space_time(kernel, td)  # a ValueError naming the kernel's form when it is not space x time
+            time = dict(times=tuple(float(v) for v in np.unique(X[:, td])))
+            space = X.copy()
+            space[:, td] = 0.0  # one grid node on the time column
         if self.grid is not None:
+            if self.time_dim is not None and (self.grid.ndim != d or self.grid.shape[int(self.time_dim)] != 1):
+                raise ValueError(f"With time_dim={self.time_dim}, `grid` needs {d} axes and one node on axis "
+                                 f"{self.time_dim}; got shape {self.grid.shape}.")
             order = 3 if self.interpolation_order is None else self.interpolation_order
             return dataclasses.replace(self, interpolation_order=order,
-                                       preconditioner=self._resolve_preconditioner(kernel, X, self.grid, order))
-        X = np.asarray(X, dtype=np.float64)
+                                       preconditioner=self._resolve_preconditioner(kernel, X, self.grid, order),
+                                       **time)
         if self.interpolation_order in (None, 0):
-            lattice = lattice_of(X, self.max_grid_size)
+            lattice = lattice_of(space, self.max_grid_size)
             if lattice is not None:
                 return dataclasses.replace(self, grid=lattice, interpolation_order=0,
-                                           preconditioner=self._resolve_preconditioner(kernel, X, lattice, 0))
+                                           preconditioner=self._resolve_preconditioner(kernel, X, lattice, 0), **time)
             if self.interpolation_order == 0:
                 raise ValueError("interpolation_order=0 needs data on a regular lattice (or an explicit `grid`); "
                                  "these inputs are not. Use interpolation_order=1 or 3.")
-        scales = length_scales(kernel, X.shape[1])
+        scales = length_scales(kernel, d)
         if scales is None:
             raise ValueError(
                 f"solver='ski' needs a kernel with length scales in the input coordinates (stationary parts, "
                 f"products over ActiveDims); got {kernel!r}. Pass an explicit `grid`, or use solver='cg'."
             )
+        grid_scales = scales.copy()
+        if self.time_dim is not None:
+            grid_scales[int(self.time_dim)] = np.inf
         order = 3 if self.interpolation_order is None else self.interpolation_order
         if self.interpolation_tol is None:
-            g = auto_grid(X, scales, self.points_per_length_scale, self.max_grid_size, pad=2)
+            g = auto_grid(space, grid_scales, self.points_per_length_scale, self.max_grid_size, pad=2)
             refinement = ()
         else:
-            cap = self.refine_cap(X.shape[1])
+            cap = self.refine_cap(d, len(time.get("times", ())))
             tol = float(self.interpolation_tol)
             extra = {}
             if self.interpolation_std_tol is not None and noise is not None:
                 ratio = posterior_variance_ratio(kernel, X, noise, scales)
                 tol = min(tol, 2.0 * float(self.interpolation_std_tol) * ratio)
                 extra = dict(posterior_variance_ratio=ratio)
-            g, info = refine_grid(kernel, X, scales, self.points_per_length_scale, order, tol, cap,
+            g, info = refine_grid(kernel, X, grid_scales, self.points_per_length_scale, order, tol, cap,
                                   m=self.n_interp_check, pad=2)
             info = dict(info, tol=tol, **extra)
             if info["capped"]:
@@ -202,14 +236,15 @@ class SKI(AbstractInference):
                 )
             refinement = tuple(sorted(dict(info, cap=cap).items()))
         return dataclasses.replace(self, grid=g, interpolation_order=order, refinement=refinement,
-                                   preconditioner=self._resolve_preconditioner(kernel, X, g, order))
+                                   preconditioner=self._resolve_preconditioner(kernel, X, g, order), **time)
 
-    def refine_cap(self, d: int) -> int:
+    def refine_cap(self, d: int, slots: int = 0) -> int:
         """Largest grid the refinement may reach: ``max_grid_size``, ``max_refined_size``, and
         the fit's CG block (``1 + n_probes + n_check`` columns) on the circulant embedding
-        (``2^d M`` floats per column) within :func:`skgpx.operators.dense_memory_budget`."""
+        (``2^d M`` floats per column; with ``slots`` time slots, ``3 slots M`` more: the
+        stacked slot grids in and out of a product) within :func:`skgpx.operators.dense_memory_budget`."""
         block = 1 + int(self.n_probes) + int(self.n_check)
-        cap = min(self.max_grid_size, dense_memory_budget() // (8 * 2**int(d) * block))
+        cap = min(self.max_grid_size, dense_memory_budget() // (8 * (2**int(d) + 3 * int(slots)) * block))
         return int(cap if self.max_refined_size is None else min(cap, self.max_refined_size))
 
     def _resolve_preconditioner(self, kernel, X, grid, order) -> str:
@@ -218,6 +253,8 @@ class SKI(AbstractInference):
         apply is an error."""
         from ..operators import ToeplitzOperator
 
+        if self.time_dim is not None:
+            return "none"  # the time-slice operator has no circulant preconditioner (rejected at construction)
         distinct = order == 0 and np.unique(np.asarray(X), axis=0).shape[0] == np.asarray(X).shape[0]
         ok = distinct and isinstance(grid_operator(kernel, grid), ToeplitzOperator)
         if self.preconditioner == "circulant" and not ok:
@@ -233,9 +270,15 @@ class SKI(AbstractInference):
                                  "before compiling (the estimator does).")
             raise ValueError("SKIInference has no grid yet: call `inference.for_data(kernel, X)` first.")
 
-    def operator(self, kernel, X, noise) -> SKIOperator:
-        """``A = W K_UU W^T + diag(s)`` for data ``X``."""
+    def operator(self, kernel, X, noise):
+        """``A = W K_UU W^T + diag(s)`` for data ``X`` (a :class:`~skgpx.operators.SKIOperator`), or with
+        ``time_dim`` the :class:`~skgpx.operators.TimeSliceSKIOperator` over the distinct ``times``."""
         self._ready(X)
+        if self.time_dim is not None:
+            tau = jnp.asarray(self.times, X.dtype)
+            slots = jnp.clip(jnp.searchsorted(tau, X[:, self.time_dim]), 0, tau.shape[0] - 1)
+            return time_slice_operator(kernel, X, noise, self.grid, self.time_dim, tau, slots,
+                                       self.interpolation_order)
         interp = interpolation_weights(X, self.grid, self.interpolation_order)
         return SKIOperator(grid_operator(kernel, self.grid, X.dtype), interp, noise_diagonal(kernel, X, noise))
 
@@ -297,6 +340,7 @@ class SKI(AbstractInference):
 
     def _condition(self, kernel, X, Y, noise, key) -> SKIPosterior:
         n, t = Y.shape
+        timed = self.time_dim is not None
         k_slq, k_check, k_interp, k_samp = jax.random.split(key, 4)
         # LOVE check points: half training inputs, half midpoints of random pairs.
         nc = min(self.n_check, n)
@@ -304,25 +348,24 @@ class SKI(AbstractInference):
         i = jax.random.choice(ki, n, (nc,), replace=False)
         j = jax.random.choice(kj, n, (nc,), replace=False)
         Xc = jnp.where((jnp.arange(nc) % 2 == 0)[:, None], X[i], 0.5 * (X[i] + X[j]))
-        gop = grid_operator(kernel, self.grid, X.dtype)
-        Wc = interpolation_weights(Xc, self.grid, self.interpolation_order)
-        W = interpolation_weights(X, self.grid, self.interpolation_order)
-        Kc = W.gather(gop.mm(Wc.scatter(jnp.eye(nc, dtype=X.dtype))))  # k* of the check points, (n, nc)
+        op = self.operator(kernel, X, noise)
+        Kc = op.cross_columns(Xc)  # k* of the check points, (n, nc)
         extra = Kc
-        if self.variance_method == "samples":
+        if self.variance_method == "samples":  # not with time_dim (rejected at construction)
             # Zero-mean posterior draws on the grid (Matheron without the data): their solves join the block.
             S = self.n_variance_samples
             kf, ke = jax.random.split(k_samp)
+            gop = op.grid_op
             F_U = gop.sqrt_mm(jax.random.normal(kf, (gop.embed_size, S), X.dtype))
             E = jnp.sqrt(noise_diagonal(kernel, X, noise))[:, None] * jax.random.normal(ke, (n, S), X.dtype)
-            extra = jnp.concatenate([Kc, W.gather(F_U) + E], axis=1)
-        op, x, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, extra, precondition=True)
+            extra = jnp.concatenate([Kc, op.interp.gather(F_U) + E], axis=1)
+        _, x, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, extra, precondition=True)
         jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter, what="fit"),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         off = t + self.n_probes
         # Exact SKI standard deviations of the check points (from the block solve).
         white_c = _white(kernel, Xc)
-        prior_c = prior_variance(gop, Wc) + white_c
+        prior_c = op.prior_diag(Xc) + white_c
         sd_exact = jnp.sqrt(jnp.maximum(prior_c - jnp.sum(Kc * x[:, off:off + nc], axis=0), 0.0))
         floor = jnp.sqrt(jnp.finfo(X.dtype).eps) * jnp.sqrt(jnp.mean(prior_c))
 
@@ -336,16 +379,16 @@ class SKI(AbstractInference):
 
         if self.variance_method == "samples":
             # var(x*) ~ mean_s (w*^T F_s)^2 with F_s = F_U,s - K W^T A^{-1}(W F_U,s + e_s).
-            R = (F_U - gop.mm(op.interp.scatter(x[:, off + nc:]))) / math.sqrt(S)
+            R = (F_U - op.fields(x[:, off + nc:])) / math.sqrt(S)
             steps = jnp.asarray(S)
         elif self.variance_method == "exact":  # no cache: every variance is a CG solve
-            R = jnp.zeros((self.grid.size, 0), X.dtype)
+            R = jnp.zeros((n if timed else self.grid.size, 0), X.dtype)
             steps = jnp.asarray(0)
         else:
             # LOVE on the grid: A^{-1} ~ V T^{-1} V^T (Lanczos from the mean cross-covariance),
             # R = K W^T V L^{-T} with T = L L^T. The rank grows, love_rank steps at a time, until
             # the check points' standard deviations are within love_max_error of the exact ones.
-            start = op.interp.gather(gop.mm(op.interp.scatter(jnp.full((n, 1), 1.0 / n, X.dtype))))[:, 0]
+            start = op.kernel_mm(jnp.full((n, 1), 1.0 / n, X.dtype))[:, 0]
 
             def sd_love(V, d, e):
                 P = t_matmul(V, Kc)
@@ -358,17 +401,22 @@ class SKI(AbstractInference):
             T = jnp.diag(d) + jnp.diag(e, 1) + jnp.diag(e, -1)
             Lt = jnp.linalg.cholesky(T)
             VL = jax.scipy.linalg.solve_triangular(Lt, V.T, lower=True).T  # V L^{-T}
-            R = _grid_columns(gop, op.interp, VL, 64)
-        post = SKIPosterior(kernel, op, alpha, gop.mm(op.interp.scatter(alpha)), R, lml, {}, self)
-        err_all = errors(jnp.sqrt(post.var_cached(Xc)))
-        err = err_all[half:] if nc > 1 else err_all
+            # With time slices the cache stays in data space (TimeSlicePosterior), else on the grid.
+            R = VL if timed else _grid_columns(op.grid_op, op.interp, VL, 64)
+        posterior = TimeSlicePosterior if timed else SKIPosterior
+        post = posterior(kernel, op, alpha, op.fields(alpha), R, lml, {}, self)
         if self.variance_method == "exact":
-            err = jnp.full_like(err, jnp.nan)
+            err_all = jnp.full((nc,), jnp.nan, X.dtype)
+        elif timed:
+            err_all = errors(sd_love(V, d, e))  # what var_cached gives at Xc, from the check columns
+        else:
+            err_all = errors(jnp.sqrt(post.var_cached(Xc)))
+        err = err_all[half:] if nc > 1 else err_all
         if self.variance_method in ("auto", "love"):
             jax.debug.callback(functools.partial(_warn_love, tol=self.love_max_error, method=self.variance_method,
                                                  cap=self.love_rank_cap(n), exact_max=self.exact_var_max),
                                jnp.max(err), steps)
-        ie = _interpolation_error(kernel, gop, X, self, k_interp)
+        ie = _interpolation_error(kernel, op, X, self, k_interp)
         stats = dict(iterations=res.iterations, relative_residual=jnp.max(res.relative_residual),
                      converged=res.converged, logdet_stderr=stderr, love_steps=steps, love_err_median=jnp.median(err),
                      love_err_max=jnp.max(err), interp_err_max=ie[0], interp_err_rms=ie[1])
@@ -408,8 +456,9 @@ def _warn_love(err, steps, tol, method, cap, exact_max):
     )
 
 
-def _interpolation_error(kernel, gop, X, inference, key):
-    """Largest and rms ``|w_a^T K_UU w_b - k(a, b)| / k(a, a)`` over check pairs (module docstring)."""
+def _interpolation_error(kernel, op, X, inference, key):
+    """Largest and rms ``|k~(a, b) - k(a, b)| / k(a, a)`` over check pairs (module docstring),
+    ``k~`` the kernel as ``op`` interpolates it (with time slices: in space only)."""
     n, d = X.shape
     m = min(inference.n_interp_check, n)
     k1, k2, k3 = jax.random.split(key, 3)
@@ -423,10 +472,7 @@ def _interpolation_error(kernel, gop, X, inference, key):
     far = X[jax.random.choice(k3, n, (m,), replace=True)]
     P = jnp.concatenate([A, A, A])
     Q = jnp.concatenate([A, near, far])
-    order = inference.interpolation_order
-    fp, wp = interpolation_weights(P, inference.grid, order).stencil()
-    fq, wq = interpolation_weights(Q, inference.grid, order).stencil()
-    approx = jnp.einsum("na,nab,nb->n", wp, gop.entries(fp[:, :, None], fq[:, None, :]), wq)
+    approx = op.pairs(P, Q)
     exact = jax.vmap(lambda p, q: kernel.cross(p[None], q[None])[0, 0])(P, Q)
     ref = jnp.max(jax.vmap(lambda p: kernel.cross(p[None], p[None])[0, 0])(A))
     e = jnp.abs(approx - exact) / ref

@@ -32,14 +32,7 @@ from ..operators import row_tiles
 from ..solvers import pcg
 from ._abstract import AbstractPosterior
 
-__all__ = ["SKIPosterior", "prior_variance"]
-
-
-def prior_variance(grid_op, interp):
-    """``diag(W K_UU W^T)`` from the stencil's ``O(q^{2d})`` grid entries per point."""
-    flat, w = interp.stencil()
-    Kloc = grid_op.entries(flat[:, :, None], flat[:, None, :])
-    return jnp.einsum("na,nab,nb->n", w, Kloc, w)
+__all__ = ["SKIPosterior"]
 
 
 class SKIPosterior(AbstractPosterior):
@@ -48,8 +41,8 @@ class SKIPosterior(AbstractPosterior):
     kernel: object
     operator: object  # SKIOperator: W K_UU W^T + diag(s)
     alpha: jax.Array  # (n, t)
-    grid_mean: jax.Array  # (M, t) = K_UU W^T alpha
-    love_R: jax.Array  # (M, r)
+    grid_mean: jax.Array  # operator.fields(alpha): (M, t) = K_UU W^T alpha, (G, M, t) per time slot
+    love_R: jax.Array  # (M, r); (n, r) V L^{-T} for time slices (TimeSlicePosterior)
     lml: jax.Array
     stats: dict
     inference: object
@@ -81,8 +74,8 @@ class SKIPosterior(AbstractPosterior):
     def mean(self, Xs):
         """Posterior mean; NaN at points outside the grid (with room for their stencil): the
         grid covers the training data only."""
-        Wc = self._interp(Xs)
-        return jnp.where(Wc.covered()[:, None], Wc.gather(self.grid_mean), jnp.nan)
+        covered = self._interp(Xs).covered()
+        return jnp.where(covered[:, None], self.operator.cross_from(self.grid_mean, Xs), jnp.nan)
 
     def var_cached(self, Xs):
         """Variances from the cache on the grid, ``O(q^d r)`` per point: LOVE (prior minus
@@ -95,7 +88,7 @@ class SKIPosterior(AbstractPosterior):
             q = jnp.sum(Wc.gather(self.love_R) ** 2, axis=1)
             if samples:
                 return q + self._white(Xc)
-            return prior_variance(self.operator.grid_op, Wc) + self._white(Xc) - q
+            return self.operator.prior_diag(Xc) + self._white(Xc) - q
 
         return jnp.maximum(self._chunks(Xs, chunk, 1024), 0.0)
 
@@ -103,11 +96,9 @@ class SKIPosterior(AbstractPosterior):
         op = self.operator
 
         def chunk(Xc):
-            Wc = self._interp(Xc)
-            KG = op.grid_op.mm(Wc.scatter(jnp.eye(Xc.shape[0], dtype=Xc.dtype)))  # (M, c)
-            Ks = op.interp.gather(KG)  # (n, c) = k*
-            prior = jnp.sum(Wc.scatter(jnp.eye(Xc.shape[0], dtype=Xc.dtype)) * KG, axis=0)
-            return prior + self._white(Xc) - jnp.sum(Ks * self._solve(Ks, self.inference.var_solve_tol), axis=0)
+            Ks = op.cross_columns(Xc)  # (n, c) = k*
+            prior = op.prior_diag(Xc) + self._white(Xc)
+            return prior - jnp.sum(Ks * self._solve(Ks, self.inference.var_solve_tol), axis=0)
 
         return jnp.maximum(self._chunks(Xs, chunk, self.inference.var_chunk), 0.0)
 
@@ -130,11 +121,8 @@ class SKIPosterior(AbstractPosterior):
             raise ValueError(f"return_cov with solver='ski' solves one CG system per test point; got {m} test "
                              f"points (limit {self.inference.cov_max}). Use return_std or fewer points.")
         op = self.operator
-        G = self._interp(Xs).scatter(jnp.eye(m, dtype=Xs.dtype))
-        KG = op.grid_op.mm(G)
-        Ks = op.interp.gather(KG)
-        white = self._white(Xs)
-        return G.T @ KG + jnp.diag(white) - Ks.T @ self._solve(Ks, self.inference.var_solve_tol)
+        Ks = op.cross_columns(Xs)
+        return op.test_gram(Xs) + jnp.diag(self._white(Xs)) - Ks.T @ self._solve(Ks, self.inference.var_solve_tol)
 
     def solve_train(self, R):
         return self._solve(R)

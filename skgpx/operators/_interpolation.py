@@ -27,7 +27,7 @@ import numpy as np
 
 from ._grid import Grid, register_grid_operator
 
-__all__ = ["GridInterpolation", "interpolation_weights", "stencil_weights", "SKIOperator"]
+__all__ = ["GridInterpolation", "interpolation_weights", "interpolated_pairs", "stencil_weights", "SKIOperator"]
 
 
 def _keys_cubic(s):
@@ -177,9 +177,38 @@ def interpolation_weights(X, grid: Grid, order: int = 3) -> GridInterpolation:
     return GridInterpolation(grid, base[perm], W[perm], order, perm, inv)
 
 
+def interpolated_pairs(grid_op, Wp: GridInterpolation, Wq: GridInterpolation):
+    """``w_p_i^T K_UU w_q_i`` ``(n,)`` for each pair of rows of two interpolations of ``n``
+    points (``Wp is Wq``: the diagonal), from the stencils' ``q^{2d}`` grid entries (small ``n``)."""
+    fp, wp = Wp.stencil()
+    fq, wq = (fp, wp) if Wq is Wp else Wq.stencil()
+    return jnp.einsum("na,nab,nb->n", wp, grid_op.entries(fp[:, :, None], fq[:, None, :]), wq)
+
+
 class AbstractInterpolatedOperator(lx.AbstractLinearOperator):
     """A symmetric ``(n,) -> (n,)`` noisy Gram matrix reaching its ``n`` points through an
-    interpolation ``interp`` and with noise ``diag_noise``: subclasses define ``mm``."""
+    interpolation ``interp`` and with noise ``diag_noise``.
+
+    Subclasses define ``kernel_mm`` (the smooth part, ``K V``), ``fields`` and ``cross_from``
+    (``K(Xs, X) V`` in two steps, the first cached by a posterior), ``cross_columns``
+    (``K(X, Xs)``), ``test_gram`` (``K(Xs, Xs)``) and ``pairs`` (``k(p_i, q_i)``), all as the
+    operator interpolates them; the posterior and the fit's checks use only these."""
+
+    def mm(self, V):
+        return self.kernel_mm(V) + self.diag_noise[:, None] * V
+
+    def weights_at(self, Xs) -> GridInterpolation:
+        """The interpolation of test points ``Xs`` on this operator's grid."""
+        return interpolation_weights(Xs, self.interp.grid, self.interp.order)
+
+    def cross_mm(self, Xs, V):
+        """``K(Xs, X) @ V`` ``(m, k)``: :meth:`cross_from` of :meth:`fields` (for a time-slice
+        operator: exact in time at any test time, ``G`` FFT products per column)."""
+        return self.cross_from(self.fields(V), Xs)
+
+    def prior_diag(self, Xs):
+        """``k(x, x)`` ``(m,)`` at ``Xs`` as interpolated (the smooth part)."""
+        return self.pairs(Xs, Xs)
 
     def mv(self, vector):
         return self.mm(vector[:, None])[:, 0]
@@ -203,17 +232,38 @@ class SKIOperator(AbstractInterpolatedOperator):
 
     kind = "ski"
 
-    def mm(self, V):
-        return self.interp.gather(self.grid_op.mm(self.interp.scatter(V))) + self.diag_noise[:, None] * V
+    def kernel_mm(self, V):
+        return self.interp.gather(self.grid_op.mm(self.interp.scatter(V)))
+
+    def diagonal(self):
+        return interpolated_pairs(self.grid_op, self.interp, self.interp) + self.diag_noise
+
+    def cross_columns(self, Xs):
+        """``K(X, Xs)`` ``(n, m)``: one grid product per test point (small ``m``)."""
+        Ws = self.weights_at(Xs)
+        return self.interp.gather(self.grid_op.mm(Ws.scatter(jnp.eye(Xs.shape[0], dtype=Xs.dtype))))
+
+    def fields(self, V):
+        """``K_UU W^T V`` ``(M, k)``: the grid field :meth:`cross_from` reads."""
+        return self.grid_op.mm(self.interp.scatter(V))
+
+    def cross_from(self, F, Xs):
+        """``K(Xs, X) V = W* F`` ``(m, k)`` from ``F`` = :meth:`fields` ``(V)``."""
+        return self.weights_at(Xs).gather(F)
+
+    def test_gram(self, Xs):
+        """``K(Xs, Xs)`` ``(m, m)`` as interpolated."""
+        G = self.weights_at(Xs).scatter(jnp.eye(Xs.shape[0], dtype=Xs.dtype))
+        return G.T @ self.grid_op.mm(G)
+
+    def pairs(self, P, Q):
+        """``k(p_i, q_i)`` ``(m,)`` as interpolated, for rows of ``P`` and ``Q`` ``(m, d)``."""
+        Wp = self.weights_at(P)
+        return interpolated_pairs(self.grid_op, Wp, Wp if Q is P else self.weights_at(Q))
 
     def as_matrix(self):
         W = self.interp.as_matrix()
         return W @ self.grid_op.mm(W.T) + jnp.diag(self.diag_noise)
-
-    def diagonal(self):
-        flat, w = self.interp.stencil()
-        Kloc = self.grid_op.entries(flat[:, :, None], flat[:, None, :])
-        return jnp.einsum("na,nab,nb->n", w, Kloc, w) + self.diag_noise
 
 
 register_grid_operator(SKIOperator, lambda operator: operator.diagonal())

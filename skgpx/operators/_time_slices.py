@@ -31,7 +31,7 @@ import numpy as np
 from ..kernels import ActiveDims, Matern
 from ._common import noise_diagonal
 from ._grid import Grid, register_grid_operator
-from ._interpolation import AbstractInterpolatedOperator, GridInterpolation, interpolation_weights
+from ._interpolation import AbstractInterpolatedOperator, GridInterpolation, interpolated_pairs, interpolation_weights
 from ._kronecker import grid_operator
 from ._time_groups import split_space_time
 
@@ -106,31 +106,61 @@ class TimeSliceSKIOperator(AbstractInterpolatedOperator):
         slots into one product's columns measured slower: docs/performance.md)."""
         return jax.lax.map(self.grid_op.mm, U)
 
-    def mm(self, V):
+    def slot_scatter(self, V):
+        """``W^T V`` per time slot: ``(G, M, k)``."""
         G, M = self.n_slots, self.grid_op.grid.size
-        U = self.interp.scatter(V, self.slots, G).reshape(G, M, V.shape[1])
-        Z = self.grid_mm(U).reshape(G * M, V.shape[1])
-        return self.interp.gather(Z, self.slots) + self.diag_noise[:, None] * V
+        return self.interp.scatter(V, self.slots, G).reshape(G, M, V.shape[1])
+
+    def kernel_mm(self, V):
+        G, M = self.n_slots, self.grid_op.grid.size
+        Z = self.grid_mm(self.slot_scatter(V)).reshape(G * M, V.shape[1])
+        return self.interp.gather(Z, self.slots)
 
     def time_kernel(self):
         """``K_t`` ``(G, G)``, dense."""
         T = self._times(self.tau)
         return self.temporal.cross(T, T)
 
-    def cross_mm(self, Xs, V):
-        """``K(Xs, X) @ V`` ``(m, k)`` for test points ``Xs`` at any times: interpolated in space,
-        exact in time (``sum_g k_t(t*, tau_g) w*^T K_ss (W^T V)_g``; ``G`` FFT products per column
-        and ``m G`` stencil gathers)."""
-        G, M = self.n_slots, self.interp.grid.size
-        Phi = self.space_mm(self.interp.scatter(V, self.slots, G).reshape(G, M, V.shape[1]))
-        Ws = interpolation_weights(Xs, self.interp.grid, self.interp.order)
-        C = self.temporal.cross(Xs, self._times(self.tau))  # (m, G)
+    def time_cross(self, Xs):
+        """``[k_t(t*_i, tau_g)]`` ``(m, G)`` for test points ``Xs`` (their time column)."""
+        return self.temporal.cross(Xs, self._times(self.tau))
+
+    def fields(self, V):
+        """``Phi_g = K_ss (W^T V)_g`` ``(G, M, k)``: what :meth:`cross_from` reads."""
+        return self.space_mm(self.slot_scatter(V))
+
+    def cross_from(self, Phi, Xs):
+        """``K(Xs, X) V = sum_g k_t(t*, tau_g) w*^T Phi_g`` ``(m, k)`` from ``Phi`` =
+        :meth:`fields` ``(V)`` (``m G`` stencil gathers)."""
+        Ws = self.weights_at(Xs)
+        C = self.time_cross(Xs)
 
         def step(out, g):
             return out + C[:, g, None] * Ws.gather(Phi[g]), None
 
-        out, _ = jax.lax.scan(step, jnp.zeros((Xs.shape[0], V.shape[1]), V.dtype), jnp.arange(G))
+        out, _ = jax.lax.scan(step, jnp.zeros((Xs.shape[0], Phi.shape[2]), Phi.dtype), jnp.arange(self.n_slots))
         return out
+
+    def mixed_field(self, c, V):
+        """``K_ss sum_g c_g (W^T V)_g`` ``(M, k)`` for time weights ``c`` ``(G,)``: the cross product's
+        grid field at one test time (``c = k_t(t*, tau)``), one spatial product per column."""
+        return self.grid_op.mm(self.interp.scatter(V * c[self.slots][:, None]))
+
+    def cross_columns(self, Xs):
+        """``K(X, Xs)`` ``(n, m)`` (small ``m``): spatial columns times the time factor per slot."""
+        Ws = self.weights_at(Xs)
+        space = self.interp.gather(self.grid_op.mm(Ws.scatter(jnp.eye(Xs.shape[0], dtype=Xs.dtype))))
+        return space * self.time_cross(Xs).T[self.slots]
+
+    def test_gram(self, Xs):
+        G = self.weights_at(Xs).scatter(jnp.eye(Xs.shape[0], dtype=Xs.dtype))
+        return (G.T @ self.grid_op.mm(G)) * self.temporal.cross(Xs, Xs)
+
+    def pairs(self, P, Q):
+        Wp = self.weights_at(P)
+        space = interpolated_pairs(self.grid_op, Wp, Wp if Q is P else self.weights_at(Q))
+        kt = self.temporal.diag(P) if Q is P else jax.vmap(lambda p, q: self.temporal.cross(p[None], q[None])[0, 0])(P, Q)
+        return space * kt
 
     def as_matrix(self):
         W = self.interp.as_matrix()
@@ -138,10 +168,8 @@ class TimeSliceSKIOperator(AbstractInterpolatedOperator):
         return (W @ self.grid_op.mm(W.T)) * Kt[self.slots][:, self.slots] + jnp.diag(self.diag_noise)
 
     def diagonal(self):
-        flat, w = self.interp.stencil()
-        Kloc = self.grid_op.entries(flat[:, :, None], flat[:, None, :])
         kt0 = self.temporal.diag(self._times(self.tau))[self.slots]
-        return jnp.einsum("na,nab,nb->n", w, Kloc, w) * kt0 + self.diag_noise
+        return interpolated_pairs(self.grid_op, self.interp, self.interp) * kt0 + self.diag_noise
 
 
 register_grid_operator(TimeSliceSKIOperator, lambda operator: operator.diagonal())
