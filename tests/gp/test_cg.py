@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from skgpx.gp import CG, CGInference, make_inference, warn_if_not_converged
+from skgpx.gp import CG, make_inference, warn_if_not_converged
 from skgpx.gp._auto import select_solver
 from skgpx.kernels import RBF, Matern, White
 
@@ -34,6 +34,7 @@ def problem():
     return kernel, X, Xs, Y, noise
 
 
+@eqx.filter_jit  # one program per kernel structure (op by op, each primitive compiles on its own)
 def _ref_lml(kernel, X, Y, noise):
     K = kernel.gram(X) + jnp.diag(noise)
     L = jnp.linalg.cholesky(K)
@@ -42,6 +43,7 @@ def _ref_lml(kernel, X, Y, noise):
     return -0.5 * jnp.sum(Y * a) - t * jnp.sum(jnp.log(jnp.diag(L))) - 0.5 * n * t * np.log(2 * np.pi)
 
 
+@eqx.filter_jit
 def _ref_post(kernel, X, Xs, Y, noise):
     K = kernel.gram(X) + jnp.diag(noise)
     L = jnp.linalg.cholesky(K)
@@ -51,21 +53,41 @@ def _ref_post(kernel, X, Xs, Y, noise):
     return mean, cov
 
 
-@pytest.mark.parametrize("operator", ["dense", "matrix-free"])
-def test_posterior_matches_cholesky(problem, operator):
+# The fit of test_posterior_matches_cholesky; test_var_tol_controls_the_variance_solves_only
+# conditions the same problem with only `var_tol` changed. exact_var_max=10 < 50 test points:
+# var() takes the "auto" branch (LOVE if its measured error is small, exact solves otherwise),
+# so the fallback is exercised too.
+FIT_OPTS = {"tol": 1e-8, "tile_size": 128, "love_rank": 20, "exact_var_max": 10}
+
+
+@eqx.filter_jit  # one compiled call for every prediction path (compiling beats op-by-op here)
+def _predict_all(post, Xs, R):
+    return post.mean(Xs), post.var(Xs), post.var_exact(Xs), post.var_love(Xs), post.cov(Xs), post.solve_train(R)
+
+
+@pytest.fixture(scope="module")
+def fits(problem):
+    """``fits(operator, **options)`` -> (posterior, _predict_all at the test points): each
+    configuration conditioned and predicted once per module, key 0."""
     kernel, X, Xs, Y, noise = problem
-    # exact_var_max=10 < 50 test points: var() takes the "auto" branch (LOVE if its measured
-    # error is small, exact solves otherwise), so the fallback is exercised too.
-    inf = make_inference("cg", {"tol": 1e-8, "operator": operator, "tile_size": 128, "love_rank": 20,
-                                "exact_var_max": 10})
-    post = inf.condition(kernel, X, Y, noise, jax.random.key(0))
     R = jnp.asarray(np.random.default_rng(3).standard_normal((N, 2)))
+    cache = {}
 
-    @eqx.filter_jit  # one compiled call for every prediction path (compiling beats op-by-op here)
-    def predict_all(post, Xs, R):
-        return post.mean(Xs), post.var(Xs), post.var_exact(Xs), post.var_love(Xs), post.cov(Xs), post.solve_train(R)
+    def get(operator, **options):
+        name = (operator, tuple(sorted(options.items())))
+        if name not in cache:
+            inf = make_inference("cg", {**FIT_OPTS, "operator": operator, **options})
+            post = inf.condition(kernel, X, Y, noise, jax.random.key(0))
+            cache[name] = post, _predict_all(post, Xs, R), R
+        return cache[name]
 
-    mean, var, var_exact, var_love, cov, sol = predict_all(post, Xs, R)
+    return get
+
+
+@pytest.mark.parametrize("operator", ["dense", "matrix-free"])
+def test_posterior_matches_cholesky(problem, fits, operator):
+    kernel, X, Xs, Y, noise = problem
+    post, (mean, var, var_exact, var_love, cov, sol), R = fits(operator)
     mean_ref, cov_ref = _ref_post(kernel, X, Xs, Y, noise)
     np.testing.assert_allclose(mean, mean_ref, rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(mean_ref))))
     std_ref = jnp.sqrt(jnp.diag(cov_ref))
@@ -74,8 +96,7 @@ def test_posterior_matches_cholesky(problem, operator):
     d = post.diagnostics()
     if operator == "matrix-free":  # "auto" builds no LOVE cache past the dense budget
         assert d["love_rank"] == 0 and not d["love_accepted"] and np.isnan(d["love_std_rel_error_max"])
-        inf = make_inference("cg", {"tol": 1e-8, "operator": operator, "tile_size": 128, "love_rank": 20,
-                                    "exact_var_max": 10, "variance_method": "love"})
+        inf = make_inference("cg", {**FIT_OPTS, "operator": operator, "variance_method": "love"})
         love_post = inf.condition(kernel, X, Y, noise, jax.random.key(0))
         var_love, d = love_post.var_love(Xs), love_post.diagnostics()
         assert d["love_rank"] == 20
@@ -98,20 +119,47 @@ def test_posterior_matches_cholesky(problem, operator):
     assert err < 4 * 2 * d["logdet_stderr"] / 2 * Y.shape[1] + 1e-3 * abs(ref), (err, d["logdet_stderr"])
 
 
-def test_lml_gradient_matches_cholesky(problem):
+# Training-step programs (value and gradient in theta and the noise) shared by the tests of this
+# module: tol=1e-8 with the default train_tol=1e-2 (the optimiser's loose solves), and with
+# train_tol=None.
+@pytest.fixture(scope="module")
+def train_step(problem):
+    """``train_step(seed, **options)`` -> (inference, (lml, (d theta, d noise))) at the problem's
+    hyperparameters with ``jax.random.key(seed)``: one compiled program per configuration, each
+    draw computed once (``fresh=True``: computed again)."""
     kernel, X, _, Y, noise = problem
-    inf = make_inference("cg", {"n_probes": 32})
-    theta = jnp.asarray(kernel.theta)
+    theta, programs, draws = jnp.asarray(kernel.theta), {}, {}
 
-    def cg(theta, noise, key):
-        return inf.log_marginal_likelihood(kernel.with_theta(theta), X, Y, noise, key)
+    def get(seed, fresh=False, **options):
+        opts = {"tol": 1e-8, **options}
+        name = tuple(sorted(opts.items()))
+        if name not in programs:
+            inf = make_inference("cg", opts)
+
+            def f(theta, noise, key):
+                return inf.log_marginal_likelihood(kernel.with_theta(theta), X, Y, noise, key)
+
+            programs[name] = inf, jax.jit(jax.value_and_grad(f, argnums=(0, 1)))
+        inf, step = programs[name]
+        if fresh or (name, seed) not in draws:
+            out = step(theta, noise, jax.random.key(seed))
+            if fresh:
+                return inf, out
+            draws[name, seed] = out
+        return inf, draws[name, seed]
+
+    return get
+
+
+def test_lml_gradient_matches_cholesky(problem, train_step):
+    kernel, X, _, Y, noise = problem
+    theta = jnp.asarray(kernel.theta)
 
     def ref(theta, noise):
         return _ref_lml(kernel.with_theta(theta), X, Y, noise)
 
     g_ref, gn_ref = jax.grad(ref, argnums=(0, 1))(theta, noise)
-    f = jax.jit(jax.grad(cg, argnums=(0, 1)))
-    draws = [f(theta, noise, jax.random.key(s)) for s in range(3)]
+    draws = [train_step(s)[1][1] for s in range(3)]
     g = np.stack([np.asarray(d[0]) for d in draws])
     gn = np.array([float(jnp.sum(d[1])) for d in draws])
     # Stochastic tolerance: the mean of 3 draws within 5 of its own standard errors, plus 1%.
@@ -120,16 +168,6 @@ def test_lml_gradient_matches_cholesky(problem):
     assert abs(gn.mean() - float(jnp.sum(gn_ref))) <= 5 * gn.std(ddof=1) / np.sqrt(3) + 0.01 * abs(float(jnp.sum(gn_ref)))
     # The data-fit part of the gradient is deterministic: the draws agree on the sign and size.
     assert np.all(np.sign(g) == np.sign(np.asarray(g_ref)))
-
-
-def test_deterministic_with_fixed_key(problem):
-    kernel, X, _, Y, noise = problem
-    inf = CGInference()
-    lml = jax.jit(inf.log_marginal_likelihood)
-    a = float(lml(kernel, X, Y, noise, jax.random.key(7)))
-    b = float(lml(kernel, X, Y, noise, jax.random.key(7)))
-    c = float(lml(kernel, X, Y, noise, jax.random.key(8)))
-    assert a == b and a != c
 
 
 def test_love_variances_and_reported_accuracy(problem):
@@ -293,35 +331,25 @@ def test_estimator_auto_cg_matches_cholesky_and_is_deterministic(monkeypatch):
     assert other.log_marginal_likelihood_value_ != gp.log_marginal_likelihood_value_
 
 
-def test_train_tol_option(problem):
+def test_train_tol_option(problem, train_step):
     kernel, X, _, Y, noise = problem
     # Default: training solves loosely (1e-2), the fit at `tol`; `train_tol=None` restores `tol`.
-    inf = make_inference("cg", {"tol": 1e-8})
+    inf, _ = train_step(0)
     assert inf.train_tol == 1e-2 and inf.lml_tol == 1e-2
     assert make_inference("cg", {"tol": 1e-8, "train_tol": None}).lml_tol == 1e-8
     assert make_inference("cg", {"tol": 0.1, "train_tol": 1e-3}).lml_tol == 0.1  # never tighter than `tol`
     with pytest.raises(ValueError, match="train_tol"):
         make_inference("cg", {"train_tol": 0.0})
-    theta = jnp.asarray(kernel.theta)
-
-    compiled = {}
-
-    def vg(inf, key):  # one compiled program per inference; the key is traced
-        if id(inf) not in compiled:
-            f = lambda th, k: inf.log_marginal_likelihood(kernel.with_theta(th), X, Y, noise, k)  # noqa: E731
-            compiled[id(inf)] = jax.jit(jax.value_and_grad(f))
-        return compiled[id(inf)](theta, key)
-
-    tight = make_inference("cg", {"tol": 1e-8, "train_tol": None})
     for s in range(2):
-        v0, g0 = vg(tight, jax.random.key(s))
-        v1, g1 = vg(inf, jax.random.key(s))
+        v0, (g0, _) = train_step(s, train_tol=None)[1]
+        v1, (g1, _) = train_step(s)[1]
         # Same probes: the loose solve moves the value and gradient far less than the probes do.
         assert abs(float(v1 - v0)) <= 1e-4 * abs(float(v0)), (v0, v1)
         np.testing.assert_allclose(g1, g0, rtol=1e-2, atol=1e-3 * float(jnp.max(jnp.abs(g0))))
-    # Deterministic with a fixed key.
-    a, b = vg(inf, jax.random.key(3)), vg(inf, jax.random.key(3))
-    assert float(a[0]) == float(b[0]) and np.array_equal(a[1], b[1])
+    # Deterministic with a fixed key (computed again); another key draws other probes.
+    a, b, c = train_step(0)[1], train_step(0, fresh=True)[1], train_step(1)[1]
+    assert float(a[0]) == float(b[0]) and np.array_equal(a[1][0], b[1][0]) and np.array_equal(a[1][1], b[1][1])
+    assert float(a[0]) != float(c[0])
     # A missed training tolerance still warns, naming that tolerance.
     few = make_inference("cg", {"max_iter": 2, "preconditioner_rank": 0, "train_tol": 1e-3})
     with pytest.warns(ConvergenceWarning, match=r"tol=0\.001 in the marginal likelihood"):
@@ -371,27 +399,22 @@ def test_auto_uses_cholesky_longer_when_nothing_is_optimised(monkeypatch):
     assert learned.solver_ == "cg-dense"
 
 
-def test_var_tol_controls_the_variance_solves_only(problem):
+def test_var_tol_controls_the_variance_solves_only(problem, fits):
     kernel, X, Xs, Y, noise = problem
     _, cov_ref = _ref_post(kernel, X, Xs, Y, noise)
     sd_ref = np.sqrt(np.diag(np.asarray(cov_ref)))
     assert make_inference("cg", {"tol": 1e-8}).var_solve_tol == 1e-8  # None: `tol`
     with pytest.raises(ValueError, match="var_tol"):
         make_inference("cg", {"var_tol": -1.0})
-    key = jax.random.key(0)
-    errs = {}
-    for var_tol in (None, 1e-3):
-        inf = make_inference("cg", {"tol": 1e-8, "var_tol": var_tol, "variance_method": "exact"})
-        post = inf.condition(kernel, X, Y, noise, key)
-        sd = np.sqrt(np.asarray(post.var(Xs)))
-        errs[var_tol] = np.median(np.abs(sd - sd_ref) / sd_ref)
-        mean = np.asarray(post.mean(Xs))
-        if var_tol is None:
-            mean0 = mean
-            cov_diag0 = np.diag(np.asarray(post.cov(Xs)))
-        else:
-            np.testing.assert_array_equal(mean, mean0)  # the fit's solve is untouched
-            cov_diag = np.diag(np.asarray(post.cov(Xs)))
-            assert np.max(np.abs(cov_diag - cov_diag0)) > 0  # return_cov uses it too
+    # var_tol=None: the dense fit of test_posterior_matches_cholesky; var_tol=1e-3: the same
+    # options and key otherwise.
+    _, (mean0, _, var0, _, cov0, _), _ = fits("dense")
+    inf = make_inference("cg", {**FIT_OPTS, "operator": "dense", "var_tol": 1e-3})
+    post = inf.condition(kernel, X, Y, noise, jax.random.key(0))
+    mean, var, cov = eqx.filter_jit(lambda p, Z: (p.mean(Z), p.var_exact(Z), p.cov(Z)))(post, Xs)
+    errs = {var_tol: np.median(np.abs(np.sqrt(np.asarray(v)) - sd_ref) / sd_ref)
+            for var_tol, v in ((None, var0), (1e-3, var))}
+    np.testing.assert_array_equal(mean, mean0)  # the fit's solve is untouched
+    assert np.max(np.abs(np.diag(np.asarray(cov)) - np.diag(np.asarray(cov0)))) > 0  # return_cov uses it too
     assert errs[None] < 1e-6
     assert errs[None] < errs[1e-3] < 5e-2  # looser, and used
