@@ -9,7 +9,12 @@ mean on the 200 x 200 grid at the central day:
   interpolation tolerance within its cap; cubic in all three axes);
 * ``time-slices``: :class:`skgpx.operators.TimeSliceSKIOperator`, cubic in space at ``--ppl``
   points per length scale, the Matern-1/2 time factor exact over the passes' distinct times (the
-  two-sweep recursion).
+  two-sweep recursion);
+* ``estimator``: the same operator through ``ScalableGPRegressor(solver=SKI(time_dim=2))`` (its
+  automatic spatial grid, refined to the interpolation tolerances): fit (CG, SLQ, LOVE cache),
+  then the mean and standard-deviation map (``solve_s`` is the fit, ``map_s`` the predict). Adds
+  ``coverage95`` against the truth, ``d_std`` median and ``d_std_max`` max relative error of the
+  standard deviation against the exact GP, the LOVE rank and its measured error.
 
 Columns: ``G`` distinct times, ``grid`` the spatial (and time) grid, ``solve_s`` the CG solve
 (first call, compilation included), ``iters``, ``map_s`` the 40 000-point mean map, ``rmse``
@@ -19,6 +24,7 @@ the largest spatial/space-time interpolation error over the map points' pairs wi
 to the prior variance).
 
     .venv/bin/python benchmarks/time_slices.py --sizes 5000 20000 --exact-n 20000
+    .venv/bin/python benchmarks/time_slices.py --sizes 5000 --routes estimator
 """
 
 from __future__ import annotations
@@ -35,16 +41,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from structured import L_SPACE, NOISE_SD, SIGNAL_VAR, _kernel, problem  # noqa: E402
 
 
-def _exact_mean(kernel, X, y, Xs):
+def _exact(kernel, X, y, Xs):
+    """The exact GP's mean and standard deviation at ``Xs`` (dense Cholesky)."""
     import scipy.linalg
 
     K = np.array(kernel.gram(X))
     K[np.diag_indices_from(K)] += NOISE_SD**2
     c = scipy.linalg.cho_factor(K, overwrite_a=True)
-    return np.asarray(kernel.cross(Xs, X)) @ scipy.linalg.cho_solve(c, y)
+    Ks = np.asarray(kernel.cross(X, Xs))
+    var = np.asarray(kernel.diag(Xs)) - np.sum(Ks * scipy.linalg.cho_solve(c, Ks), axis=0)
+    return Ks.T @ scipy.linalg.cho_solve(c, y), np.sqrt(np.maximum(var, 0.0))
 
 
-def run(n, exact_n, ppl, tol, seed, routes):
+def run(n, exact_n, ppl, tol, seed, routes, variance_method="love"):
     import jax
     import jax.numpy as jnp
 
@@ -58,18 +67,23 @@ def run(n, exact_n, ppl, tol, seed, routes):
     X, y, Xm, truth = problem(n, seed, rng)
     kernel = _kernel()
     idx = rng.choice(len(Xm), 256, replace=False)
-    exact = _exact_mean(kernel, X, y, Xm[idx]) if n <= exact_n else None
+    exact, exact_sd = _exact(kernel, X, y, Xm[idx]) if n <= exact_n else (None, None)
     Xj, yj, Xmj = jnp.asarray(X), jnp.asarray(y)[:, None], jnp.asarray(Xm)
     noise = jnp.full(n, NOISE_SD**2)
     rows = []
 
-    def row(route, G, grid, solve_s, iters, map_s, mean):
+    def row(route, G, grid, solve_s, iters, map_s, mean, sd=None, **extra):
         r = dict(route=route, n=n, G=G, grid="x".join(map(str, grid)), solve_s=solve_s, iters=iters, map_s=map_s,
                  rmse=float(np.sqrt(np.mean((mean - truth) ** 2))),
-                 rss_GB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+                 rss_GB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, **extra)
+        if sd is not None:
+            r.update(coverage95=float(np.mean(np.abs(mean - truth) <= 1.96 * sd)))
         if exact is not None:
             d = np.abs(mean[idx] - exact) / np.sqrt(SIGNAL_VAR)
             r.update(d_mean=float(np.median(d)), d_mean_max=float(np.max(d)))
+            if sd is not None:
+                ds = np.abs(sd[idx] - exact_sd) / exact_sd
+                r.update(d_std=float(np.median(ds)), d_std_max=float(np.max(ds)))
         rows.append(r)
         print(" | ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
 
@@ -110,6 +124,21 @@ def run(n, exact_n, ppl, tol, seed, routes):
         t0 = time.perf_counter()
         mean = np.asarray(map_mean(Xj, alpha, Xmj))
         row("time-slices", len(tau), grid.shape, solve_s, int(it), time.perf_counter() - t0, mean)
+
+    if "estimator" in routes:  # the same operator through ScalableGPRegressor(solver=SKI(time_dim=2))
+        from skgpx import ScalableGPRegressor
+
+        est = ScalableGPRegressor(kernel, alpha=NOISE_SD**2, optimizer=None, random_state=seed,
+                                  solver=SKI(time_dim=2, tol=tol, variance_method=variance_method))
+        t0 = time.perf_counter()
+        est.fit(X, y)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        mean, sd = est.predict(Xm, return_std=True)
+        info = est.solver_info_
+        row("estimator", info["time_slices"], info["grid_shape"], fit_s, info["iterations"], time.perf_counter() - t0,
+            mean, sd, love_rank=info["love_rank"], love_err_max=info["love_std_rel_error_max"],
+            interp=info["interpolation_error_max"])
     return rows
 
 
@@ -120,10 +149,12 @@ def main():
     p.add_argument("--ppl", type=float, default=8.0, help="spatial grid points per length scale (time-slices)")
     p.add_argument("--tol", type=float, default=1e-8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--routes", nargs="+", default=["ski-3d", "time-slices"])
+    p.add_argument("--routes", nargs="+", default=["ski-3d", "time-slices"],
+                   help="ski-3d, time-slices (the operator alone), estimator (SKI(time_dim=2): fit, mean and std map)")
+    p.add_argument("--variance-method", default="love", help="the estimator route's SKI variance_method")
     a = p.parse_args()
     for n in a.sizes:
-        run(n, a.exact_n, a.ppl, a.tol, a.seed, a.routes)
+        run(n, a.exact_n, a.ppl, a.tol, a.seed, a.routes, a.variance_method)
 
 
 if __name__ == "__main__":
