@@ -34,6 +34,10 @@ plus the kernel's ``White`` part). A product with ``A`` costs ``O(n q^d + M log 
   points (each point with itself, a random nearby point and a random data point), reported as
   the largest and the rms absolute error relative to the prior variance.
 * Variances and samples: :mod:`skgpx.gp._ski_posterior`.
+* ``time_dim``: SKI in space, exact in time (:class:`skgpx.operators.TimeSliceSKIOperator`):
+  the grid has one node on that column and the data's distinct times are kept (``times``, set by
+  :meth:`SKI.for_data`); the LOVE cache stays in data space and samples draw the prior jointly
+  over the data's and the test points' times (:mod:`skgpx.gp._ski_time`).
 """
 
 from __future__ import annotations
