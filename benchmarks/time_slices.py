@@ -53,12 +53,14 @@ def _exact(kernel, X, y, Xs):
     return Ks.T @ scipy.linalg.cho_solve(c, y), np.sqrt(np.maximum(var, 0.0))
 
 
-def run(n, exact_n, ppl, tol, seed, routes, variance_method="love"):
+def run(n, exact_n, ppl, tol, seed, routes, variance_method="love", ski_options=None):
     import jax
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
     from skgpx.gp import SKI
+
+    ski_options = ski_options or {}
     from skgpx.operators import auto_grid, interpolation_weights
     from skgpx.operators import time_slice_operator, time_slices
     from skgpx.solvers import pcg
@@ -129,7 +131,7 @@ def run(n, exact_n, ppl, tol, seed, routes, variance_method="love"):
         from skgpx import ScalableGPRegressor
 
         est = ScalableGPRegressor(kernel, alpha=NOISE_SD**2, optimizer=None, random_state=seed,
-                                  solver=SKI(time_dim=2, tol=tol, variance_method=variance_method))
+                                  solver=SKI(time_dim=2, tol=tol, variance_method=variance_method, **ski_options))
         t0 = time.perf_counter()
         est.fit(X, y)
         fit_s = time.perf_counter() - t0
@@ -152,9 +154,13 @@ def main():
     p.add_argument("--routes", nargs="+", default=["ski-3d", "time-slices"],
                    help="ski-3d, time-slices (the operator alone), estimator (SKI(time_dim=2): fit, mean and std map)")
     p.add_argument("--variance-method", default="love", help="the estimator route's SKI variance_method")
+    p.add_argument("--interpolation-std-tol", default="default",
+                   help="the estimator route's SKI interpolation_std_tol ('none': interpolation_tol alone)")
     a = p.parse_args()
+    opts = {} if a.interpolation_std_tol == "default" else {
+        "interpolation_std_tol": None if a.interpolation_std_tol == "none" else float(a.interpolation_std_tol)}
     for n in a.sizes:
-        run(n, a.exact_n, a.ppl, a.tol, a.seed, a.routes, a.variance_method)
+        run(n, a.exact_n, a.ppl, a.tol, a.seed, a.routes, a.variance_method, opts)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ class SKIPosterior(AbstractPosterior):
     """Fitted structured-grid posterior (see the module docstring)."""
 
     kernel: object
-    operator: object  # SKIOperator: W K_UU W^T + diag(s)
+    operator: object  # SKIOperator (W K_UU W^T + diag(s)) or TimeSliceSKIOperator
     alpha: jax.Array  # (n, t)
     grid_mean: jax.Array  # operator.fields(alpha): (M, t) = K_UU W^T alpha, (G, M, t) per time slot
     love_R: jax.Array  # (M, r); (n, r) V L^{-T} for time slices (TimeSlicePosterior)

@@ -129,7 +129,7 @@ def _lanczos(matmul, precond_solve, precond_mm, start, rank, check=None, check_e
         err = jax.lax.cond(at, lambda: check(V * (jnp.arange(k) < i), *_tridiagonal(alphas, betas, i)),
                            lambda: err)
         _progress.iteration("LOVE", n, i, err, done | (err <= 0), unit="Lanczos steps",
-                            what="check error above its tolerance", every=every)
+                            what="check error minus its tolerance (met at <= 0)", every=every)
         return jnp.where(done, k, i), V, PV, alphas, betas, err
 
     steps_err = (jnp.asarray(0), V, PV, alphas, betas, jnp.asarray(jnp.inf, dt))
