@@ -139,7 +139,8 @@ def run(n, exact_n, ppl, tol, seed, routes, variance_method="love", ski_options=
         mean, sd = est.predict(Xm, return_std=True)
         info = est.solver_info_
         row("estimator", info["time_slices"], info["grid_shape"], fit_s, info["iterations"], time.perf_counter() - t0,
-            mean, sd, love_rank=info["love_rank"], love_err_max=info["love_std_rel_error_max"],
+            mean, sd, precond=info["preconditioner"], love_rank=info["love_rank"],
+            love_err_max=info["love_std_rel_error_max"],
             interp=info["interpolation_error_max"])
     return rows
 
@@ -156,9 +157,12 @@ def main():
     p.add_argument("--variance-method", default="love", help="the estimator route's SKI variance_method")
     p.add_argument("--interpolation-std-tol", default="default",
                    help="the estimator route's SKI interpolation_std_tol ('none': interpolation_tol alone)")
+    p.add_argument("--preconditioner", default="auto",
+                   help="the estimator route's SKI preconditioner ('auto': block-Jacobi here; 'none': plain CG)")
     a = p.parse_args()
     opts = {} if a.interpolation_std_tol == "default" else {
         "interpolation_std_tol": None if a.interpolation_std_tol == "none" else float(a.interpolation_std_tol)}
+    opts["preconditioner"] = a.preconditioner
     for n in a.sizes:
         run(n, a.exact_n, a.ppl, a.tol, a.seed, a.routes, a.variance_method, opts)
 

@@ -62,7 +62,7 @@ from ..operators import (
     time_group_operator,
     time_group_surrogate_grad,
 )
-from ..solvers import LoveCache, gaussian_log_likelihood, love_cache, pcg, rp_cholesky, slq_quadratures
+from ..solvers import LoveCache, gaussian_log_likelihood, love_cache, pcg, rp_cholesky, slq_logdet
 from ._abstract import AbstractInference, AbstractPosterior
 from ._fit import choose_rows, n_real, padded_training_data
 from ._registry import register_solver
@@ -441,10 +441,7 @@ class CG(AbstractInference):
         res = pcg(op.mm, jnp.concatenate(blocks, axis=1), P.solve, tol=tol, max_iter=self.max_iter,
                   record=min(self.lanczos_order, X.shape[0]), label="CG")
         W = P.solve(Z)
-        zPz = jnp.sum(Z * W, axis=0)
-        quad = slq_quadratures(res.alphas[:, t:t + k], res.betas[:, t:t + k], res.n_steps[t:t + k])
-        samples = zPz * quad  # unbiased samples of log|P^{-1/2} K P^{-1/2}|
-        logdet = P.logdet() + jnp.mean(samples)
+        logdet, samples = slq_logdet(res, slice(t, t + k), Z, W, P.logdet())
         stderr = jnp.std(samples) / math.sqrt(k)
         alpha = res.x[:, :t]
         lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n_real(Y, mask), t)

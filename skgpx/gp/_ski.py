@@ -16,19 +16,24 @@ plus the kernel's ``White`` part). A product with ``A`` costs ``O(n q^d + M log 
   points (:mod:`skgpx.gp._ski_grid`; ``interpolation_tol=None``: no refinement, at most
   ``max_grid_size`` points). Fixed by :meth:`SKI.for_data` on the host before anything is
   compiled.
-* Solves: CG (``skgpx.solvers.pcg``, ``||r||/||b|| <= tol`` per column), one block for the
-  targets, the SLQ probes and the LOVE check points. On a masked grid (order 0, one
-  observation per cell, Toeplitz kernel operator) ``preconditioner="auto"`` runs PCG with the
-  observed cells' block of ``(C + s I)^{-1}`` (``C`` the circulant embedding, ``s`` the mean
-  noise) for the targets and check points, and the SLQ probes separately by plain CG for their
-  ``lanczos_order`` Lanczos coefficients (SLQ needs the unpreconditioned recurrence).
+* Solves: PCG (``skgpx.solvers.pcg``, ``||r||/||b|| <= tol`` per column), one block for the
+  targets, the SLQ probes and the LOVE check points. ``preconditioner="auto"``:
+
+  - on a masked grid (order 0, one observation per cell, Toeplitz kernel operator) the
+    observed cells' block of ``(C + s I)^{-1}`` (``C`` the circulant embedding, ``s`` the mean
+    noise) for the targets and check points, and the SLQ probes separately by plain CG for their
+    ``lanczos_order`` Lanczos coefficients (that ``P`` has no log-determinant to add back);
+  - elsewhere block-Jacobi (:func:`skgpx.solvers.block_jacobi`): the exact kernel plus noise on
+    blocks of at most ``block_size`` nearby points (median bisection in length-scale units,
+    ``block_scales`` set by :meth:`SKI.for_data`), with probes ``z ~ N(0, P)`` and
+    ``log|A| = log|P| +`` preconditioned SLQ from the same block, as ``solver="cg"`` does.
 * LOVE: the Lanczos rank grows ``love_rank`` steps at a time until the standard deviations at
   half of the ``n_check`` check points are within ``love_max_error`` of exact solves, up to
   ``love_max_rank`` (and the memory budget); the error reported is the other half's.
 * Log marginal likelihood: ``-1/2 y^T a - 1/2 log|A| - n/2 log 2 pi`` with ``log|A|`` by
-  stochastic Lanczos quadrature from the same CG run (``skgpx.solvers.slq_quadratures``), and
-  its gradient through the surrogate ``1/2 a^T A(theta) a - 1/2 mean_j u_j^T A(theta) z_j``
-  (``u_j = A^{-1} z_j``; Gardner et al. 2018) differentiated through the FFT products: no
+  stochastic Lanczos quadrature from the same CG run (``skgpx.solvers.slq_logdet``), and
+  its gradient through the surrogate ``1/2 a^T A(theta) a - 1/2 mean_j u_j^T A(theta) w_j``
+  (``u_j = A^{-1} z_j``, ``w_j = P^{-1} z_j``; Gardner et al. 2018) differentiated through the FFT products: no
   ``n x n`` or ``M x M`` array.
 * Interpolation error: ``W K_UU W^T`` against the exact kernel on ``n_interp_check`` pairs of
   points (each point with itself, a random nearby point and a random data point), reported as
@@ -65,7 +70,7 @@ from ..operators import (
     split_space_time,
     time_slice_operator,
 )
-from ..solvers import gaussian_log_likelihood, lanczos_checked, pcg, slq_quadratures, tridiagonal_solve
+from ..solvers import block_jacobi, gaussian_log_likelihood, lanczos_checked, pcg, slq_logdet, tridiagonal_solve
 from ..solvers._matmul import t_matmul
 from ..operators import dense_memory_budget
 from ._abstract import AbstractInference
@@ -106,6 +111,9 @@ class SKI(AbstractInference):
     lanczos_order: int = eqx.field(static=True, default=100)
     variance_method: str = eqx.field(static=True, default="auto")
     preconditioner: str = eqx.field(static=True, default="auto")
+    block_size: int = eqx.field(static=True, default=256)  # points per block-Jacobi block
+    # set by for_data: the length scale per input column that the blocks are measured in
+    block_scales: tuple = eqx.field(static=True, default=(), repr=False)
     love_rank: int = eqx.field(static=True, default=128)
     love_max_rank: int = eqx.field(static=True, default=2048)
     love_max_error: float = eqx.field(static=True, default=0.02)
@@ -122,8 +130,11 @@ class SKI(AbstractInference):
         if not isinstance(self.points_per_length_scale, (int, float, tuple)):
             raise ValueError(f"`points_per_length_scale` must be a number or a tuple (one per input column), got "
                              f"{self.points_per_length_scale!r}.")
-        if self.preconditioner not in ("auto", "circulant", "none"):
-            raise ValueError(f"`preconditioner` must be 'auto', 'circulant' or 'none', got {self.preconditioner!r}.")
+        if self.preconditioner not in ("auto", "circulant", "block-jacobi", "none"):
+            raise ValueError(f"`preconditioner` must be 'auto', 'circulant', 'block-jacobi' or 'none', got "
+                             f"{self.preconditioner!r}.")
+        if isinstance(self.block_size, bool) or not isinstance(self.block_size, (int, np.integer)) or self.block_size < 1:
+            raise ValueError(f"`block_size` must be a positive number of points, got {self.block_size!r}.")
         if self.variance_method not in ("auto", "love", "exact", "samples"):
             raise ValueError(f"`variance_method` must be 'auto', 'love', 'exact' or 'samples', got "
                              f"{self.variance_method!r}.")
@@ -193,12 +204,13 @@ class SKI(AbstractInference):
             order = 3 if self.interpolation_order is None else self.interpolation_order
             return dataclasses.replace(self, interpolation_order=order,
                                        preconditioner=self._resolve_preconditioner(kernel, X, self.grid, order),
-                                       **time)
+                                       block_scales=_block_scales(kernel, self.grid, d), **time)
         if self.interpolation_order in (None, 0):
             lattice = lattice_of(space, self.max_grid_size)
             if lattice is not None:
                 return dataclasses.replace(self, grid=lattice, interpolation_order=0,
-                                           preconditioner=self._resolve_preconditioner(kernel, X, lattice, 0), **time)
+                                           preconditioner=self._resolve_preconditioner(kernel, X, lattice, 0),
+                                           block_scales=_block_scales(kernel, lattice, d), **time)
             if self.interpolation_order == 0:
                 raise ValueError("interpolation_order=0 needs data on a regular lattice (or an explicit `grid`); "
                                  "these inputs are not. Use interpolation_order=1 or 3.")
@@ -240,7 +252,8 @@ class SKI(AbstractInference):
                 )
             refinement = tuple(sorted(dict(info, cap=cap).items()))
         return dataclasses.replace(self, grid=g, interpolation_order=order, refinement=refinement,
-                                   preconditioner=self._resolve_preconditioner(kernel, X, g, order), **time)
+                                   preconditioner=self._resolve_preconditioner(kernel, X, g, order),
+                                   block_scales=_block_scales(kernel, g, d), **time)
 
     def refine_cap(self, d: int, slots: int = 0) -> int:
         """Largest grid the refinement may reach: ``max_grid_size``, ``max_refined_size``, and
@@ -252,20 +265,22 @@ class SKI(AbstractInference):
         return int(cap if self.max_refined_size is None else min(cap, self.max_refined_size))
 
     def _resolve_preconditioner(self, kernel, X, grid, order) -> str:
-        """Host side: ``"circulant"`` (``auto``) on a masked grid (order 0, distinct cells) with a
-        Toeplitz kernel operator, else ``"none"``; an explicit ``"circulant"`` where it cannot
-        apply is an error."""
+        """Host side: ``"auto"`` is ``"circulant"`` on a masked grid (order 0, distinct cells) with
+        a Toeplitz kernel operator, else ``"block-jacobi"``; an explicit ``"circulant"`` where it
+        cannot apply is an error."""
         from ..operators import ToeplitzOperator
 
+        if self.preconditioner in ("block-jacobi", "none"):
+            return self.preconditioner
         if self.time_dim is not None:
-            return "none"  # the time-slice operator has no circulant preconditioner (rejected at construction)
+            return "block-jacobi"  # the time-slice operator has no circulant preconditioner (rejected at construction)
         distinct = order == 0 and np.unique(np.asarray(X), axis=0).shape[0] == np.asarray(X).shape[0]
         ok = distinct and isinstance(grid_operator(kernel, grid), ToeplitzOperator)
         if self.preconditioner == "circulant" and not ok:
             raise ValueError("preconditioner='circulant' needs data on a regular lattice (interpolation_order=0, "
                              "one observation per cell) and a stationary kernel (one Toeplitz operator); use "
                              "preconditioner='auto' or 'none'.")
-        return "circulant" if (ok and self.preconditioner != "none") else "none"
+        return "circulant" if ok else "block-jacobi"
 
     def _ready(self, X):
         if self.grid is None or self.interpolation_order is None:
@@ -286,10 +301,24 @@ class SKI(AbstractInference):
         interp = interpolation_weights(X, self.grid, self.interpolation_order)
         return SKIOperator(grid_operator(kernel, self.grid, X.dtype), interp, noise_diagonal(kernel, X, noise))
 
-    def precond(self, op):
+    def blocks(self, kernel, X, noise):
+        """The block-Jacobi preconditioner (``preconditioner="block-jacobi"``; else ``None``):
+        exact kernel blocks of at most ``block_size`` nearby points, fewer where ``n * block_size``
+        floats would exceed the memory budget."""
+        if self.preconditioner != "block-jacobi":
+            return None
+        n = X.shape[0]
+        size = max(1, min(int(self.block_size), dense_memory_budget() // (8 * max(n, 1))))
+        scales = self.block_scales or _cell_scales(self.grid)  # for_data not called: grid cells
+        return block_jacobi(kernel, X, noise, np.asarray(scales, dtype=np.float64), size)
+
+    def precond(self, op, blocks=None):
         """``P^{-1}`` for PCG on ``op`` (``None``: plain CG). ``"circulant"``: the observed cells'
         block of ``(C + s I)^{-1}``, ``C`` the kernel's circulant embedding on the grid and ``s``
-        the mean noise (:meth:`skgpx.operators.ToeplitzOperator.circulant_solve`)."""
+        the mean noise (:meth:`skgpx.operators.ToeplitzOperator.circulant_solve`);
+        ``"block-jacobi"``: ``blocks`` (:meth:`blocks`)."""
+        if blocks is not None:
+            return blocks.solve
         if self.preconditioner != "circulant":
             return None
         shift = jnp.mean(op.diag_noise)
@@ -297,44 +326,51 @@ class SKI(AbstractInference):
 
     # -- solves ---------------------------------------------------------------------------
     def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None, precondition=False):
-        """One CG block for ``[Y, probes, extra]``; with ``precondition`` and a preconditioner,
-        ``[Y, extra]`` by PCG and the probes by plain CG for their ``lanczos_order`` Lanczos
-        coefficients only (SLQ needs the unpreconditioned recurrence). Returns ``(op, x, res,
-        alpha, U, Z, lml, logdet stderr)``, ``x`` the solutions in block order."""
+        """One CG block for ``[Y, probes, extra]``: block-Jacobi PCG with probes ``z ~ N(0, P)``
+        (preconditioned SLQ), or plain CG. With the circulant preconditioner (only when
+        ``precondition``) ``[Y, extra]`` by PCG and the probes by plain CG for their
+        ``lanczos_order`` Lanczos coefficients only (its ``log|P|`` is not available). Returns
+        ``(op, x, res, alpha, U, W, lml, logdet stderr, P)``: ``x`` the solutions in block order,
+        ``W = P^{-1} Z`` for the gradient's trace term, ``P`` the block-Jacobi preconditioner or ``None``."""
         n, t = Y.shape
         k = self.n_probes
         op = self.operator(kernel, X, noise)
-        Z = jax.random.normal(key, (n, k), X.dtype)
         tol = self.tol if tol is None else tol
-        P = self.precond(op) if precondition else None
+        blocks = self.blocks(kernel, X, noise)
+        P = self.precond(op) if precondition and blocks is None else None
         if P is None:
-            blocks = [Y, Z] + ([] if extra is None else [extra])
-            res = pcg(op.mm, jnp.concatenate(blocks, axis=1), tol=tol, max_iter=self.max_iter,
-                      record=self.lanczos_order, label="SKI CG")
-            x, coef = res.x, res
-            sl = slice(t, t + k)
+            if blocks is None:
+                Z, W, logdet_P = jax.random.normal(key, (n, k), X.dtype), None, 0.0
+            else:
+                Z = blocks.sample(key, k)
+                W, logdet_P = blocks.solve(Z), blocks.logdet()
+            cols = [Y, Z] + ([] if extra is None else [extra])
+            res = pcg(op.mm, jnp.concatenate(cols, axis=1), self.precond(op, blocks), tol=tol,
+                      max_iter=self.max_iter, record=self.lanczos_order,
+                      label="SKI CG" if blocks is None else "SKI PCG")
+            x = res.x
+            logdet, samples = slq_logdet(res, slice(t, t + k), Z, W, logdet_P)
+            W = Z if W is None else W
         else:
+            Z = W = jax.random.normal(key, (n, k), X.dtype)
             B = Y if extra is None else jnp.concatenate([Y, extra], axis=1)
             res = pcg(op.mm, B, P, tol=tol, max_iter=self.max_iter, label="SKI PCG")
             coef = pcg(op.mm, Z, tol=tol, max_iter=self.lanczos_order, record=self.lanczos_order,
                        label="SKI log-determinant probes")
             x = jnp.concatenate([res.x[:, :t], coef.x, res.x[:, t:]], axis=1)
-            sl = slice(0, k)
-        quad = slq_quadratures(coef.alphas[:, sl], coef.betas[:, sl], coef.n_steps[sl])
-        samples = jnp.sum(Z * Z, axis=0) * quad
-        logdet = jnp.mean(samples)
+            logdet, samples = slq_logdet(coef, slice(0, k), Z)
         alpha = x[:, :t]
         lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n, t)
-        return op, x, res, alpha, x[:, t:t + k], Z, lml, jnp.std(samples) / math.sqrt(k)
+        return op, x, res, alpha, x[:, t:t + k], W, lml, jnp.std(samples) / math.sqrt(k), blocks
 
     def log_marginal_likelihood(self, kernel, X, Y, noise, key):
         t = Y.shape[1]
         tol = self.lml_tol
-        _, _, res, alpha, U, Z, lml, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol)
+        _, _, res, alpha, U, W, lml, _, _ = self._solve_all(_stop(kernel), X, Y, _stop(noise), key, tol=tol)
         jax.debug.callback(functools.partial(_warn_lml, tol=tol, max_iter=self.max_iter),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         V = jnp.concatenate([alpha, U], axis=1)
-        Wt = jnp.concatenate([0.5 * alpha, (-0.5 * t / self.n_probes) * Z], axis=1)
+        Wt = jnp.concatenate([0.5 * alpha, (-0.5 * t / self.n_probes) * W], axis=1)
         S = jnp.sum(Wt * self.operator(kernel, X, noise).mm(V))
         return jax.lax.stop_gradient(lml) + S - jax.lax.stop_gradient(S)
 
@@ -363,7 +399,8 @@ class SKI(AbstractInference):
             F_U = gop.sqrt_mm(jax.random.normal(kf, (gop.embed_size, S), X.dtype))
             E = jnp.sqrt(noise_diagonal(kernel, X, noise))[:, None] * jax.random.normal(ke, (n, S), X.dtype)
             extra = jnp.concatenate([Kc, op.interp.gather(F_U) + E], axis=1)
-        _, x, res, alpha, _, _, lml, stderr = self._solve_all(kernel, X, Y, noise, k_slq, extra, precondition=True)
+        _, x, res, alpha, _, _, lml, stderr, blocks = self._solve_all(kernel, X, Y, noise, k_slq, extra,
+                                                                        precondition=True)
         jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter, what="fit"),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         off = t + self.n_probes
@@ -408,7 +445,7 @@ class SKI(AbstractInference):
             # With time slices the cache stays in data space (TimeSlicePosterior), else on the grid.
             R = VL if timed else _grid_columns(op.grid_op, op.interp, VL, 64)
         posterior = TimeSlicePosterior if timed else SKIPosterior
-        post = posterior(kernel, op, alpha, op.fields(alpha), R, lml, {}, self)
+        post = posterior(kernel, op, alpha, op.fields(alpha), R, lml, {}, self, blocks)
         if self.variance_method == "exact":
             err_all = jnp.full((nc,), jnp.nan, X.dtype)
         elif timed:
@@ -425,6 +462,18 @@ class SKI(AbstractInference):
                      converged=res.converged, logdet_stderr=stderr, love_steps=steps, love_err_median=jnp.median(err),
                      love_err_max=jnp.max(err), interp_err_max=ie[0], interp_err_rms=ie[1])
         return eqx.tree_at(lambda p: p.stats, post, stats)
+
+
+def _block_scales(kernel, grid, d: int) -> tuple:
+    """Host side: the length scale per input column (the grid spacing where the kernel has none;
+    ``inf``: a column the blocks never split)."""
+    scales = length_scales(kernel, d)
+    return _cell_scales(grid) if scales is None else tuple(float(v) for v in scales)
+
+
+def _cell_scales(grid) -> tuple:
+    """The grid spacing per axis (``inf`` on an axis of one node)."""
+    return tuple(float(h) if m > 1 else math.inf for h, m in zip(np.asarray(grid.spacing), grid.shape))
 
 
 def _white(kernel, Xs):

@@ -46,6 +46,7 @@ class SKIPosterior(AbstractPosterior):
     lml: jax.Array
     stats: dict
     inference: object
+    blocks: object = None  # the fit's block-Jacobi preconditioner, reused by every posterior solve
 
     @property
     def grid(self):
@@ -61,7 +62,7 @@ class SKIPosterior(AbstractPosterior):
 
     def _solve(self, R, tol=None):
         inf = self.inference
-        res = pcg(self.operator.mm, R, inf.precond(self.operator), tol=inf.tol if tol is None else tol,
+        res = pcg(self.operator.mm, R, inf.precond(self.operator, self.blocks), tol=inf.tol if tol is None else tol,
                   max_iter=inf.max_iter, label="SKI posterior solve")
         return res.x
 
@@ -160,6 +161,8 @@ class SKIPosterior(AbstractPosterior):
             "logdet_stderr": float(s["logdet_stderr"]),
             "variance_method": inf.variance_method,
             "preconditioner": inf.preconditioner,
+            **({} if self.blocks is None else {"preconditioner_blocks": int(self.blocks.index.shape[0]),
+                                                "preconditioner_block_size": int(self.blocks.index.shape[1])}),
             "love_rank": int(s["love_steps"]),  # Lanczos steps taken, or the number of variance samples
             "love_max_rank": int(self.love_R.shape[1]),
             "love_std_rel_error_median": float(s["love_err_median"]),

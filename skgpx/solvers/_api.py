@@ -1,5 +1,10 @@
 """The public names of :mod:`skgpx.solvers`, imported on first use of any of them (:mod:`skgpx._lazy`)."""
 
+from ._block_jacobi import (
+    BlockJacobiPreconditioner as BlockJacobiPreconditioner,
+    block_jacobi as block_jacobi,
+    local_blocks as local_blocks,
+)
 from ._cholesky import (
     CholeskyResult as CholeskyResult,
     check_jitter_policy as check_jitter_policy,
@@ -25,7 +30,7 @@ from ._pivoted_cholesky import (
     rp_cholesky as rp_cholesky,
     sample_pivots as sample_pivots,
 )
-from ._slq import cg_tridiagonal as cg_tridiagonal, slq_quadratures as slq_quadratures
+from ._slq import cg_tridiagonal as cg_tridiagonal, slq_logdet as slq_logdet, slq_quadratures as slq_quadratures
 from ._woodbury import (
     Woodbury as Woodbury,
     WoodburyFactor as WoodburyFactor,

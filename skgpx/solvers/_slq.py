@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["cg_tridiagonal", "slq_quadratures"]
+__all__ = ["cg_tridiagonal", "slq_logdet", "slq_quadratures"]
 
 
 def cg_tridiagonal(alphas, betas, n_steps):
@@ -53,3 +53,13 @@ def slq_quadratures(alphas, betas, n_steps, fn=jnp.log):
     theta, U = jnp.linalg.eigh(T)
     theta = jnp.maximum(theta, jnp.finfo(theta.dtype).tiny)
     return jnp.sum(U[:, 0, :] ** 2 * fn(theta), axis=-1)
+
+
+def slq_logdet(res, cols: slice, Z, PinvZ=None, logdet_P=0.0):
+    """``(log|A|, samples)`` from a PCG run ``res`` whose columns ``cols`` solved ``A u = z``
+    for the probes ``Z ~ N(0, P)`` (``PinvZ = P^{-1} Z``, ``logdet_P = log|P|``; both omitted:
+    plain CG, ``P = I``): ``log|P| + mean_j`` of the unbiased samples
+    ``z_j^T P^{-1} z_j e_1^T log(T_j) e_1`` (module docstring)."""
+    quad = slq_quadratures(res.alphas[:, cols], res.betas[:, cols], res.n_steps[cols])
+    samples = jnp.sum(Z * (Z if PinvZ is None else PinvZ), axis=0) * quad
+    return logdet_P + jnp.mean(samples), samples
