@@ -95,7 +95,8 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
       ``"auto"`` (see ``skgpx.gp._auto.select_solver``), ``"cholesky"`` (exact),
       ``"cg-dense"`` (preconditioned CG on the n x n Gram held in memory),
       ``"cg-matrix-free"`` (tiled kernel matvecs, the Gram never formed), ``"cg"`` (CG,
-      dense or matrix-free by the memory budget), ``"rff"``, ``"nystrom"``. A name stands for
+      dense or matrix-free by the memory budget), ``"cg-time-groups"``, ``"ski"``, ``"rff"``,
+      ``"nystrom"``. A name stands for
       the solver object with default options; to set options pass the object:
       ``Cholesky(jitter=1e-8)``, ``CG(tol=1e-4, preconditioner_rank=200, variance_method="love")``,
       ``Nystrom(n_components=2000)``, ``RFF(n_components=4096)``. Objects are immutable,
@@ -108,7 +109,9 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
       and otherwise picks ``"cholesky"`` for n <= 5000 (n <= 15000 when no hyperparameter is
       optimised) when three n x n matrices fit min(25% of available memory, 8 GiB); beyond,
       ``"ski"`` for inputs on a regular lattice with missing cells (gridded data: the exact
-      GP by FFT products) and a stationary or ``ActiveDims``-product kernel; else ``"cg-dense"``
+      GP by FFT products) and a stationary or ``ActiveDims``-product kernel; then
+      ``"cg-time-groups"`` (``CG(time_dim="auto")``, exact) for a space x time product kernel on
+      data at 2 to 64 distinct times where it keeps plain CG's operator; else ``"cg-dense"``
       while one n x n matrix fits, then ``"cg-matrix-free"``.
     - `device`: None (JAX's default device), ``"cpu"``, ``"gpu"``, ``"auto"`` or a
       ``jax.Device``; arrays are placed and computations run there. Several devices (a list of

@@ -34,8 +34,9 @@ def fit_compiled(est, kernel_skgpx, X, y, noise, dtype, auto):
     device = resolve_placement(est.device)
     n = y.shape[0]
     optimize = est.optimizer is not None and kernel_skgpx.theta.shape[0] > 0
-    solver = select_solver(n, X.shape[1], dtype.itemsize, optimize=optimize, kernel=kernel_skgpx, X=X) if auto \
-        else est.solver
+    # the time-group operator does not run under a device mesh
+    solver = select_solver(n, X.shape[1], dtype.itemsize, optimize=optimize, kernel=kernel_skgpx, X=X,
+                           time_groups=isinstance(device, jax.Device)) if auto else est.solver
     check_toolchain(device if isinstance(device, jax.Device) else jax.local_devices()[0])
     inference = make_inference(solver)
     inference = inference.for_data(kernel_skgpx, X, noise)  # host-side choices from the data (SKI's grid)

@@ -1,6 +1,6 @@
 """``solver="auto"``: choose a back-end from the problem size and available memory.
 
-Five outcomes, reported in the estimator's ``solver_``:
+Six outcomes, reported in the estimator's ``solver_``:
 
 * ``"host-numpy"`` for a scikit-learn kernel, in float64 on the CPU, below
   ``HOST_MAX_N`` (512) rows: exact Cholesky in NumPy/SciPy through the kernel's own
@@ -21,6 +21,14 @@ Five outcomes, reported in the estimator's ``solver_``:
   evaluations, and CG runs with the circulant preconditioner (figures: docs/performance.md,
   "Structured grids"). Scattered inputs never get ``"ski"`` from ``"auto"``: there it is an
   approximation (its interpolation error is reported), so it is asked for by name;
+* ``"cg-time-groups"`` beyond, when the kernel is a space x time product (``ActiveDims``
+  factors, one over a single column) and that column takes 2 to ``MAX_TIME_GROUPS`` distinct
+  values (daily passes, daily maps): CG on the time-group operator
+  (:class:`skgpx.operators.TimeGroupOperator`, ``CG(time_dim="auto")``), exact like plain CG, with
+  the spatial kernel evaluated once per pair and the temporal one on the ``G x G`` group times.
+  Chosen only where it keeps plain CG's operator kind (its dense form holds two ``n x n``
+  matrices) and, matrix-free, pads the groups to at most ``TIME_GROUP_MAX_PAD`` times ``n`` rows
+  (figures: docs/performance.md, "Time groups");
 * ``"cg-dense"`` beyond, while one ``n x n`` Gram matrix fits the budget: preconditioned CG on
   a materialised Gram matrix (a cached dense product is an order of magnitude cheaper than
   re-evaluating the kernel on a CPU);
@@ -32,13 +40,15 @@ The budget is ``skgpx.operators.dense_memory_budget()``: ``min(25% of available 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..operators._budget import dense_fits, dense_memory_budget
 from ._host import HOST_SOLVER
 
-__all__ = ["select_solver", "masked_grid_fits", "CHOLESKY_MAX_N", "CHOLESKY_MAX_N_FIXED", "HOST_MAX_N",
-           "SKI_MAX_FILL"]
+__all__ = ["select_solver", "masked_grid_fits", "time_groups_fit", "CHOLESKY_MAX_N", "CHOLESKY_MAX_N_FIXED",
+           "HOST_MAX_N", "SKI_MAX_FILL", "MAX_TIME_GROUPS", "TIME_GROUP_MAX_PAD"]
 
 CHOLESKY_MAX_N = 5000
 CHOLESKY_MAX_N_FIXED = 15_000
@@ -49,6 +59,11 @@ HOST_MAX_N = 512
 # (each CG product costs an FFT over the whole lattice).
 SKI_MAX_FILL = 8
 SKI_MAX_GRID = 2**22
+# "auto" uses time groups for at most this many distinct times (CG's max_time_groups default).
+MAX_TIME_GROUPS = 64
+# Matrix-free time groups pad each group to whole blocks; a product costs (padded rows)^2, and
+# skipping the temporal kernel per pair saves about half of plain CG's, so 1.2^2 still gains.
+TIME_GROUP_MAX_PAD = 1.2
 
 
 def masked_grid_fits(kernel, X) -> bool:
@@ -69,9 +84,29 @@ def masked_grid_fits(kernel, X) -> bool:
     return True
 
 
+def time_groups_fit(kernel, X, itemsize: int = 8, memory_budget: int | None = None) -> bool:
+    """Host side: whether ``"auto"`` runs CG on the time-group operator for ``kernel`` (an skgpx
+    kernel) on ``X`` ``(n, d)``: :func:`skgpx.operators.find_time_groups` finds 2 to
+    ``MAX_TIME_GROUPS`` groups, the time-group operator is dense exactly when plain CG's is (its
+    dense form holds two ``n x n`` matrices), and matrix-free its padded rows are at most
+    ``TIME_GROUP_MAX_PAD * n``."""
+    from ..operators import find_time_groups, group_block_size
+
+    X = np.asarray(X)
+    found = find_time_groups(kernel, X, "auto", MAX_TIME_GROUPS)
+    if found is None:
+        return False
+    budget = dense_memory_budget() if memory_budget is None else int(memory_budget)
+    n, sizes = X.shape[0], found[1]
+    if dense_fits(n, itemsize, budget):
+        return dense_fits(math.ceil(math.sqrt(2) * n), itemsize, budget)
+    block = group_block_size(sizes)
+    return sum(block * math.ceil(c / block) for c in sizes) <= TIME_GROUP_MAX_PAD * n
+
+
 def select_solver(
     n_samples: int, n_features: int, itemsize: int = 8, memory_budget: int | None = None, optimize: bool = True,
-    kernel=None, X=None, host: bool = False,
+    kernel=None, X=None, host: bool = False, time_groups: bool = True,
 ) -> str:
     """Name of the solver ``"auto"`` resolves to for a training set of ``n_samples`` rows.
 
@@ -80,9 +115,11 @@ def select_solver(
     :func:`skgpx.operators.dense_memory_budget`), ``optimize`` (whether the
     hyperparameters will be optimised: many factorisations instead of one), ``kernel`` and
     ``X`` (the skgpx kernel and the training inputs; both needed for ``"ski"``), ``host``
-    (whether the NumPy host path can run the problem: a scikit-learn kernel, float64, the CPU).
+    (whether the NumPy host path can run the problem: a scikit-learn kernel, float64, the CPU),
+    ``time_groups`` (whether the time-group operator may run: not under a device mesh).
 
-    **Returns:** ``"host-numpy"``, ``"cholesky"``, ``"ski"``, ``"cg-dense"`` or ``"cg-matrix-free"``.
+    **Returns:** ``"host-numpy"``, ``"cholesky"``, ``"ski"``, ``"cg-time-groups"``, ``"cg-dense"`` or
+    ``"cg-matrix-free"``.
     """
     budget = dense_memory_budget() if memory_budget is None else int(memory_budget)
     n = int(n_samples)
@@ -93,6 +130,8 @@ def select_solver(
         return "cholesky"
     if kernel is not None and X is not None and masked_grid_fits(kernel, X):
         return "ski"
+    if time_groups and kernel is not None and X is not None and time_groups_fit(kernel, X, itemsize, budget):
+        return "cg-time-groups"
     if dense_fits(n, itemsize, budget):
         return "cg-dense"
     return "cg-matrix-free"

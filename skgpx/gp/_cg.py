@@ -275,9 +275,10 @@ class CG(AbstractInference):
     skips the spatial kernel pass when the spatial hyperparameters are fixed; predicted means
     evaluate the spatial kernel once per pair. ``"auto"``: the single-column factor's column
     with the fewest distinct values, when there are 2 to ``max_time_groups``; else the plain
-    operator. It is opt-in
-    because its gain is the temporal kernel's share of each kernel evaluation (figures:
-    docs/performance.md, "Time groups"), not an order of magnitude. Fixed on the host by
+    operator (and ``time_dim`` becomes None). Its gain is the temporal kernel's share of each
+    kernel evaluation, not an order of magnitude (figures: docs/performance.md, "Time groups");
+    ``solver="auto"`` picks it past the Cholesky range as ``"cg-time-groups"`` where it keeps plain
+    CG's operator kind (:func:`skgpx.gp._auto.time_groups_fit`). Fixed on the host by
     :meth:`for_data` (the estimator calls it); ``solver_info_`` then reports ``operator``
     ("time-groups-dense" / "time-groups-matrix-free"), ``time_dim``, ``time_groups`` and
     ``time_group_max_size``. Not under a device mesh.
@@ -341,7 +342,8 @@ class CG(AbstractInference):
 
     @property
     def name(self) -> str:
-        return "cg" if self.operator == "auto" else f"cg-{self.operator}"
+        base = "cg" if self.operator == "auto" else f"cg-{self.operator}"
+        return base if self.time_dim is None else f"{base}-time-groups"
 
     # -- shared pieces ---------------------------------------------------------------------
     @property
@@ -357,12 +359,13 @@ class CG(AbstractInference):
         return self.tol if self.train_tol is None else max(float(self.tol), float(self.train_tol))
 
     def for_data(self, kernel, X, noise=None) -> "CG":
-        """Host side: the time groups of ``X`` for ``time_dim`` (``time_groups``; None when
-        ``time_dim`` is None, or "auto" finds none: :func:`skgpx.operators.find_time_groups`)."""
+        """Host side: the time groups of ``X`` for ``time_dim`` (``time_groups``:
+        :func:`skgpx.operators.find_time_groups`). When ``"auto"`` finds none, ``time_dim`` becomes
+        None: the plain operator runs, and ``name`` (the estimator's ``solver_``) says so."""
         if self.time_dim is None:
             return self if self.time_groups is None else dataclasses.replace(self, time_groups=None)
         found = find_time_groups(kernel, np.asarray(X), self.time_dim, int(self.max_time_groups))
-        return dataclasses.replace(self, time_groups=found)
+        return dataclasses.replace(self, time_groups=found, time_dim=self.time_dim if found else None)
 
     def _operator_kind(self, X) -> str:
         """``"dense"`` or ``"matrix-free"``: ``operator``, or by memory when ``"auto"`` (static;
@@ -606,3 +609,4 @@ CGInference = CG  # the name the pure layer used before solver objects
 register_solver("cg", CG)
 register_solver("cg-dense", lambda: CG(operator="dense"))
 register_solver("cg-matrix-free", lambda: CG(operator="matrix-free"))
+register_solver("cg-time-groups", lambda: CG(time_dim="auto"))

@@ -25,7 +25,8 @@ def test_constructor_is_sklearns_plus_four():
 @pytest.mark.parametrize(
     "name, expected",
     [("cholesky", Cholesky()), ("cg", CG()), ("cg-dense", CG(operator="dense")),
-     ("cg-matrix-free", CG(operator="matrix-free")), ("rff", RFF()), ("nystrom", Nystrom())],
+     ("cg-matrix-free", CG(operator="matrix-free")), ("cg-time-groups", CG(time_dim="auto")), ("rff", RFF()),
+     ("nystrom", Nystrom())],
 )
 def test_names_stand_for_default_objects(name, expected):
     assert name in available_solvers()

@@ -243,6 +243,38 @@ def test_auto_selection():
         assert make_inference(name, {}).operator == name[3:]
 
 
+def test_auto_selection_takes_time_groups_where_they_keep_the_operator():
+    from skgpx.kernels import ActiveDims, Matern
+
+    gib, n = 2**30, 8000
+    rng = np.random.default_rng(0)
+    days = np.repeat(np.arange(8.0), n // 8)
+    X = np.column_stack([rng.random((n, 2)), days])
+    st = ActiveDims(Matern(0.3, nu=1.5), dims=(0, 1)) * ActiveDims(Matern(2.0, nu=0.5), dims=(2,))
+    assert select_solver(n, 3, memory_budget=gib, kernel=st, X=X) == "cg-time-groups"
+    # not under a device mesh; not for a kernel that does not split on a time column
+    assert select_solver(n, 3, memory_budget=gib, kernel=st, X=X, time_groups=False) == "cg-dense"
+    assert select_solver(n, 3, memory_budget=gib, kernel=Matern(0.3, nu=1.5), X=X) == "cg-dense"
+    # more distinct times than MAX_TIME_GROUPS: plain CG
+    many = X.copy()
+    many[:, 2] = np.arange(n) % 100
+    assert select_solver(n, 3, memory_budget=gib, kernel=st, X=many) == "cg-dense"
+    # the dense time-group form holds two n x n matrices: where only one fits, plain dense CG
+    one = 8 * n * n + 8
+    assert select_solver(n, 3, memory_budget=one, kernel=st, X=X) == "cg-dense"
+    # matrix-free: groups padded to whole blocks of a quarter of the mean group; 8 equal groups pad
+    # nothing, a few tiny groups among big ones pad each to a block (>= 128 rows) and lose
+    small = 10**6
+    assert select_solver(n, 3, memory_budget=small, kernel=st, X=X) == "cg-time-groups"
+    lopsided = X.copy()
+    lopsided[:, 2] = np.where(np.arange(n) < 60 * 10, np.arange(n) // 10 + 100.0, 0.0)  # 60 groups of 10
+    assert select_solver(n, 3, memory_budget=small, kernel=st, X=lopsided) == "cg-matrix-free"
+    inf = make_inference("cg-time-groups", {})
+    assert inf.time_dim == "auto" and inf.name == "cg-time-groups"
+    # "auto" that finds no groups runs (and reports) plain CG
+    assert inf.for_data(st, many).name == "cg" and inf.for_data(st, X).name == "cg-time-groups"
+
+
 def _max_var_size(closed):
     """Largest element count of any variable in a closed jaxpr, sub-jaxprs included."""
     best = 0
