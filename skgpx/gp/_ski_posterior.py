@@ -113,7 +113,8 @@ class SKIPosterior(AbstractPosterior):
             v = self.var_cached(Xs)
         else:
             ok = self.stats["love_err_max"] <= inf.love_max_error
-            v = jax.lax.cond(ok, self.var_cached, self.var_exact, Xs)
+            # lambdas, not bound methods: cond hashes its branches, and a traced posterior cannot be hashed
+            v = jax.lax.cond(ok, lambda Z: self.var_cached(Z), lambda Z: self.var_exact(Z), Xs)
         return jnp.where(self._interp(Xs).covered(), v, jnp.nan)
 
     def cov(self, Xs):

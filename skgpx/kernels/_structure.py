@@ -20,6 +20,7 @@ import numpy as np
 
 from ._active_dims import ActiveDims
 from ._basic import Constant, White
+from ._chordal import Chordal
 from ._composite import Exponentiation, Product, Sum
 from ._stationary import AbstractStationaryKernel, ExpSineSquared
 
@@ -86,8 +87,10 @@ def kronecker_groups(kernel, n_features: int):
 def length_scales(kernel, n_features: int):
     """Shortest length scale acting on each of the ``n_features`` input columns (NumPy
     ``(n_features,)``; ``inf`` on columns the kernel is constant along), or ``None`` when a
-    part of the kernel has no length scale in the input coordinates (e.g. ``Chordal``,
-    ``DotProduct``). Hyperparameters must be concrete (host side)."""
+    part of the kernel has no length scale in the input coordinates (e.g. ``DotProduct``).
+    ``Chordal``: its inner length scale as an angle on both angle columns (a chord of ``l`` on
+    a sphere of radius ``r`` spans about ``l / r`` radians; along longitude that is the scale
+    at the equator, the shortest in longitude units). Hyperparameters must be concrete (host side)."""
     if isinstance(kernel, (Constant, White)):
         return np.full(n_features, np.inf)
     if isinstance(kernel, AbstractStationaryKernel):
@@ -102,6 +105,16 @@ def length_scales(kernel, n_features: int):
         return None if a is None or b is None else np.minimum(a, b)
     if isinstance(kernel, Exponentiation):
         return length_scales(kernel.kernel, n_features)
+    if isinstance(kernel, Chordal):
+        inner = length_scales(kernel.kernel, 3)
+        if inner is None:
+            return None
+        angle = float(np.min(inner)) / float(kernel.radius)
+        out = np.full(n_features, np.inf)
+        for d in kernel.lonlat_dims:
+            if d < n_features:
+                out[d] = math.degrees(angle) if kernel.degrees else angle
+        return out
     if isinstance(kernel, ActiveDims):
         inner = length_scales(kernel.kernel, len(kernel.dims))
         if inner is None:

@@ -65,3 +65,25 @@ def test_errors():
         K.Chordal(K.RBF(), lonlat_dims=(0, 2)).gram(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="radius"):
         K.Chordal(K.RBF(), radius=-1.0)
+
+
+def test_length_scales_are_angles_and_reach_ski_grids():
+    """``length_scales`` gives Chordal its inner scale as an angle on both angle columns, so SKI's
+    automatic grid (refined against the exact kernel) works on a lon/lat x time kernel."""
+    from skgpx.gp import SKI
+    from skgpx.kernels._structure import length_scales
+
+    space = K.ActiveDims(K.Chordal(K.Matern(0.02, nu=2.5)), dims=(0, 1))
+    kernel = space * K.ActiveDims(K.Matern(2.0, nu=2.5), dims=(2,))
+    np.testing.assert_allclose(length_scales(kernel, 3), [np.degrees(0.02), np.degrees(0.02), 2.0])
+    earth = K.Chordal(K.Matern([500.0, 300.0, 400.0]), lonlat_dims=(1, 0), degrees=False, radius=6371.0)
+    np.testing.assert_allclose(length_scales(earth, 3), [300.0 / 6371.0, 300.0 / 6371.0, np.inf])
+    assert length_scales(K.Chordal(K.DotProduct()), 2) is None
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(-70, -60, 400), rng.uniform(30, 36, 400), rng.uniform(0, 3, 400)])
+    inf = SKI(points_per_length_scale=2.0).for_data(kernel, X)
+    info = dict(inf.refinement)
+    # refined until the measured interpolation error (against the exact kernel) met its tolerance
+    assert not info["capped"] and info["interpolation_error_estimate"] <= info["tol"]
+    np.testing.assert_allclose(inf.block_scales, [np.degrees(0.02), np.degrees(0.02), 2.0])
