@@ -69,9 +69,11 @@ def main():
     rows = rows[np.argsort(X[rows, 0])]
     obs, tgt = rows[: len(rows) // 2], rows[len(rows) // 2 :]
     grid = np.linspace(X[:, 0].min(), X[:, 0].max(), 200)[:, None]
-    label = np.full(len(grid), -1)
-    mean, std = est.predict(grid, label, return_std=True, X_obs=X[obs], y_obs=y[obs], groups_obs=np.full(len(obs), -1))
-    m_tgt = est.predict(X[tgt], np.full(len(tgt), -1), X_obs=X[obs], y_obs=y[obs], groups_obs=np.full(len(obs), -1))
+    # One prediction call for the plotting grid and the held-out points (one compiled program).
+    both = np.concatenate([grid, X[tgt]])
+    mean, std = est.predict(both, np.full(len(both), -1), return_std=True, X_obs=X[obs], y_obs=y[obs],
+                            groups_obs=np.full(len(obs), -1))
+    mean, std, m_tgt = mean[: len(grid)], std[: len(grid)], mean[len(grid):]
     mu, mu_std = est.predict_mean_process(grid, return_std=True)
     print(est.summary())
     print(f"new task: MSE on its second half {np.mean((m_tgt - y[tgt]) ** 2):.3f}")
@@ -106,9 +108,9 @@ def clusters(X, y, g, train, obs, tgt, grid, xlabel, ylabel):
         est.fit(X[train], y[train], g[train])
     print(est.summary())
     new = dict(X_obs=X[obs], y_obs=y[obs], groups_obs=np.full(len(obs), -1))
-    label = np.full(len(grid), -1)
-    mean, std = est.predict(grid, label, return_std=True, **new)
-    m_tgt = est.predict(X[tgt], np.full(len(tgt), -1), **new)
+    both = np.concatenate([grid, X[tgt]])
+    mean, std = est.predict(both, np.full(len(both), -1), return_std=True, **new)
+    mean, std, m_tgt = mean[: len(grid)], std[: len(grid)], mean[len(grid):]
     proba = est.predict_cluster_proba([-1], **new)[0]
     mse = np.mean((m_tgt - y[tgt]) ** 2)
     print(f"new task (MagmaClust, K={est.n_clusters_}): MSE on its second half {mse:.3f}, "

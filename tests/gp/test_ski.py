@@ -1,5 +1,6 @@
 """Structured-grid inference (masked grids and SKI) against the exact GP."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,13 +16,22 @@ from skgpx.solvers import pcg
 LIGHT = dict(n_probes=2, love_rank=4, n_check=2, n_interp_check=16)
 
 
+@eqx.filter_jit
+def _kernel_blocks(kernel, X, Xs):  # one program, not one per operation
+    return kernel.gram(X), kernel.cross(X, Xs), kernel.diag(Xs)
+
+
+# Posterior methods by name, compiled together: ``_moments(post, Xs, ("mean", "var"))``.
+_moments = eqx.filter_jit(lambda post, Xs, names: tuple(getattr(post, name)(Xs) for name in names))
+
+
 def _exact(kernel, X, Y, noise, Xs):
-    K = np.asarray(kernel.gram(X)) + np.diag(noise)
-    Ks = np.asarray(kernel.cross(X, Xs))
+    K, Ks, prior = (np.asarray(a) for a in _kernel_blocks(kernel, jnp.asarray(X), jnp.asarray(Xs)))
+    K = K + np.diag(noise)
     factor = scipy.linalg.cho_factor(K)  # one factorisation for every solve and the log-determinant
     alpha = scipy.linalg.cho_solve(factor, Y)
     mean = Ks.T @ alpha
-    var = np.asarray(kernel.diag(Xs)) - np.sum(Ks * scipy.linalg.cho_solve(factor, Ks), axis=0)
+    var = prior - np.sum(Ks * scipy.linalg.cho_solve(factor, Ks), axis=0)
     logdet = 2.0 * np.sum(np.log(np.diag(factor[0])))
     lml = -0.5 * float(np.sum(Y * alpha)) - 0.5 * logdet - 0.5 * len(X) * np.log(2 * np.pi)
     return mean, var, lml
@@ -43,8 +53,9 @@ def test_masked_grid_cg_equals_cholesky_60x60():
     assert post.diagnostics()["interpolation_error_max"] < 1e-12  # selection: exact
     Xs = P[~observed][:8]
     mean, var, _ = _exact(kernel, X, Y, noise, Xs)
-    np.testing.assert_allclose(post.mean(jnp.asarray(Xs)), mean, atol=1e-8)
-    np.testing.assert_allclose(post.var(jnp.asarray(Xs)), var, atol=1e-8)
+    m, v = _moments(post, jnp.asarray(Xs), ("mean", "var"))
+    np.testing.assert_allclose(m, mean, atol=1e-8)
+    np.testing.assert_allclose(v, var, atol=1e-8)
 
 
 def test_ski_converges_to_exact_as_grid_refines():
@@ -86,8 +97,9 @@ def test_love_on_grid_and_pathwise_moments_match_exact():
     assert info["love_std_rel_error_max"] < 1e-2 and info["love_accepted"]
     Xs = np.linspace(0.02, 0.98, 40)[:, None]
     mean, var, _ = _exact(kernel, X, Y, noise, Xs)
-    np.testing.assert_allclose(post.mean(jnp.asarray(Xs)), mean, atol=1e-3)
-    np.testing.assert_allclose(np.sqrt(post.var(jnp.asarray(Xs))), np.sqrt(var), rtol=1e-2)
+    m, v = _moments(post, jnp.asarray(Xs), ("mean", "var"))
+    np.testing.assert_allclose(m, mean, atol=1e-3)
+    np.testing.assert_allclose(np.sqrt(v), np.sqrt(var), rtol=1e-2)
     S = 2000
     samples = np.asarray(post.pathwise(jnp.asarray(Y), jnp.asarray(Xs[::4]), S, jax.random.key(3)))[:, :, 0]
     sd = np.sqrt(var[::4])
@@ -146,8 +158,8 @@ def test_sample_variances_on_grid_are_unbiased():
     post = inf.condition(kernel, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(noise), jax.random.key(5))
     Xs = np.linspace(0.05, 0.95, 30)[:, None]
     _, var, _ = _exact(kernel, X, Y, noise, Xs)
-    sd = np.sqrt(np.asarray(post.var(jnp.asarray(Xs))))
-    sd_ski = np.sqrt(np.asarray(post.var_exact(jnp.asarray(Xs))))  # the same model, solved exactly
+    v, v_exact = _moments(post, jnp.asarray(Xs), ("var", "var_exact"))  # var_exact: the same model, solved exactly
+    sd, sd_ski = np.sqrt(np.asarray(v)), np.sqrt(np.asarray(v_exact))
     # sd error of a variance from S draws: ~ 1 / sqrt(2 S) = 3.5%.
     rel = np.abs(sd - sd_ski) / sd_ski
     assert np.median(rel) < 2.0 / np.sqrt(2 * S) and np.max(rel) < 4.5 / np.sqrt(2 * S)
@@ -174,10 +186,11 @@ def test_love_rank_grows_until_held_out_check_points_meet_tolerance():
     info = post.diagnostics()
     assert 8 < info["love_rank"] < n and info["love_rank"] % 8 == 0
     assert info["love_accepted"] and info["love_std_rel_error_max"] <= 0.02  # held-out check points
-    sd_exact = np.sqrt(np.asarray(post.var_exact(Xs)))  # the same model solved by CG at every point
-    rel = np.abs(np.sqrt(np.asarray(post.var_cached(Xs))) - sd_exact) / sd_exact
+    v_exact, v_cached = _moments(post, Xs, ("var_exact", "var_cached"))  # var_exact: CG at every point
+    sd_exact = np.sqrt(np.asarray(v_exact))
+    rel = np.abs(np.sqrt(np.asarray(v_cached)) - sd_exact) / sd_exact
     assert np.median(rel) < 0.02 and np.max(rel) < 0.05
-    rel_capped = np.abs(np.sqrt(np.asarray(capped.var_cached(Xs))) - sd_exact) / sd_exact
+    rel_capped = np.abs(np.sqrt(np.asarray(_moments(capped, Xs, ("var_cached",))[0])) - sd_exact) / sd_exact
     assert np.median(rel_capped) > 0.05  # rank 8 is visibly wrong here
 
 
@@ -227,14 +240,13 @@ def test_block_jacobi_on_scattered_ski_cuts_iterations_not_accuracy():
         for inf in (pre, plain):
             _, _, res, alpha, _, _, lml, stderr, _ = inf._solve_all(kernel, X, Y, noise, jax.random.key(0))
             out.append((alpha, res.iterations, lml, stderr))
-        return out
+        return out, pre.operator(kernel, X, noise).as_matrix()  # and the same interpolated kernel, densely
 
-    (a1, it1, lml1, se1), (a0, it0, lml0, se0) = solve(jnp.asarray(X), Y)
+    ((a1, it1, lml1, se1), (a0, it0, lml0, se0)), A = solve(jnp.asarray(X), Y)
     np.testing.assert_allclose(a1, a0, rtol=1e-6, atol=1e-6 * float(jnp.max(jnp.abs(a0))))
     assert int(it1) < 0.5 * int(it0), (int(it1), int(it0))
     # the dense log-likelihood of the same interpolated kernel: both estimates within their errors
-    op = pre.operator(kernel, jnp.asarray(X), noise)
-    A = np.asarray(jax.jit(lambda o: o.as_matrix())(op))
+    A = np.asarray(A)
     exact = -0.5 * float(Y[:, 0] @ np.linalg.solve(A, Y[:, 0])) - 0.5 * np.linalg.slogdet(A)[1] - 0.5 * n * np.log(
         2 * np.pi)
     assert abs(float(lml1) - exact) < 4 * float(se1) + 1e-6 * abs(exact), (float(lml1), exact, float(se1))
@@ -256,11 +268,15 @@ def test_pair_interpolation_error_equals_the_dense_ski_kernel():
     A, step, far, lo, hi = pairs
     near = np.clip(A + np.asarray(grid.spacing) * step, lo, hi)
     P, Q = np.concatenate([A, A, A]), np.concatenate([A, near, far])
-    K_UU = np.asarray(grid_operator(kernel, grid).as_matrix())
-    Wp = np.asarray(interpolation_weights(jnp.asarray(P), grid, 3).as_matrix())
-    Wq = np.asarray(interpolation_weights(jnp.asarray(Q), grid, 3).as_matrix())
-    approx = np.einsum("im,mk,ik->i", Wp, K_UU, Wq)
-    exact = np.diag(np.asarray(kernel.cross(jnp.asarray(P), jnp.asarray(Q))))
+
+    @jax.jit
+    def dense(P, Q):  # W_P K_UU W_Q^T and K(P, Q) from dense matrices, in one program
+        K_UU = grid_operator(kernel, grid).as_matrix()
+        Wp = interpolation_weights(P, grid, 3).as_matrix()
+        Wq = interpolation_weights(Q, grid, 3).as_matrix()
+        return jnp.einsum("im,mk,ik->i", Wp, K_UU, Wq), jnp.diag(kernel.cross(P, Q))
+
+    approx, exact = (np.asarray(a) for a in dense(jnp.asarray(P), jnp.asarray(Q)))
     dense = np.max(np.abs(approx - exact)) / 0.7
     assert dense > 1e-3  # a rough axis at 3 points per length scale: a visible error
     np.testing.assert_allclose(pair_interpolation_error(kernel, pairs, grid, 3), dense, rtol=1e-9)

@@ -97,12 +97,15 @@ def test_prior_in_time_has_the_time_kernel_covariance(time_kernel):
     X, _, noise = _data(40)
     k = _kernel(time_kernel)
     inf = SKI(time_dim=2, points_per_length_scale=3.0, interpolation_tol=None).for_data(k, X)
-    op = inf.operator(k, jnp.asarray(X), jnp.asarray(noise))
-    assert op.markov == (time_kernel.nu == 0.5 if isinstance(time_kernel, Matern) else False)
-    times = jnp.asarray(np.union1d(TIMES, [-0.5, 0.7, 4.0]))
-    T = times.shape[0]
-    F = _prior_in_time(op, times, jnp.eye(T)[:, None, :])[:, 0, :]  # (T, T): the factor itself
-    Kt = op.temporal.cross(op._times(times), op._times(times))
+
+    @eqx.filter_jit
+    def factor(X, noise, times):  # one program, not one per operation
+        op = inf.operator(k, X, noise)
+        F = _prior_in_time(op, times, jnp.eye(times.shape[0])[:, None, :])[:, 0, :]  # (T, T): the factor itself
+        return op.markov, F, op.temporal.cross(op._times(times), op._times(times))
+
+    markov, F, Kt = factor(jnp.asarray(X), jnp.asarray(noise), jnp.asarray(np.union1d(TIMES, [-0.5, 0.7, 4.0])))
+    assert markov == (time_kernel.nu == 0.5 if isinstance(time_kernel, Matern) else False)
     np.testing.assert_allclose(F @ F.T, Kt, atol=1e-9)
 
 
