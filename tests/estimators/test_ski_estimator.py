@@ -67,3 +67,23 @@ def test_auto_picks_the_masked_grid_for_gridded_data_only(monkeypatch):
     assert gpr.solver_info_["preconditioner"] == "circulant"
     exact = ScalableGPRegressor(kern, alpha=0.01, optimizer=None, solver="cholesky").fit(Xs, y)
     np.testing.assert_allclose(gpr.predict(small), exact.predict(small), atol=1e-5)
+
+
+def test_auto_variances_past_exact_var_max():
+    """``variance_method="auto"`` past ``exact_var_max`` test points (LOVE when its check-point error
+    is within ``love_max_error``, else exact solves, chosen inside the compiled program: it once
+    failed to trace) against scikit-learn's exact GP."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import Matern as SkMatern
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (200, 1))
+    y = np.sin(6 * X[:, 0]) + 0.1 * rng.standard_normal(200)
+    kernel = SkMatern(0.2, length_scale_bounds="fixed", nu=1.5)
+    Xs = np.linspace(0.05, 0.95, 40)[:, None]
+    est = ScalableGPRegressor(kernel, alpha=0.01, optimizer=None, solver=SKIInference(exact_var_max=8)).fit(X, y)
+    mean, std = est.predict(Xs, return_std=True)
+    ref = GaussianProcessRegressor(kernel, alpha=0.01, optimizer=None).fit(X, y)
+    ref_mean, ref_std = ref.predict(Xs, return_std=True)
+    np.testing.assert_allclose(mean, ref_mean, atol=5e-3)  # SKI's interpolation_tol, relative to the prior variance
+    np.testing.assert_allclose(std, ref_std, rtol=0.03)  # LOVE within love_max_error (2%) plus interpolation
