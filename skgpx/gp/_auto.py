@@ -61,9 +61,9 @@ SKI_MAX_FILL = 8
 SKI_MAX_GRID = 2**22
 # "auto" uses time groups for at most this many distinct times (CG's max_time_groups default).
 MAX_TIME_GROUPS = 64
-# Matrix-free time groups pad each group to whole blocks; a product costs (padded rows)^2, and
-# skipping the temporal kernel per pair saves about half of plain CG's, so 1.2^2 still gains.
-TIME_GROUP_MAX_PAD = 1.2
+# Matrix-free time groups pad each group to whole blocks and a product costs (padded rows)^2: at
+# the benchmark's 1.125 one evaluation already costs what plain CG's does (docs/performance.md).
+TIME_GROUP_MAX_PAD = 1.15
 
 
 def masked_grid_fits(kernel, X) -> bool:
