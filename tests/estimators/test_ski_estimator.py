@@ -87,3 +87,21 @@ def test_auto_variances_past_exact_var_max():
     ref_mean, ref_std = ref.predict(Xs, return_std=True)
     np.testing.assert_allclose(mean, ref_mean, atol=5e-3)  # SKI's interpolation_tol, relative to the prior variance
     np.testing.assert_allclose(std, ref_std, rtol=0.03)  # LOVE within love_max_error (2%) plus interpolation
+
+
+def test_outside_the_grid_is_nan_in_cov_and_pathwise_samples():
+    """Outside the grid (it covers the training data only) every prediction is NaN, as documented:
+    ``return_cov`` once gave those rows zero covariance and pathwise samples gave zeros there."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (60, 1))
+    y = np.sin(6 * X[:, 0]) + 0.1 * rng.standard_normal(60)
+    est = ScalableGPRegressor(1.0 * Matern(0.3, nu=2.5), alpha=0.01, optimizer=None, solver="ski",
+                              random_state=0).fit(X, y)
+    Xs = np.array([[-3.0], [0.5], [9.0]])
+    outside = np.array([True, False, True])
+    _, cov = est.predict(Xs, return_cov=True)
+    assert np.all(np.isnan(cov[outside])) and np.all(np.isnan(cov[:, outside]))
+    assert np.isfinite(cov[1, 1]) and cov[1, 1] > 0
+    for method in ("pathwise", "exact"):
+        samples = est.sample_y(Xs, n_samples=2, random_state=0, method=method)
+        assert np.all(np.isnan(samples[outside])) and np.all(np.isfinite(samples[~outside]))
