@@ -345,7 +345,8 @@ class SKI(AbstractInference):
                 Z = blocks.sample(key, k)
                 W, logdet_P = blocks.solve(Z), blocks.logdet()
             cols = [Y, Z] + ([] if extra is None else [extra])
-            res = pcg(op.mm, jnp.concatenate(cols, axis=1), self.precond(op, blocks), tol=tol,
+            # blocks.solve or plain CG: never the circulant P here, whose log|P| SLQ cannot add back
+            res = pcg(op.mm, jnp.concatenate(cols, axis=1), None if blocks is None else blocks.solve, tol=tol,
                       max_iter=self.max_iter, record=self.lanczos_order,
                       label="SKI CG" if blocks is None else "SKI PCG")
             x = res.x
