@@ -145,6 +145,17 @@ def test_prepare_errors_name_the_fix():
         SKIInference().condition(RBF(0.3), jnp.asarray(X), jnp.ones((20, 1)), jnp.ones(20), jax.random.key(0))
 
 
+def test_a_size_cap_below_the_smallest_grid_is_an_error_not_a_hang():
+    """A cap smaller than the smallest automatic grid (two cells plus the stencil's two nodes each
+    side per axis: 36 points in 2-D) once widened the spacing forever."""
+    X = np.random.default_rng(4).uniform(0, 1, (20, 2))
+    for ski in (SKIInference(max_grid_size=20), SKIInference(max_refined_size=20),
+                SKIInference(max_grid_size=20, interpolation_tol=None)):
+        with pytest.raises(ValueError, match="at least 36 points"):
+            ski.for_data(RBF(0.3), X)
+    assert SKIInference(max_grid_size=36, interpolation_tol=None).for_data(RBF(0.3), X).grid.size <= 36
+
+
 def test_sample_variances_on_grid_are_unbiased():
     rng = np.random.default_rng(5)
     n = 300
