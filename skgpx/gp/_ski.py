@@ -187,6 +187,10 @@ class SKI(AbstractInference):
         the grid has one node on that column (space only) and the data's distinct times are kept."""
         X = np.asarray(X, dtype=np.float64)
         d = X.shape[1]
+        pps = self.points_per_length_scale
+        if isinstance(pps, tuple) and len(pps) not in (1, d):
+            raise ValueError(f"`points_per_length_scale` is a number or one per input column; got {pps!r} "
+                             f"({len(pps)} values) for X with {d} columns.")
         time = {}
         space = X
         if self.time_dim is not None:
