@@ -159,6 +159,9 @@ class SKI(AbstractInference):
                                  "needed at every test time); use 'auto', 'love' or 'exact'.")
             if self.preconditioner == "circulant":
                 raise ValueError("preconditioner='circulant' is not available with `time_dim`; use 'auto' or 'none'.")
+        for option in ("n_check", "n_interp_check"):  # the LOVE and interpolation checks need a point each
+            if int(getattr(self, option)) < 1:
+                raise ValueError(f"`{option}` must be >= 1, got {getattr(self, option)!r}.")
         if int(self.love_rank) < 1 or int(self.n_probes) < 1 or int(self.max_iter) < 1:
             raise ValueError("`love_rank`, `n_probes` and `max_iter` must be >= 1.")
         if int(self.love_max_rank) < int(self.love_rank):

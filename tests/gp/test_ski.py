@@ -143,6 +143,9 @@ def test_prepare_errors_name_the_fix():
         SKIInference(interpolation_order=0).for_data(RBF(0.3), X)
     with pytest.raises(ValueError, match=r"points_per_length_scale.*one per input column.*3 columns"):
         SKIInference(points_per_length_scale=(4.0, 4.0)).for_data(RBF(0.3), np.c_[X, X[:, :1]])
+    for option in ("n_check", "n_interp_check"):
+        with pytest.raises(ValueError, match=f"`{option}` must be >= 1"):
+            SKIInference(**{option: 0})
     with pytest.raises(ValueError, match="for_data"):
         SKIInference().condition(RBF(0.3), jnp.asarray(X), jnp.ones((20, 1)), jnp.ones(20), jax.random.key(0))
 
