@@ -424,6 +424,7 @@ class ScalableGPRegressor(DeviceCloneMixin, MultiOutputMixin, RegressorMixin, Ba
                 )
             return self._sample_pathwise(X, n_samples, rng)
         y_mean, y_cov = self.predict(X, return_cov=True)
+        y_cov = np.where(np.isnan(y_cov), 0.0, y_cov)  # points outside a SKI grid: NaN mean, so NaN samples
         if y_mean.ndim == 1:
             return rng.multivariate_normal(y_mean, y_cov, n_samples).T
         samples = [

@@ -159,6 +159,9 @@ class SKI(AbstractInference):
                                  "needed at every test time); use 'auto', 'love' or 'exact'.")
             if self.preconditioner == "circulant":
                 raise ValueError("preconditioner='circulant' is not available with `time_dim`; use 'auto' or 'none'.")
+        for option in ("n_check", "n_interp_check"):  # the LOVE and interpolation checks need a point each
+            if int(getattr(self, option)) < 1:
+                raise ValueError(f"`{option}` must be >= 1, got {getattr(self, option)!r}.")
         if int(self.love_rank) < 1 or int(self.n_probes) < 1 or int(self.max_iter) < 1:
             raise ValueError("`love_rank`, `n_probes` and `max_iter` must be >= 1.")
         if int(self.love_max_rank) < int(self.love_rank):
@@ -187,6 +190,10 @@ class SKI(AbstractInference):
         the grid has one node on that column (space only) and the data's distinct times are kept."""
         X = np.asarray(X, dtype=np.float64)
         d = X.shape[1]
+        pps = self.points_per_length_scale
+        if isinstance(pps, tuple) and len(pps) not in (1, d):
+            raise ValueError(f"`points_per_length_scale` is a number or one per input column; got {pps!r} "
+                             f"({len(pps)} values) for X with {d} columns.")
         time = {}
         space = X
         if self.time_dim is not None:
@@ -345,7 +352,8 @@ class SKI(AbstractInference):
                 Z = blocks.sample(key, k)
                 W, logdet_P = blocks.solve(Z), blocks.logdet()
             cols = [Y, Z] + ([] if extra is None else [extra])
-            res = pcg(op.mm, jnp.concatenate(cols, axis=1), self.precond(op, blocks), tol=tol,
+            # blocks.solve or plain CG: never the circulant P here, whose log|P| SLQ cannot add back
+            res = pcg(op.mm, jnp.concatenate(cols, axis=1), None if blocks is None else blocks.solve, tol=tol,
                       max_iter=self.max_iter, record=self.lanczos_order,
                       label="SKI CG" if blocks is None else "SKI PCG")
             x = res.x

@@ -124,7 +124,9 @@ class SKIPosterior(AbstractPosterior):
                              f"points (limit {self.inference.cov_max}). Use return_std or fewer points.")
         op = self.operator
         Ks = op.cross_columns(Xs)
-        return op.test_gram(Xs) + jnp.diag(self._white(Xs)) - Ks.T @ self._solve(Ks, self.inference.var_solve_tol)
+        cov = op.test_gram(Xs) + jnp.diag(self._white(Xs)) - Ks.T @ self._solve(Ks, self.inference.var_solve_tol)
+        covered = self._interp(Xs).covered()
+        return jnp.where(covered[:, None] & covered[None, :], cov, jnp.nan)  # NaN outside the grid, as the mean
 
     def solve_train(self, R):
         return self._solve(R)
@@ -190,5 +192,6 @@ def _pathwise(post, Y, Xs, n_samples, key, include_white):
     if include_white:
         white = post._white(Xs)
         samples = samples + jnp.sqrt(white)[:, None] * jax.random.normal(k_white, samples.shape, Y.dtype)
+    samples = jnp.where(post._interp(Xs).covered()[:, None], samples, jnp.nan)  # NaN outside the grid
     m = Xs.shape[0]
     return jnp.transpose(samples.reshape(m, n_samples, t), (1, 0, 2))

@@ -119,5 +119,6 @@ def _pathwise(post, Y, Xs, times, data_idx, test_idx, n_samples, key, include_wh
     if include_white:
         white = post._white(Xs)
         samples = samples + jnp.sqrt(white)[:, None] * jax.random.normal(k_white, samples.shape, Y.dtype)
+    samples = jnp.where(post._interp(Xs).covered()[:, None], samples, jnp.nan)  # NaN outside the grid
     m = Xs.shape[0]
     return jnp.transpose(samples.reshape(m, n_samples, t), (1, 0, 2))

@@ -105,6 +105,11 @@ def auto_grid(X, scales, points_per_scale: float = 4.0, max_size: int = 2**22, p
         inner = np.where(finite, np.ceil((hi - lo) / h).astype(np.int64) + 1, 1)
         return np.where(finite, inner + 2 * pad, 1)
 
+    smallest = math.prod(int(s) for s in np.where(finite, np.where(hi > lo, 2, 1) + 2 * pad, 1))
+    if smallest > max_size:  # no spacing reaches it: the widening below would never stop
+        raise ValueError(f"The automatic grid for {X.shape[1]}-D data needs at least {smallest} points (two cells "
+                         f"and the interpolation stencil's {pad} nodes each side per axis), above its cap "
+                         f"max_size={max_size}; raise SKI's `max_grid_size` / `max_refined_size`.")
     shape = shape_for(h)
     widen = 1.0
     while math.prod(int(s) for s in shape) > max_size:

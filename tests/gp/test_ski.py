@@ -141,8 +141,24 @@ def test_prepare_errors_name_the_fix():
         SKIInference().for_data(DotProduct(1.0), X)
     with pytest.raises(ValueError, match="regular lattice"):
         SKIInference(interpolation_order=0).for_data(RBF(0.3), X)
+    with pytest.raises(ValueError, match=r"points_per_length_scale.*one per input column.*3 columns"):
+        SKIInference(points_per_length_scale=(4.0, 4.0)).for_data(RBF(0.3), np.c_[X, X[:, :1]])
+    for option in ("n_check", "n_interp_check"):
+        with pytest.raises(ValueError, match=f"`{option}` must be >= 1"):
+            SKIInference(**{option: 0})
     with pytest.raises(ValueError, match="for_data"):
         SKIInference().condition(RBF(0.3), jnp.asarray(X), jnp.ones((20, 1)), jnp.ones(20), jax.random.key(0))
+
+
+def test_a_size_cap_below_the_smallest_grid_is_an_error_not_a_hang():
+    """A cap smaller than the smallest automatic grid (two cells plus the stencil's two nodes each
+    side per axis: 36 points in 2-D) once widened the spacing forever."""
+    X = np.random.default_rng(4).uniform(0, 1, (20, 2))
+    for ski in (SKIInference(max_grid_size=20), SKIInference(max_refined_size=20),
+                SKIInference(max_grid_size=20, interpolation_tol=None)):
+        with pytest.raises(ValueError, match="at least 36 points"):
+            ski.for_data(RBF(0.3), X)
+    assert SKIInference(max_grid_size=36, interpolation_tol=None).for_data(RBF(0.3), X).grid.size <= 36
 
 
 def test_sample_variances_on_grid_are_unbiased():
