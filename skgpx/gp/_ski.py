@@ -21,7 +21,8 @@ plus the kernel's ``White`` part). A product with ``A`` costs ``O(n q^d + M log 
 
   - on a masked grid (order 0, one observation per cell, Toeplitz kernel operator) the
     observed cells' block of ``(C + s I)^{-1}`` (``C`` the circulant embedding, ``s`` the mean
-    noise) for the targets and check points, and the SLQ probes separately by plain CG for their
+    noise) for the targets and check points (and, in the optimiser's objective, the SLQ probes,
+    whose solutions its gradient needs), and the SLQ probes separately by plain CG for their
     ``lanczos_order`` Lanczos coefficients (that ``P`` has no log-determinant to add back);
   - elsewhere block-Jacobi (:func:`skgpx.solvers.block_jacobi`): the exact kernel plus noise on
     blocks of at most ``block_size`` nearby points (median bisection in length-scale units,
@@ -332,19 +333,21 @@ class SKI(AbstractInference):
         return lambda R: op.interp.gather(op.grid_op.circulant_solve(op.interp.scatter(R), shift))
 
     # -- solves ---------------------------------------------------------------------------
-    def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None, precondition=False):
+    def _solve_all(self, kernel, X, Y, noise, key, extra=None, tol=None, probe_solves=True):
         """One CG block for ``[Y, probes, extra]``: block-Jacobi PCG with probes ``z ~ N(0, P)``
-        (preconditioned SLQ), or plain CG. With the circulant preconditioner (only when
-        ``precondition``) ``[Y, extra]`` by PCG and the probes by plain CG for their
-        ``lanczos_order`` Lanczos coefficients only (its ``log|P|`` is not available). Returns
-        ``(op, x, res, alpha, U, W, lml, logdet stderr, P)``: ``x`` the solutions in block order,
-        ``W = P^{-1} Z`` for the gradient's trace term, ``P`` the block-Jacobi preconditioner or ``None``."""
+        (preconditioned SLQ), or plain CG. With the circulant preconditioner, ``[Y, probes, extra]``
+        by PCG (the probes only with ``probe_solves``: the gradient's trace term needs their
+        solutions, the fit does not) and the probes again by plain CG for their ``lanczos_order``
+        Lanczos coefficients (SLQ cannot add back that ``P``'s ``log|P|``). Returns
+        ``(op, x, res, alpha, U, W, lml, logdet stderr, P)``: ``x`` the solutions in block order
+        (without ``probe_solves``, the probes' partial plain-CG iterates), ``W = P^{-1} Z`` for the
+        gradient's trace term, ``P`` the block-Jacobi preconditioner or ``None``."""
         n, t = Y.shape
         k = self.n_probes
         op = self.operator(kernel, X, noise)
         tol = self.tol if tol is None else tol
         blocks = self.blocks(kernel, X, noise)
-        P = self.precond(op) if precondition and blocks is None else None
+        P = self.precond(op) if blocks is None else None  # the circulant P, or None
         if P is None:
             if blocks is None:
                 Z, W, logdet_P = jax.random.normal(key, (n, k), X.dtype), None, 0.0
@@ -352,8 +355,7 @@ class SKI(AbstractInference):
                 Z = blocks.sample(key, k)
                 W, logdet_P = blocks.solve(Z), blocks.logdet()
             cols = [Y, Z] + ([] if extra is None else [extra])
-            # blocks.solve or plain CG: never the circulant P here, whose log|P| SLQ cannot add back
-            res = pcg(op.mm, jnp.concatenate(cols, axis=1), None if blocks is None else blocks.solve, tol=tol,
+            res = pcg(op.mm, jnp.concatenate(cols, axis=1), self.precond(op, blocks), tol=tol,
                       max_iter=self.max_iter, record=self.lanczos_order,
                       label="SKI CG" if blocks is None else "SKI PCG")
             x = res.x
@@ -361,11 +363,11 @@ class SKI(AbstractInference):
             W = Z if W is None else W
         else:
             Z = W = jax.random.normal(key, (n, k), X.dtype)
-            B = Y if extra is None else jnp.concatenate([Y, extra], axis=1)
-            res = pcg(op.mm, B, P, tol=tol, max_iter=self.max_iter, label="SKI PCG")
+            cols = [Y] + ([Z] if probe_solves else []) + ([] if extra is None else [extra])
+            res = pcg(op.mm, jnp.concatenate(cols, axis=1), P, tol=tol, max_iter=self.max_iter, label="SKI PCG")
             coef = pcg(op.mm, Z, tol=tol, max_iter=self.lanczos_order, record=self.lanczos_order,
                        label="SKI log-determinant probes")
-            x = jnp.concatenate([res.x[:, :t], coef.x, res.x[:, t:]], axis=1)
+            x = res.x if probe_solves else jnp.concatenate([res.x[:, :t], coef.x, res.x[:, t:]], axis=1)
             logdet, samples = slq_logdet(coef, slice(0, k), Z)
         alpha = x[:, :t]
         lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n, t)
@@ -408,7 +410,7 @@ class SKI(AbstractInference):
             E = jnp.sqrt(noise_diagonal(kernel, X, noise))[:, None] * jax.random.normal(ke, (n, S), X.dtype)
             extra = jnp.concatenate([Kc, op.interp.gather(F_U) + E], axis=1)
         _, x, res, alpha, _, _, lml, stderr, blocks = self._solve_all(kernel, X, Y, noise, k_slq, extra,
-                                                                        precondition=True)
+                                                                        probe_solves=False)
         jax.debug.callback(functools.partial(_warn_lml, tol=self.tol, max_iter=self.max_iter, what="fit"),
                            res.converged, jnp.max(res.relative_residual), res.iterations)
         off = t + self.n_probes
