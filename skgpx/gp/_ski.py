@@ -467,6 +467,9 @@ class SKI(AbstractInference):
             jax.debug.callback(functools.partial(_warn_love, tol=self.love_max_error, method=self.variance_method,
                                                  cap=self.love_rank_cap(n), exact_max=self.exact_var_max),
                                jnp.max(err), steps)
+        elif self.variance_method == "samples":
+            jax.debug.callback(functools.partial(_warn_samples, S=self.n_variance_samples),
+                               jnp.max(err), op.grid_op.embedding_negativity())
         ie = _interpolation_error(kernel, op, X, self, k_interp)
         stats = dict(iterations=res.iterations, relative_residual=jnp.max(res.relative_residual),
                      converged=res.converged, logdet_stderr=stderr, love_steps=steps, love_err_median=jnp.median(err),
@@ -514,6 +517,30 @@ def _warn_love(err, steps, tol, method, cap, exact_max):
         f"solver='ski': LOVE standard deviations are off by up to {err:.3g} (relative) on the check points "
         f"after {steps} Lanczos steps (love_max_error={tol}, rank cap {cap}); {then}. Raise `love_max_rank`, or "
         "use variance_method='samples' (error ~ 1/sqrt(2 n_variance_samples)). solver_info_ has the figures.",
+        ConvergenceWarning,
+        stacklevel=2,
+    )
+
+
+# Held-out sample standard deviations this many sampling standard errors (1 / sqrt(2 S)) off are
+# not sampling noise: over n_check / 2 points a false alarm has odds of about 1e-3.
+_SAMPLES_ALARM = 4.0
+
+
+def _warn_samples(err, negativity, S):
+    """Host side: ``ConvergenceWarning`` when ``variance_method="samples"`` is further off on the
+    held-out check points than its ``S`` draws explain (the grid prior's circulant embedding,
+    its negative eigenvalues clipped, then draws from the wrong covariance)."""
+    err, negativity = float(err), float(negativity)
+    expected = 1.0 / math.sqrt(2 * S)
+    if err <= _SAMPLES_ALARM * expected:
+        return
+    warnings.warn(
+        f"solver='ski', variance_method='samples': standard deviations are off by up to {err:.3g} (relative) "
+        f"on the held-out check points, where {S} draws explain about {expected:.2g}; the prior draws on the grid "
+        f"use the kernel's smallest circulant embedding, and its negative eigenvalues ({negativity:.2g} of the "
+        "largest) were clipped, so the draws have the wrong covariance (a kernel smooth over the grid's extent). "
+        "Use variance_method='love' or 'auto'. solver_info_ has the figures.",
         ConvergenceWarning,
         stacklevel=2,
     )
