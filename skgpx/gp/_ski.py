@@ -22,8 +22,9 @@ plus the kernel's ``White`` part). A product with ``A`` costs ``O(n q^d + M log 
   - on a masked grid (order 0, one observation per cell, Toeplitz kernel operator) the
     observed cells' block of ``(C + s I)^{-1}`` (``C`` the circulant embedding, ``s`` the mean
     noise) for the targets and check points (and, in the optimiser's objective, the SLQ probes,
-    whose solutions its gradient needs), and the SLQ probes separately by plain CG for their
-    ``lanczos_order`` Lanczos coefficients (that ``P`` has no log-determinant to add back);
+    whose solutions its gradient needs), and the SLQ probes ``z ~ N(0, P_b)`` separately by
+    block-Jacobi PCG for their ``lanczos_order`` Lanczos coefficients, ``log|A| = log|P_b| +``
+    preconditioned SLQ (the circulant ``P`` has no log-determinant to add back);
   - elsewhere block-Jacobi (:func:`skgpx.solvers.block_jacobi`): the exact kernel plus noise on
     blocks of at most ``block_size`` nearby points (median bisection in length-scale units,
     ``block_scales`` set by :meth:`SKI.for_data`), with probes ``z ~ N(0, P)`` and
@@ -315,6 +316,9 @@ class SKI(AbstractInference):
         floats would exceed the memory budget."""
         if self.preconditioner != "block-jacobi":
             return None
+        return self._block_jacobi(kernel, X, noise)
+
+    def _block_jacobi(self, kernel, X, noise):
         n = X.shape[0]
         size = max(1, min(int(self.block_size), dense_memory_budget() // (8 * max(n, 1))))
         scales = self.block_scales or _cell_scales(self.grid)  # for_data not called: grid cells
@@ -337,10 +341,10 @@ class SKI(AbstractInference):
         """One CG block for ``[Y, probes, extra]``: block-Jacobi PCG with probes ``z ~ N(0, P)``
         (preconditioned SLQ), or plain CG. With the circulant preconditioner, ``[Y, probes, extra]``
         by PCG (the probes only with ``probe_solves``: the gradient's trace term needs their
-        solutions, the fit does not) and the probes again by plain CG for their ``lanczos_order``
-        Lanczos coefficients (SLQ cannot add back that ``P``'s ``log|P|``). Returns
-        ``(op, x, res, alpha, U, W, lml, logdet stderr, P)``: ``x`` the solutions in block order
-        (without ``probe_solves``, the probes' partial plain-CG iterates), ``W = P^{-1} Z`` for the
+        solutions, the fit does not) and the probes ``z ~ N(0, P_b)`` again by block-Jacobi PCG for
+        their ``lanczos_order`` Lanczos coefficients (SLQ cannot add back the circulant ``log|P|``).
+        Returns ``(op, x, res, alpha, U, W, lml, logdet stderr, P)``: ``x`` the solutions in block
+        order (without ``probe_solves``, the probes' partial iterates), ``W = P^{-1} Z`` for the
         gradient's trace term, ``P`` the block-Jacobi preconditioner or ``None``."""
         n, t = Y.shape
         k = self.n_probes
@@ -362,13 +366,17 @@ class SKI(AbstractInference):
             logdet, samples = slq_logdet(res, slice(t, t + k), Z, W, logdet_P)
             W = Z if W is None else W
         else:
-            Z = W = jax.random.normal(key, (n, k), X.dtype)
+            # SLQ through block-Jacobi (probes z ~ N(0, P_b), log|P_b| + preconditioned SLQ: far less
+            # variance than plain probes); the solves through the circulant P, faster to converge.
+            slq = self._block_jacobi(kernel, X, noise)
+            Z = slq.sample(key, k)
+            W = slq.solve(Z)
             cols = [Y] + ([Z] if probe_solves else []) + ([] if extra is None else [extra])
             res = pcg(op.mm, jnp.concatenate(cols, axis=1), P, tol=tol, max_iter=self.max_iter, label="SKI PCG")
-            coef = pcg(op.mm, Z, tol=tol, max_iter=self.lanczos_order, record=self.lanczos_order,
+            coef = pcg(op.mm, Z, slq.solve, tol=tol, max_iter=self.lanczos_order, record=self.lanczos_order,
                        label="SKI log-determinant probes")
             x = res.x if probe_solves else jnp.concatenate([res.x[:, :t], coef.x, res.x[:, t:]], axis=1)
-            logdet, samples = slq_logdet(coef, slice(0, k), Z)
+            logdet, samples = slq_logdet(coef, slice(0, k), Z, W, slq.logdet())
         alpha = x[:, :t]
         lml = gaussian_log_likelihood(jnp.sum(Y * alpha), logdet, n, t)
         return op, x, res, alpha, x[:, t:t + k], W, lml, jnp.std(samples) / math.sqrt(k), blocks
