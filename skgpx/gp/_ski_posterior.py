@@ -9,7 +9,8 @@ With ``A = W K_UU W^T + diag(s)`` and ``a = A^{-1} Y``, the SKI predictive distr
 Variances: ``"samples"`` keeps ``S`` zero-mean posterior draws on the grid (their solves
 share the fit's CG block) and averages their squares: unbiased where the kernel's circulant
 embedding is positive semi-definite (else the fit warns: the clipped draws have the wrong
-covariance), ``O(q^d S)`` per point, relative error of the standard deviation about ``1 / sqrt(2 S)``. ``"love"`` uses the LOVE cache of Pleiss et al. (2018) kept on the grid,
+covariance), ``O(q^d S)`` per point, relative error of the standard deviation about
+``1 / sqrt(2 S)``. ``"love"`` uses the LOVE cache of Pleiss et al. (2018) kept on the grid,
 ``A^{-1} ~ V T^{-1} V^T`` from ``r`` Lanczos steps, stored as ``R = K_UU W^T V chol(T^{-1})``
 ``(M, r)``, so ``k*^T A^{-1} k* ~ |R^T w*|^2`` costs ``O(q^d r)`` per point whatever ``n``;
 ``"exact"`` solves ``A^{-1} k*`` by CG for every point (small test sets). The fit measures
